@@ -1,0 +1,227 @@
+//! Configuration: limits, timers, fragmentation and compression.
+
+use std::time::Duration;
+
+use crate::deflate::DeflateConfig;
+
+/// Every byte the core keeps on behalf of a peer is bounded by one of these.
+///
+/// Each limit maps to a close code or an HTTP status when a peer exceeds it:
+///
+/// | limit | default | peer exceeds it → |
+/// |---|---|---|
+/// | `max_frame_payload` | 4 MiB | close 1009 |
+/// | `max_message_size` (after inflation) | 4 MiB | close 1009 |
+/// | `max_fragments` (per message, empty ones count) | 1,024 | close 1009 |
+/// | `max_handshake_bytes` (request/response head) | 16 KiB | HTTP 431, or 414 if the request line alone does not fit |
+/// | `max_headers` | 64 | HTTP 431 |
+/// | `max_send_queue` (queued outgoing payload bytes) | 16 MiB | `send` returns [`Error::Backpressure`](crate::Error::Backpressure) |
+///
+/// The Autobahn TestSuite needs `max_frame_payload` and `max_message_size`
+/// of 16 MiB and `max_fragments` of 65,536; raise them per connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest accepted frame payload, in bytes.
+    pub max_frame_payload: usize,
+    /// Largest accepted message, in bytes, counted after inflation.
+    pub max_message_size: usize,
+    /// Most frames in one message, empty ones included.
+    pub max_fragments: usize,
+    /// Largest HTTP head (request or response line plus headers) accepted.
+    pub max_handshake_bytes: usize,
+    /// Most HTTP header fields accepted in the handshake.
+    pub max_headers: usize,
+    /// Most payload bytes queued for sending before `send` refuses.
+    pub max_send_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_payload: 4 << 20,
+            max_message_size: 4 << 20,
+            max_fragments: 1024,
+            max_handshake_bytes: 16 << 10,
+            max_headers: 64,
+            max_send_queue: 16 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets `max_frame_payload`.
+    pub fn max_frame_payload(mut self, v: usize) -> Self {
+        self.max_frame_payload = v;
+        self
+    }
+    /// Sets `max_message_size`.
+    pub fn max_message_size(mut self, v: usize) -> Self {
+        self.max_message_size = v;
+        self
+    }
+    /// Sets `max_fragments`.
+    pub fn max_fragments(mut self, v: usize) -> Self {
+        self.max_fragments = v;
+        self
+    }
+    /// Sets `max_handshake_bytes`.
+    pub fn max_handshake_bytes(mut self, v: usize) -> Self {
+        self.max_handshake_bytes = v;
+        self
+    }
+    /// Sets `max_headers`.
+    pub fn max_headers(mut self, v: usize) -> Self {
+        self.max_headers = v;
+        self
+    }
+    /// Sets `max_send_queue`.
+    pub fn max_send_queue(mut self, v: usize) -> Self {
+        self.max_send_queue = v;
+        self
+    }
+}
+
+/// Per-connection configuration, shared by both roles.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Memory limits.
+    pub limits: Limits,
+    /// `send` splits messages into frames of at most this many payload bytes
+    /// (default 32,767: a 32,767-byte message is one frame, 32,768 bytes two).
+    pub fragment_size: usize,
+    /// Deliver each data frame as an [`Event::Fragment`](crate::Event::Fragment)
+    /// as it arrives instead of reassembling messages (default off).
+    pub streaming: bool,
+    /// Answer pings automatically (default on). Only the latest of several
+    /// pings that arrive before a pong can be sent is answered.
+    pub auto_pong: bool,
+    /// Send a ping this often while open (default: never).
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection when no frame arrives for this long (default: never).
+    pub idle_timeout: Option<Duration>,
+    /// How long to wait for the peer's close frame or TCP close (default 5 s).
+    pub close_timeout: Duration,
+    /// How long the opening handshake may take, the server application's
+    /// decision included (default 10 s).
+    pub handshake_timeout: Duration,
+    /// permessage-deflate: offered (client) or accepted (server) when `Some`.
+    pub deflate: Option<DeflateConfig>,
+    /// Seed for the connection's RNG (masking keys, `Sec-WebSocket-Key`).
+    /// `None` seeds from the operating system's entropy source; tests pass a
+    /// fixed seed to get byte-exact output.
+    pub rng_seed: Option<[u8; 32]>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits::default(),
+            fragment_size: 32767,
+            streaming: false,
+            auto_pong: true,
+            ping_interval: None,
+            idle_timeout: None,
+            close_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            deflate: None,
+            rng_seed: None,
+        }
+    }
+}
+
+impl Config {
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// Sets the fragment size used by `send` (at least 1).
+    pub fn fragment_size(mut self, bytes: usize) -> Self {
+        self.fragment_size = bytes.max(1);
+        self
+    }
+    /// Turns streaming delivery on or off.
+    pub fn streaming(mut self, on: bool) -> Self {
+        self.streaming = on;
+        self
+    }
+    /// Turns automatic pongs on or off.
+    pub fn auto_pong(mut self, on: bool) -> Self {
+        self.auto_pong = on;
+        self
+    }
+    /// Sets the keepalive ping interval.
+    pub fn ping_interval(mut self, every: Option<Duration>) -> Self {
+        self.ping_interval = every;
+        self
+    }
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, after: Option<Duration>) -> Self {
+        self.idle_timeout = after;
+        self
+    }
+    /// Sets the close timeout.
+    pub fn close_timeout(mut self, d: Duration) -> Self {
+        self.close_timeout = d;
+        self
+    }
+    /// Sets the handshake timeout.
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.handshake_timeout = d;
+        self
+    }
+    /// Enables permessage-deflate with these settings, or disables it.
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+    /// Fixes the RNG seed (tests).
+    pub fn rng_seed(mut self, seed: [u8; 32]) -> Self {
+        self.rng_seed = Some(seed);
+        self
+    }
+}
+
+/// What a client puts in its upgrade request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientRequest {
+    /// The `Host` header value (`host` or `host:port`).
+    pub host: String,
+    /// The request target: path and query, e.g. `/chat?room=1`.
+    pub resource: String,
+    /// The `Origin` header, if any.
+    pub origin: Option<String>,
+    /// Subprotocols offered, in order of preference.
+    pub protocols: Vec<String>,
+    /// Extra headers (e.g. `Authorization`).
+    pub headers: Vec<(String, String)>,
+}
+
+impl ClientRequest {
+    /// A request for `resource` on `host`.
+    pub fn new(host: impl Into<String>, resource: impl Into<String>) -> Self {
+        ClientRequest {
+            host: host.into(),
+            resource: resource.into(),
+            ..Default::default()
+        }
+    }
+    /// Sets the `Origin` header.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+    /// Adds an offered subprotocol.
+    pub fn protocol(mut self, p: impl Into<String>) -> Self {
+        self.protocols.push(p.into());
+        self
+    }
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}

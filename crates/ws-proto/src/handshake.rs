@@ -1,0 +1,411 @@
+//! The opening handshake (RFC 6455 §4): building and parsing the HTTP/1.1
+//! upgrade request and response.
+//!
+//! Parsing functions are pure: they take the bytes received so far and either
+//! ask for more (`Ok(None)`), succeed with the number of bytes the head used
+//! (anything after it belongs to the WebSocket stream), or fail.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+use crate::{ClientRequest, HandshakeError, Limits, UpgradeRequest};
+
+/// The GUID of RFC 6455 §1.3.
+pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §1.3, §4.2.2).
+pub fn accept_key(key: &[u8]) -> String {
+    let mut h = Sha1::new();
+    h.update(key);
+    h.update(WEBSOCKET_GUID.as_bytes());
+    B64.encode(h.finalize())
+}
+
+/// Encodes 16 random bytes as a `Sec-WebSocket-Key`.
+pub fn encode_key(nonce: &[u8; 16]) -> String {
+    B64.encode(nonce)
+}
+
+/// A parsed and validated upgrade request, plus what the core needs to answer
+/// it.
+#[derive(Clone, Debug)]
+pub struct ParsedRequest {
+    /// What the application sees.
+    pub request: UpgradeRequest,
+    /// The client's `Sec-WebSocket-Key`.
+    pub key: String,
+}
+
+/// A handshake request the server refuses, with the HTTP status to answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRejection {
+    /// The status to answer with (400, 405, 414, 426, 431, 505).
+    pub status: u16,
+    /// Why.
+    pub error: HandshakeError,
+}
+
+/// Parses and validates a client's upgrade request.
+pub fn parse_request(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(ParsedRequest, usize)>, RequestRejection> {
+    let reject = |status, error| RequestRejection { status, error };
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let parsed = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n <= limits.max_handshake_bytes => n,
+        Ok(httparse::Status::Complete(_)) => {
+            return Err(reject(431, HandshakeError::HeadTooLarge));
+        }
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_handshake_bytes {
+                let line_done = buf[..limits.max_handshake_bytes].contains(&b'\n');
+                return Err(if line_done {
+                    reject(431, HandshakeError::HeadTooLarge)
+                } else {
+                    reject(414, HandshakeError::RequestLineTooLong)
+                });
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(reject(431, HandshakeError::TooManyHeaders));
+        }
+        Err(e) => return Err(reject(400, HandshakeError::Malformed(e.to_string()))),
+    };
+    let method = req.method.unwrap_or_default();
+    if method != "GET" {
+        return Err(reject(405, HandshakeError::BadMethod(method.to_string())));
+    }
+    if req.version != Some(1) {
+        return Err(reject(505, HandshakeError::BadHttpVersion));
+    }
+    let target = req.path.unwrap_or_default();
+    let hdrs: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .collect();
+    fn named<'a>(
+        hdrs: &'a [(String, String)],
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a (String, String)> + 'a {
+        hdrs.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+    }
+    let find = |name: &'static str| named(&hdrs, name);
+    let host = match find("host").next() {
+        Some((_, v)) if !v.trim().is_empty() => v.trim().to_string(),
+        _ => return Err(reject(400, HandshakeError::MissingHost)),
+    };
+    if !find("upgrade").any(|(_, v)| has_token(v, "websocket")) {
+        return Err(reject(426, HandshakeError::MissingUpgrade));
+    }
+    if !find("connection").any(|(_, v)| has_token(v, "upgrade")) {
+        return Err(reject(400, HandshakeError::MissingConnectionUpgrade));
+    }
+    let mut versions = find("sec-websocket-version");
+    match (versions.next(), versions.next()) {
+        (Some((_, v)), None) if v.trim() == "13" => {}
+        (v, _) => {
+            let v = v.map(|(_, v)| v.clone()).unwrap_or_default();
+            return Err(reject(426, HandshakeError::UnsupportedVersion(v)));
+        }
+    }
+    let mut keys = find("sec-websocket-key");
+    let key = match (keys.next(), keys.next()) {
+        (Some((_, k)), None) => k.trim().to_string(),
+        _ => return Err(reject(400, HandshakeError::BadKey)),
+    };
+    match B64.decode(key.as_bytes()) {
+        Ok(raw) if raw.len() == 16 => {}
+        _ => return Err(reject(400, HandshakeError::BadKey)),
+    }
+    let origin = find("origin").next().map(|(_, v)| v.clone());
+    let protocols: Vec<String> = find("sec-websocket-protocol")
+        .flat_map(|(_, v)| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let extensions: Vec<String> = find("sec-websocket-extensions")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.to_string(), None),
+    };
+    Ok(Some((
+        ParsedRequest {
+            request: UpgradeRequest {
+                path,
+                query,
+                host,
+                origin,
+                protocols,
+                extensions,
+                headers: hdrs.clone(),
+            },
+            key,
+        },
+        parsed,
+    )))
+}
+
+/// Writes the client's upgrade request.
+pub fn write_request(req: &ClientRequest, key: &str, extensions: Option<&str>, out: &mut Vec<u8>) {
+    let resource = if req.resource.is_empty() { "/" } else { &req.resource };
+    push(out, &["GET ", resource, " HTTP/1.1\r\nHost: ", &req.host, "\r\n"]);
+    push(out, &["Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ", key, "\r\n"]);
+    push(out, &["Sec-WebSocket-Version: 13\r\n"]);
+    if let Some(o) = &req.origin {
+        push(out, &["Origin: ", o, "\r\n"]);
+    }
+    if !req.protocols.is_empty() {
+        push(out, &["Sec-WebSocket-Protocol: ", &req.protocols.join(", "), "\r\n"]);
+    }
+    if let Some(e) = extensions {
+        push(out, &["Sec-WebSocket-Extensions: ", e, "\r\n"]);
+    }
+    for (n, v) in &req.headers {
+        push(out, &[n, ": ", v, "\r\n"]);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a 101 response.
+pub fn write_accept(
+    key: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    headers: &[(String, String)],
+    out: &mut Vec<u8>,
+) {
+    push(out, &["HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"]);
+    push(out, &["Sec-WebSocket-Accept: ", &accept_key(key.as_bytes()), "\r\n"]);
+    if let Some(p) = protocol {
+        push(out, &["Sec-WebSocket-Protocol: ", p, "\r\n"]);
+    }
+    if let Some(e) = extensions {
+        push(out, &["Sec-WebSocket-Extensions: ", e, "\r\n"]);
+    }
+    for (n, v) in headers {
+        push(out, &[n, ": ", v, "\r\n"]);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes an error response that closes the connection.
+pub fn write_reject(status: u16, headers: &[(String, String)], body: &[u8], out: &mut Vec<u8>) {
+    let code = status.to_string();
+    push(out, &["HTTP/1.1 ", &code, " ", reason_phrase(status), "\r\n"]);
+    push(out, &["Connection: close\r\nContent-Length: ", &body.len().to_string(), "\r\n"]);
+    if status == 426 {
+        push(out, &["Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"]);
+    }
+    for (n, v) in headers {
+        push(out, &[n, ": ", v, "\r\n"]);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// A parsed server response head.
+#[derive(Clone, Debug)]
+pub struct ParsedResponse {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Headers in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ParsedResponse {
+    /// Values of all headers with this name (case-insensitive).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses a server's response head.
+pub fn parse_response(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(ParsedResponse, usize)>, HandshakeError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n <= limits.max_handshake_bytes => Ok(Some((
+            ParsedResponse {
+                status: resp.code.unwrap_or(0),
+                reason: resp.reason.unwrap_or_default().to_string(),
+                headers: resp
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect(),
+            },
+            n,
+        ))),
+        Ok(httparse::Status::Complete(_)) => Err(HandshakeError::HeadTooLarge),
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_handshake_bytes => {
+            Err(HandshakeError::HeadTooLarge)
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders),
+        Err(e) => Err(HandshakeError::Malformed(e.to_string())),
+    }
+}
+
+/// Checks a 101 response's Upgrade, Connection and Accept headers and the
+/// chosen subprotocol. Extensions are checked by the caller.
+pub fn validate_switching(
+    resp: &ParsedResponse,
+    expected_accept: &str,
+    offered_protocols: &[String],
+) -> Result<Option<String>, HandshakeError> {
+    if !resp.all("upgrade").any(|v| has_token(v, "websocket")) {
+        return Err(HandshakeError::MissingUpgrade);
+    }
+    if !resp.all("connection").any(|v| has_token(v, "upgrade")) {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    let mut accepts = resp.all("sec-websocket-accept");
+    match (accepts.next(), accepts.next()) {
+        (Some(a), None) if a.trim() == expected_accept => {}
+        _ => return Err(HandshakeError::BadAccept),
+    }
+    let mut protos = resp.all("sec-websocket-protocol");
+    match (protos.next(), protos.next()) {
+        (None, _) => Ok(None),
+        (Some(p), None) if offered_protocols.iter().any(|o| o == p.trim()) => {
+            Ok(Some(p.trim().to_string()))
+        }
+        (Some(p), _) => Err(HandshakeError::UnofferedProtocol(p.to_string())),
+    }
+}
+
+/// Whether a comma-separated header value contains `token` (ASCII
+/// case-insensitive).
+pub fn has_token(value: &str, token: &str) -> bool {
+    value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Whether a header name and value are safe to write (no CR/LF injection).
+pub fn valid_header(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        && value.bytes().all(|b| b != b'\r' && b != b'\n' && b != 0)
+}
+
+/// The reason phrase for the statuses the core uses.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        414 => "URI Too Long",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
+fn push(out: &mut Vec<u8>, parts: &[&str]) {
+    for p in parts {
+        out.extend_from_slice(p.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc6455_1_3_accept_key() {
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    const REQ: &[u8] = b"GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\nEXTRA";
+
+    #[test]
+    fn rfc6455_1_3_request_parses() {
+        let (p, n) = parse_request(REQ, &Limits::default()).unwrap().unwrap();
+        assert_eq!(&REQ[n..], b"EXTRA");
+        assert_eq!(p.request.path, "/chat");
+        assert_eq!(p.request.query.as_deref(), Some("room=1"));
+        assert_eq!(p.request.origin.as_deref(), Some("http://example.com"));
+        assert_eq!(p.request.protocols, vec!["chat", "superchat"]);
+        assert_eq!(p.key, "dGhlIHNhbXBsZSBub25jZQ==");
+    }
+
+    #[test]
+    fn every_prefix_is_partial() {
+        let head_len = REQ.len() - 5;
+        for i in 0..head_len {
+            assert!(parse_request(&REQ[..i], &Limits::default()).unwrap().is_none());
+        }
+    }
+
+    fn status_of(req: &str) -> u16 {
+        parse_request(req.as_bytes(), &Limits::default()).unwrap_err().status
+    }
+
+    #[test]
+    fn rejections_have_the_right_status() {
+        let ok = "Host: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+        assert_eq!(status_of(&format!("POST / HTTP/1.1\r\n{ok}Sec-WebSocket-Version: 13\r\n\r\n")), 405);
+        assert_eq!(status_of(&format!("GET / HTTP/1.0\r\n{ok}Sec-WebSocket-Version: 13\r\n\r\n")), 505);
+        assert_eq!(status_of(&format!("GET / HTTP/1.1\r\n{ok}Sec-WebSocket-Version: 8\r\n\r\n")), 426);
+        assert_eq!(status_of(&format!("GET / HTTP/1.1\r\n{ok}\r\n")), 426);
+        assert_eq!(
+            status_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status_of("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status_of("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+            426
+        );
+        assert_eq!(
+            status_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+            400
+        );
+    }
+
+    #[test]
+    fn head_limits_give_414_and_431() {
+        let limits = Limits::default().max_handshake_bytes(64).max_headers(4);
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(100));
+        assert_eq!(parse_request(long_line.as_bytes(), &limits).unwrap_err().status, 414);
+        let long_head = format!("GET / HTTP/1.1\r\nX: {}\r\n", "b".repeat(100));
+        assert_eq!(parse_request(long_head.as_bytes(), &limits).unwrap_err().status, 431);
+        let many = "GET / HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\n\r\n";
+        assert_eq!(parse_request(many.as_bytes(), &limits).unwrap_err().status, 431);
+    }
+
+    #[test]
+    fn header_injection_refused() {
+        assert!(valid_header("Authorization", "Bearer x"));
+        assert!(!valid_header("X", "a\r\nEvil: 1"));
+        assert!(!valid_header("Bad Name", "v"));
+        assert!(!valid_header("", "v"));
+    }
+}
