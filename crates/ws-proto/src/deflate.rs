@@ -692,10 +692,13 @@ impl Decompressor {
         out: &mut BytesMut,
         limit: usize,
     ) -> Result<(), InflateError> {
+        // Output space is zero-filled before inflating into it, so start near the expected size
+        // and double while inflate fills it, up to the step.
+        let mut step = input.len().saturating_mul(4).clamp(256, INFLATE_STEP);
         loop {
             let len = out.len();
             // One byte past the limit is enough to detect that the limit is exceeded.
-            let room = INFLATE_STEP.min(limit.saturating_sub(len).saturating_add(1));
+            let room = step.min(limit.saturating_sub(len).saturating_add(1));
             reserve_bounded(out, room, limit.saturating_add(1));
             out.resize(len + room, 0);
             let (in_before, out_before) = (self.inner.total_in(), self.inner.total_out());
@@ -733,6 +736,9 @@ impl Decompressor {
                         return Err(InflateError::Corrupt);
                     }
                 }
+            }
+            if produced == room {
+                step = step.saturating_mul(2).min(INFLATE_STEP);
             }
         }
     }
@@ -1076,7 +1082,7 @@ fn reserve_bounded(out: &mut BytesMut, room: usize, cap_limit: usize) {
     let target = out
         .capacity()
         .saturating_mul(2)
-        .max(INFLATE_STEP)
+        .max(256)
         .min(cap_limit)
         .max(needed);
     let mut grown = BytesMut::with_capacity(target);
@@ -2295,6 +2301,10 @@ mod tests {
         ]
     }
 
+    fn fail(e: InflateError) -> TestCaseError {
+        TestCaseError::fail(e.to_string())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(96))]
 
@@ -2319,7 +2329,7 @@ mod tests {
                     let mut payload = BytesMut::new();
                     c.compress(msg, &mut payload);
                     let mut out = BytesMut::new();
-                    let n = d_whole.decompress(&payload, true, &mut out, msg.len()).unwrap();
+                    let n = d_whole.decompress(&payload, true, &mut out, msg.len()).map_err(fail)?;
                     prop_assert_eq!(n, msg.len());
                     prop_assert_eq!(&out[..], &msg[..]);
 
@@ -2332,7 +2342,9 @@ mod tests {
                     let mut out = BytesMut::new();
                     for (i, w) in points.windows(2).enumerate() {
                         let fin = i + 2 == points.len();
-                        d_split.decompress(&payload[w[0]..w[1]], fin, &mut out, msg.len()).unwrap();
+                        d_split
+                            .decompress(&payload[w[0]..w[1]], fin, &mut out, msg.len())
+                            .map_err(fail)?;
                     }
                     prop_assert_eq!(&out[..], &msg[..]);
                 }
@@ -2361,7 +2373,7 @@ mod tests {
                     let fin = i + 2 == points.len();
                     let mut frame = BytesMut::new();
                     c.compress_fragment(&msg[w[0]..w[1]], fin, &mut frame);
-                    d.decompress(&frame, fin, &mut out, usize::MAX).unwrap();
+                    d.decompress(&frame, fin, &mut out, usize::MAX).map_err(fail)?;
                 }
                 prop_assert_eq!(&out[..], &msg[..]);
             }
