@@ -4,7 +4,9 @@
 //! ```text
 //! cargo run -p ws-proto --example proto_server -- 127.0.0.1:9001
 //! ```
-//! Serves one connection at a time and echoes every message.
+//! Serves one connection at a time and echoes every message. A third argument
+//! `big` raises the limits to what the Autobahn TestSuite needs (16 MiB
+//! messages, 65,536 fragments).
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -15,17 +17,18 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Instant;
 
-use ws_proto::{Accept, Config, Connection, DeflateConfig, Event, Transmit};
+use ws_proto::{Accept, Config, Connection, DeflateConfig, Event, Limits, Transmit};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
     let max = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+    let big = std::env::args().nth(3).as_deref() == Some("big");
     let listener = TcpListener::bind(&addr)?;
     println!("proto_server listening on {}", listener.local_addr()?);
     for stream in listener.incoming().take(max) {
         match stream {
             Ok(s) => {
-                if let Err(e) = serve(s) {
+                if let Err(e) = serve(s, big) {
                     eprintln!("connection error: {e}");
                 }
             }
@@ -35,8 +38,22 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-fn serve(mut stream: TcpStream) -> std::io::Result<()> {
-    let cfg = Config::default().deflate(Some(DeflateConfig::default()));
+fn serve(mut stream: TcpStream, big: bool) -> std::io::Result<()> {
+    let mut deflate = DeflateConfig::default();
+    if big {
+        // Echo servers under test compress every message, even tiny ones.
+        deflate.threshold = 0;
+    }
+    let mut cfg = Config::default().deflate(Some(deflate));
+    if big {
+        cfg = cfg.limits(
+            Limits::default()
+                .max_frame_payload(16 << 20)
+                .max_message_size(16 << 20)
+                .max_fragments(65_536)
+                .max_send_queue(64 << 20),
+        );
+    }
     let mut conn = Connection::server(cfg, Instant::now());
     let mut buf = vec![0u8; 64 << 10];
     loop {
@@ -51,7 +68,9 @@ fn serve(mut stream: TcpStream) -> std::io::Result<()> {
         while let Some(ev) = conn.poll_event() {
             match ev {
                 Event::UpgradeRequest(req) => {
-                    println!("upgrade request for {}", req.path);
+                    if !big {
+                        println!("upgrade request for {}", req.path);
+                    }
                     let _ = conn.accept(Accept::new());
                     acted = true;
                 }
@@ -60,7 +79,9 @@ fn serve(mut stream: TcpStream) -> std::io::Result<()> {
                     acted = true;
                 }
                 Event::Closed(c) => {
-                    println!("closed: {} {:?} clean={} error={:?}", c.code, c.reason, c.clean, c.error);
+                    if !big {
+                        println!("closed: {} {:?} clean={} error={:?}", c.code, c.reason, c.clean, c.error);
+                    }
                     return Ok(());
                 }
                 _ => {}

@@ -304,7 +304,7 @@ impl std::error::Error for NegotiationError {
 }
 
 /// Why an incoming compressed message could not be inflated. Either way the connection must be
-/// failed (RFC 7692 §8: `TooLarge` maps to close code 1009, `Corrupt` to 1007).
+/// failed (suggested close codes: 1009 for `TooLarge`, 1007 for `Corrupt`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InflateError {
