@@ -94,8 +94,9 @@ pub struct Config {
     /// Deliver each data frame as an [`Event::Fragment`](crate::Event::Fragment)
     /// as it arrives instead of reassembling messages (default off).
     pub streaming: bool,
-    /// Answer pings automatically (default on). Only the latest of several
-    /// pings that arrive before a pong can be sent is answered.
+    /// Answer pings automatically (default on). Every ping is answered, but at
+    /// most 16 pongs wait to be sent: under a ping flood from a peer that does
+    /// not read, older pending pongs are dropped and the latest answered.
     pub auto_pong: bool,
     /// Send a ping this often while open (default: never).
     pub ping_interval: Option<Duration>,

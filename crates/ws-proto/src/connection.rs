@@ -137,7 +137,7 @@ pub struct Connection {
     current: Option<OutFrame>,
     ctrl_q: VecDeque<OutFrame>,
     data_q: VecDeque<OutFrame>,
-    pending_pong: Option<Bytes>,
+    pending_pongs: VecDeque<Bytes>,
     close_frame: Option<OutFrame>,
     tx_fragment: bool,
     buffered: usize,
@@ -218,6 +218,8 @@ struct DeflateState {
     threshold: usize,
 }
 
+/// At most this many pongs wait to be sent; older ones are dropped.
+const MAX_PENDING_PONGS: usize = 16;
 /// At most this many unanswered pings are remembered for latency matching.
 const MAX_PINGS_TRACKED: usize = 16;
 /// An empty receive buffer larger than this is freed rather than kept.
@@ -272,7 +274,7 @@ impl Connection {
             current: None,
             ctrl_q: VecDeque::new(),
             data_q: VecDeque::new(),
-            pending_pong: None,
+            pending_pongs: VecDeque::new(),
             close_frame: None,
             tx_fragment: false,
             buffered: 0,
@@ -374,7 +376,7 @@ impl Connection {
         self.raw_pos < self.raw_out.len()
             || self.current.is_some()
             || (!self.close_sent
-                && (self.pending_pong.is_some()
+                && (!self.pending_pongs.is_empty()
                     || !self.ctrl_q.is_empty()
                     || !self.data_q.is_empty()
                     || self.close_frame.is_some()))
@@ -1042,7 +1044,13 @@ impl Connection {
         match h.opcode {
             OpCode::PING => {
                 if self.cfg.auto_pong && !self.close_queued {
-                    self.pending_pong = Some(payload.clone());
+                    // Answer every ping, but keep at most MAX_PENDING_PONGS
+                    // unanswered: a peer flooding pings without reading our
+                    // pongs gets only the latest ones (RFC 6455 §5.5.3).
+                    if self.pending_pongs.len() == MAX_PENDING_PONGS {
+                        self.pending_pongs.pop_front();
+                    }
+                    self.pending_pongs.push_back(payload.clone());
                 }
                 self.events.push_back(Event::Ping(payload));
             }
@@ -1233,7 +1241,7 @@ impl Connection {
         f.is_close = true;
         self.close_frame = Some(f);
         self.close_queued = true;
-        self.pending_pong = None;
+        self.pending_pongs.clear();
     }
 
     fn make_frame(&mut self, opcode: OpCode, rsv1: bool, fin: bool, payload: Bytes, counted: bool) -> OutFrame {
@@ -1259,7 +1267,7 @@ impl Connection {
         if self.close_sent {
             return None;
         }
-        if let Some(p) = self.pending_pong.take() {
+        if let Some(p) = self.pending_pongs.pop_front() {
             return Some(self.make_frame(OpCode::PONG, false, true, p, false));
         }
         self.ctrl_q
@@ -1306,7 +1314,7 @@ impl Connection {
         self.raw_pos < self.raw_out.len()
             || self.current.is_some()
             || (!self.close_sent
-                && (self.pending_pong.is_some()
+                && (!self.pending_pongs.is_empty()
                     || !self.ctrl_q.is_empty()
                     || !self.data_q.is_empty()
                     || self.close_frame.is_some()))
@@ -1331,7 +1339,7 @@ impl Connection {
             }
         }
         self.ctrl_q.clear();
-        self.pending_pong = None;
+        self.pending_pongs.clear();
         self.close_frame = None;
         self.raw_out = Vec::new();
         self.raw_pos = 0;

@@ -409,11 +409,10 @@ fn transport_error_closes_once() {
 }
 
 #[test]
-fn auto_pong_answers_only_the_latest_ping() {
-    let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
-    let now = p.now;
-    for i in 0..5u8 {
-        p.client.handle_input(now, &frame(true, 9, None, &[b'p', b'0' + i]));
+fn auto_pong_answers_every_ping() {
+    let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::OneByte);
+    for i in 0..10u8 {
+        p.server.ping(vec![b'p', b'0' + i]).unwrap();
     }
     p.drive();
     let pongs: Vec<_> = p
@@ -424,9 +423,31 @@ fn auto_pong_answers_only_the_latest_ping() {
             _ => None,
         })
         .collect();
-    assert_eq!(pongs, vec![ws_proto::Bytes::from_static(b"p4")]);
+    let want: Vec<_> = (0..10u8).map(|i| ws_proto::Bytes::from(vec![b'p', b'0' + i])).collect();
+    assert_eq!(pongs, want);
+}
+
+#[test]
+fn a_ping_flood_keeps_only_the_latest_pending_pongs() {
+    let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
+    let now = p.now;
+    let mut flood = Vec::new();
+    for i in 0..1000u16 {
+        flood.extend_from_slice(&frame(true, 9, None, &i.to_be_bytes()));
+    }
+    p.client.handle_input(now, &flood);
+    p.drive();
+    let pongs: Vec<u16> = p
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Pong(b) => Some(u16::from_be_bytes([b[0], b[1]])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pongs, (984..1000).collect::<Vec<_>>(), "the 16 latest, in order");
     let pings = p.client_events.iter().filter(|e| matches!(e, Event::Ping(_))).count();
-    assert_eq!(pings, 5, "every ping is visible to the application");
+    assert_eq!(pings, 1000, "every ping is visible to the application");
 }
 
 #[test]
