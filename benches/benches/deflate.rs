@@ -1,4 +1,7 @@
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 //! permessage-deflate throughput: our Compressor/Decompressor against raw
 //! zlib (flate2 on the same zlib-rs backend, same level, same window) on the
 //! same messages. The ratio shows the cost of our framing logic (tail
@@ -49,7 +52,9 @@ fn bench(c: &mut Criterion) {
     for size in [1024usize, 16 * 1024, 256 * 1024] {
         let msg = ws_benches::json_like(size);
         // A stream of distinct messages so context takeover behaves as in real use.
-        let msgs: Vec<Vec<u8>> = (0..16).map(|i| ws_benches::json_like(size + i)[i..].to_vec()).collect();
+        let msgs: Vec<Vec<u8>> = (0..16)
+            .map(|i| ws_benches::json_like(size + i)[i..].to_vec())
+            .collect();
         let mut g = c.benchmark_group(format!("deflate/{size}"));
         g.throughput(Throughput::Bytes(msg.len() as u64));
 
@@ -104,7 +109,9 @@ fn bench(c: &mut Criterion) {
                     dec = Decompressor::new(&params(), Role::Server);
                 }
                 out.clear();
-                let n = dec.decompress(&ours[i % ours.len()], true, &mut out, usize::MAX).unwrap_or(0);
+                let n = dec
+                    .decompress(&ours[i % ours.len()], true, &mut out, usize::MAX)
+                    .unwrap_or(0);
                 i += 1;
                 n
             })

@@ -20,7 +20,9 @@ use ws_proto::deflate::DeflateOffer;
 use ws_proto::{ClientRequest, Config, Connection, DeflateConfig, Event, Limits, Transmit};
 
 fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".into());
     let agent = std::env::args().nth(2).unwrap_or_else(|| "ws-proto".into());
     let count: u32 = match session(&addr, "/getCaseCount", false) {
         Ok(Some(t)) => t.trim().parse().unwrap_or(0),
@@ -47,9 +49,10 @@ fn session(addr: &str, resource: &str, echo: bool) -> std::io::Result<Option<Str
     deflate.threshold = 0;
     // Offer client_no_context_takeover too: the fuzzing server only asks
     // for it (cases 13.2, 13.5, 13.6) when the offer says we accept it.
-    let mut offer = DeflateOffer::default();
-    offer.client_no_context_takeover = true;
-    deflate.offers = vec![offer];
+    deflate.offers = vec![DeflateOffer {
+        client_no_context_takeover: true,
+        ..DeflateOffer::default()
+    }];
     let cfg = Config::default().deflate(Some(deflate)).limits(
         Limits::default()
             .max_frame_payload(16 << 20)
@@ -94,12 +97,18 @@ fn session(addr: &str, resource: &str, echo: bool) -> std::io::Result<Option<Str
             continue;
         }
         let now = Instant::now();
-        let timeout = conn.poll_timeout().map(|t| t.saturating_duration_since(now));
+        let timeout = conn
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now));
         if timeout == Some(Duration::ZERO) {
             conn.handle_timeout(now);
             continue;
         }
-        stream.set_read_timeout(Some(timeout.unwrap_or(Duration::from_secs(5)).max(Duration::from_millis(1))))?;
+        stream.set_read_timeout(Some(
+            timeout
+                .unwrap_or(Duration::from_secs(5))
+                .max(Duration::from_millis(1)),
+        ))?;
         match stream.read(&mut buf) {
             Ok(0) => conn.handle_eof(Instant::now()),
             Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),
@@ -109,5 +118,8 @@ fn session(addr: &str, resource: &str, echo: bool) -> std::io::Result<Option<Str
             Err(e) => conn.handle_transport_error(Instant::now(), e.to_string()),
         }
     }
-    Err(std::io::Error::new(ErrorKind::TimedOut, "session did not finish"))
+    Err(std::io::Error::new(
+        ErrorKind::TimedOut,
+        "session did not finish",
+    ))
 }

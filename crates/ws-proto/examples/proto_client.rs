@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use ws_proto::{ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, Transmit};
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".into());
     // The server may still be starting: retry for up to 5 s.
     let mut attempt = 0;
     let mut stream = loop {
@@ -33,7 +35,11 @@ fn main() -> std::io::Result<()> {
         }
     };
     let cfg = Config::default().deflate(Some(DeflateConfig::default()));
-    let mut conn = Connection::client(cfg, &ClientRequest::new(addr.clone(), "/echo"), Instant::now());
+    let mut conn = Connection::client(
+        cfg,
+        &ClientRequest::new(addr.clone(), "/echo"),
+        Instant::now(),
+    );
     let lines = ["hello", "from the sans-IO core", "over a plain TcpStream"];
     let mut sent = 0;
     let mut echoed = 0;
@@ -77,12 +83,18 @@ fn main() -> std::io::Result<()> {
             continue;
         }
         let now = Instant::now();
-        let timeout = conn.poll_timeout().map(|t| t.saturating_duration_since(now));
+        let timeout = conn
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now));
         if timeout == Some(Duration::ZERO) {
             conn.handle_timeout(now);
             continue;
         }
-        stream.set_read_timeout(Some(timeout.unwrap_or(Duration::from_secs(1)).max(Duration::from_millis(1))))?;
+        stream.set_read_timeout(Some(
+            timeout
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(1)),
+        ))?;
         match stream.read(&mut buf) {
             Ok(0) => conn.handle_eof(Instant::now()),
             Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),

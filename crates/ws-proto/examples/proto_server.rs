@@ -20,8 +20,13 @@ use std::time::Instant;
 use ws_proto::{Accept, Config, Connection, DeflateConfig, Event, Limits, Transmit};
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
-    let max = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".into());
+    let max = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
     let big = std::env::args().nth(3).as_deref() == Some("big");
     let listener = TcpListener::bind(&addr)?;
     println!("proto_server listening on {}", listener.local_addr()?);
@@ -80,7 +85,10 @@ fn serve(mut stream: TcpStream, big: bool) -> std::io::Result<()> {
                 }
                 Event::Closed(c) => {
                     if !big {
-                        println!("closed: {} {:?} clean={} error={:?}", c.code, c.reason, c.clean, c.error);
+                        println!(
+                            "closed: {} {:?} clean={} error={:?}",
+                            c.code, c.reason, c.clean, c.error
+                        );
                     }
                     return Ok(());
                 }
@@ -91,7 +99,9 @@ fn serve(mut stream: TcpStream, big: bool) -> std::io::Result<()> {
             continue; // commands queued output: transmit it first
         }
         let now = Instant::now();
-        let timeout = conn.poll_timeout().map(|t| t.saturating_duration_since(now));
+        let timeout = conn
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now));
         if timeout == Some(std::time::Duration::ZERO) {
             conn.handle_timeout(now);
             continue;

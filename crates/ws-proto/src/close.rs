@@ -95,11 +95,15 @@ mod tests {
 
     #[test]
     fn rfc6455_7_4_ranges() {
-        for ok in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999] {
+        for ok in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+        ] {
             assert!(CloseCode::from_wire(ok).is_some(), "{ok}");
             assert!(CloseCode::new(ok).is_ok(), "{ok}");
         }
-        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for bad in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(CloseCode::from_wire(bad).is_none(), "{bad}");
             assert!(CloseCode::new(bad).is_err(), "{bad}");
         }

@@ -225,4 +225,39 @@ impl ClientRequest {
         self.headers.push((name.into(), value.into()));
         self
     }
+
+    /// Checks that nothing in the request can break the HTTP framing (CR,
+    /// LF or NUL in a value, an invalid header name, whitespace in the
+    /// resource). Drivers call this before
+    /// [`Connection::client`](crate::Connection::client), which writes the
+    /// request as given.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |what: &str| Err(crate::Error::InvalidHeader(what.to_string()));
+        if !crate::handshake::valid_header("Host", &self.host) || self.host.is_empty() {
+            return bad("Host");
+        }
+        if self
+            .resource
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return bad("request target");
+        }
+        if let Some(o) = &self.origin {
+            if !crate::handshake::valid_header("Origin", o) {
+                return bad("Origin");
+            }
+        }
+        for p in &self.protocols {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+                return bad("Sec-WebSocket-Protocol");
+            }
+        }
+        for (n, v) in &self.headers {
+            if !crate::handshake::valid_header(n, v) {
+                return bad(n);
+            }
+        }
+        Ok(())
+    }
 }

@@ -7,7 +7,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-use crate::deflate::{self, Compressor, DeflateParams, Decompressor, InflateError};
+use crate::deflate::{self, Compressor, Decompressor, DeflateParams, InflateError};
 use crate::frame::{FrameError, FrameHeader, OpCode};
 use crate::handshake;
 use crate::mask::{apply_mask, copy_masked};
@@ -237,7 +237,12 @@ impl Connection {
         let mut nonce = [0u8; 16];
         conn.rng.fill_bytes(&mut nonce);
         let key = handshake::encode_key(&nonce);
-        let offer = conn.cfg.deflate.as_ref().map(deflate::client_offer_header);
+        let offer = conn
+            .cfg
+            .deflate
+            .as_ref()
+            .map(deflate::client_offer_header)
+            .filter(|h| !h.is_empty());
         handshake::write_request(request, &key, offer.as_deref(), &mut conn.raw_out);
         conn.hs = Handshake::ClientAwaitResponse {
             accept: handshake::accept_key(key.as_bytes()),
@@ -538,12 +543,19 @@ impl Connection {
     /// [`Event::UpgradeRequest`]. permessage-deflate is negotiated from the
     /// configuration.
     pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
-        let Handshake::ServerAwaitDecision { key, protocols, deflate } = &self.hs else {
+        let Handshake::ServerAwaitDecision {
+            key,
+            protocols,
+            deflate,
+        } = &self.hs
+        else {
             return Err(self.invalid("accept"));
         };
         if let Some(p) = &accept.protocol {
             if !protocols.iter().any(|o| o == p) {
-                return Err(Error::InvalidHeader(format!("subprotocol {p:?} was not offered")));
+                return Err(Error::InvalidHeader(format!(
+                    "subprotocol {p:?} was not offered"
+                )));
             }
         }
         for (n, v) in &accept.headers {
@@ -570,7 +582,12 @@ impl Connection {
 
     /// Server role: refuses the upgrade request with an HTTP status, extra
     /// headers and a body; the connection then closes.
-    pub fn reject(&mut self, status: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), Error> {
+    pub fn reject(
+        &mut self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), Error> {
         if !matches!(self.hs, Handshake::ServerAwaitDecision { .. }) {
             return Err(self.invalid("reject"));
         }
@@ -598,7 +615,11 @@ impl Connection {
 
     /// Sends a text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.send_message(MessageKind::Text, Bytes::copy_from_slice(text.as_bytes()), true)
+        self.send_message(
+            MessageKind::Text,
+            Bytes::copy_from_slice(text.as_bytes()),
+            true,
+        )
     }
 
     /// Sends a binary message.
@@ -607,7 +628,11 @@ impl Connection {
     }
 
     /// Sends a whole message without compressing it (per-message opt-out).
-    pub fn send_uncompressed(&mut self, kind: MessageKind, data: impl Into<Bytes>) -> Result<(), Error> {
+    pub fn send_uncompressed(
+        &mut self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+    ) -> Result<(), Error> {
         self.send_message(kind, data.into(), false)
     }
 
@@ -615,11 +640,20 @@ impl Connection {
     /// later calls continue it (their `kind` is ignored) until one with
     /// `fin`. Fragments are never compressed. Text fragments are not
     /// validated: the caller promises the whole message is UTF-8.
-    pub fn send_fragment(&mut self, kind: MessageKind, data: impl Into<Bytes>, fin: bool) -> Result<(), Error> {
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+        fin: bool,
+    ) -> Result<(), Error> {
         self.check_can_send("send_fragment")?;
         let data = data.into();
         self.check_queue(data.len())?;
-        let first_opcode = if self.tx_fragment { OpCode::CONTINUATION } else { opcode_of(kind) };
+        let first_opcode = if self.tx_fragment {
+            OpCode::CONTINUATION
+        } else {
+            opcode_of(kind)
+        };
         self.queue_data(first_opcode, false, data, fin);
         self.tx_fragment = !fin;
         if fin {
@@ -686,7 +720,9 @@ impl Connection {
             if self.current.is_none() {
                 self.current = self.next_frame();
             }
-            let Some(f) = self.current.as_mut() else { break };
+            let Some(f) = self.current.as_mut() else {
+                break;
+            };
             let hl = usize::from(f.head_len);
             if f.pos < hl {
                 let k = (hl - f.pos).min(buf.len() - n);
@@ -748,7 +784,11 @@ impl Connection {
             t[1] = self.handshake_deadline;
         } else if self.state() == State::Open {
             t[2] = self.next_ping;
-            t[3] = self.cfg.idle_timeout.zip(self.last_received).map(|(d, l)| l + d);
+            t[3] = self
+                .cfg
+                .idle_timeout
+                .zip(self.last_received)
+                .map(|(d, l)| l + d);
         }
         t.into_iter().flatten().min()
     }
@@ -765,9 +805,12 @@ impl Connection {
                 // but never more than one maximal frame.
                 if self.rbuf.len() > self.cfg.limits.max_frame_payload + FrameHeader::MAX_LEN {
                     self.rbuf.clear();
-                    self.server_reject_request(400, HandshakeError::Malformed(
-                        "too much data before the handshake completed".into(),
-                    ));
+                    self.server_reject_request(
+                        400,
+                        HandshakeError::Malformed(
+                            "too much data before the handshake completed".into(),
+                        ),
+                    );
                 }
             }
             Handshake::ClientReadBody { .. } | Handshake::Failed => {}
@@ -780,7 +823,12 @@ impl Connection {
             Ok(Some((parsed, n))) => {
                 self.rbuf.advance(n);
                 let deflate = self.cfg.deflate.as_ref().and_then(|cfg| {
-                    let values: Vec<&str> = parsed.request.extensions.iter().map(String::as_str).collect();
+                    let values: Vec<&str> = parsed
+                        .request
+                        .extensions
+                        .iter()
+                        .map(String::as_str)
+                        .collect();
                     deflate::server_negotiate(cfg, &values)
                 });
                 self.hs = Handshake::ServerAwaitDecision {
@@ -788,7 +836,8 @@ impl Connection {
                     protocols: parsed.request.protocols.clone(),
                     deflate,
                 };
-                self.events.push_back(Event::UpgradeRequest(Box::new(parsed.request)));
+                self.events
+                    .push_back(Event::UpgradeRequest(Box::new(parsed.request)));
                 self.process();
             }
             Err(rej) => {
@@ -799,7 +848,12 @@ impl Connection {
     }
 
     fn server_reject_request(&mut self, status: u16, error: HandshakeError) {
-        handshake::write_reject(status, &[], handshake::reason_phrase(status).as_bytes(), &mut self.raw_out);
+        handshake::write_reject(
+            status,
+            &[],
+            handshake::reason_phrase(status).as_bytes(),
+            &mut self.raw_out,
+        );
         self.initiator.get_or_insert(Initiator::Remote);
         self.failure = Some(ConnectionError::Handshake(error));
         self.hs = Handshake::Failed;
@@ -853,7 +907,9 @@ impl Connection {
                     self.set_deflate(params, header);
                 }
                 Ok(None) => {}
-                Err(e) => return self.fail_handshake(HandshakeError::Extension(e.to_string()), true),
+                Err(e) => {
+                    return self.fail_handshake(HandshakeError::Extension(e.to_string()), true)
+                }
             },
             None if !values.is_empty() => {
                 return self.fail_handshake(
@@ -870,8 +926,23 @@ impl Connection {
 
     fn finish_error_response(&mut self) {
         let hs = std::mem::replace(&mut self.hs, Handshake::Failed);
-        if let Handshake::ClientReadBody { status, reason, headers, body, .. } = hs {
-            self.fail_handshake(HandshakeError::Status { status, reason, headers, body }, false);
+        if let Handshake::ClientReadBody {
+            status,
+            reason,
+            headers,
+            body,
+            ..
+        } = hs
+        {
+            self.fail_handshake(
+                HandshakeError::Status {
+                    status,
+                    reason,
+                    headers,
+                    body,
+                },
+                false,
+            );
         }
     }
 
@@ -988,7 +1059,11 @@ impl Connection {
         }
         if h.opcode.is_control() {
             if h.rsv1 {
-                return Err(if deflate { ProtocolError::CompressedControl } else { ProtocolError::ReservedBits });
+                return Err(if deflate {
+                    ProtocolError::CompressedControl
+                } else {
+                    ProtocolError::ReservedBits
+                });
             }
             if !h.fin {
                 return Err(ProtocolError::FragmentedControl);
@@ -1019,10 +1094,17 @@ impl Connection {
             }
         }
         if h.payload_len > limits.max_frame_payload as u64 {
-            return Err(ProtocolError::FrameTooLarge { len: h.payload_len, limit: limits.max_frame_payload });
+            return Err(ProtocolError::FrameTooLarge {
+                len: h.payload_len,
+                limit: limits.max_frame_payload,
+            });
         }
         let m = self.msg.get_or_insert_with(|| InMessage {
-            kind: if h.opcode == OpCode::TEXT { MessageKind::Text } else { MessageKind::Binary },
+            kind: if h.opcode == OpCode::TEXT {
+                MessageKind::Text
+            } else {
+                MessageKind::Binary
+            },
             compressed: h.rsv1,
             utf8: Utf8Validator::new(),
             buf: BytesMut::new(),
@@ -1031,10 +1113,14 @@ impl Connection {
         });
         m.frames += 1;
         if m.frames > limits.max_fragments {
-            return Err(ProtocolError::TooManyFragments { limit: limits.max_fragments });
+            return Err(ProtocolError::TooManyFragments {
+                limit: limits.max_fragments,
+            });
         }
         if !m.compressed && m.size as u64 + h.payload_len > limits.max_message_size as u64 {
-            return Err(ProtocolError::MessageTooLarge { limit: limits.max_message_size });
+            return Err(ProtocolError::MessageTooLarge {
+                limit: limits.max_message_size,
+            });
         }
         self.rx_validate = m.kind == MessageKind::Text && !m.compressed;
         Ok(())
@@ -1073,7 +1159,9 @@ impl Connection {
         let streaming = self.cfg.streaming;
         let Some(m) = self.msg.as_mut() else { return };
         if m.compressed {
-            let Some(d) = self.deflate.as_mut() else { return };
+            let Some(d) = self.deflate.as_mut() else {
+                return;
+            };
             let before = m.buf.len();
             let limit = before + max.saturating_sub(m.size);
             match d.decompressor.decompress(&payload, fin, &mut m.buf, limit) {
@@ -1096,12 +1184,21 @@ impl Connection {
         let kind = m.kind;
         if streaming {
             let first = m.frames == 1;
-            let data = if m.compressed { m.buf.split().freeze() } else { payload };
+            let data = if m.compressed {
+                m.buf.split().freeze()
+            } else {
+                payload
+            };
             if fin {
                 self.msg = None;
                 self.stats.messages_in += 1;
             }
-            self.events.push_back(Event::Fragment(Fragment { kind, data, first, fin }));
+            self.events.push_back(Event::Fragment(Fragment {
+                kind,
+                data,
+                first,
+                fin,
+            }));
             return;
         }
         if !fin {
@@ -1120,7 +1217,8 @@ impl Connection {
         };
         self.msg = None;
         self.stats.messages_in += 1;
-        self.events.push_back(Event::Message(Message { kind, data }));
+        self.events
+            .push_back(Event::Message(Message { kind, data }));
     }
 
     fn on_close_frame(&mut self, payload: &[u8]) {
@@ -1144,7 +1242,11 @@ impl Connection {
         if !self.close_queued {
             // Echo the status code (RFC 6455 §5.5.1); data not yet sent is
             // still sent first.
-            let echo = if code == CloseCode::NO_STATUS { None } else { Some(code) };
+            let echo = if code == CloseCode::NO_STATUS {
+                None
+            } else {
+                Some(code)
+            };
             self.queue_close_raw(echo, "");
         }
         self.check_close_complete();
@@ -1179,12 +1281,20 @@ impl Connection {
 
     // ----- sending ------------------------------------------------------
 
-    fn send_message(&mut self, kind: MessageKind, data: Bytes, compress: bool) -> Result<(), Error> {
+    fn send_message(
+        &mut self,
+        kind: MessageKind,
+        data: Bytes,
+        compress: bool,
+    ) -> Result<(), Error> {
         self.check_can_send("send")?;
         if self.tx_fragment {
             return Err(Error::FragmentSequence);
         }
         self.check_queue(data.len())?;
+        if kind == MessageKind::Text && std::str::from_utf8(&data).is_err() {
+            return Err(Error::InvalidUtf8);
+        }
         let (payload, rsv1) = match self.deflate.as_mut() {
             Some(d) if compress && data.len() >= d.threshold => {
                 let mut out = BytesMut::with_capacity(data.len() / 2 + 16);
@@ -1212,7 +1322,13 @@ impl Connection {
             let first = off == 0;
             let op = if first { opcode } else { OpCode::CONTINUATION };
             let last = end == payload.len();
-            let f = self.make_frame(op, rsv1 && first, fin && last, payload.slice(off..end), true);
+            let f = self.make_frame(
+                op,
+                rsv1 && first,
+                fin && last,
+                payload.slice(off..end),
+                true,
+            );
             self.data_q.push_back(f);
             off = end;
         }
@@ -1244,7 +1360,14 @@ impl Connection {
         self.pending_pongs.clear();
     }
 
-    fn make_frame(&mut self, opcode: OpCode, rsv1: bool, fin: bool, payload: Bytes, counted: bool) -> OutFrame {
+    fn make_frame(
+        &mut self,
+        opcode: OpCode,
+        rsv1: bool,
+        fin: bool,
+        payload: Bytes,
+        counted: bool,
+    ) -> OutFrame {
         let mask = match self.side {
             Side::Client => Some(self.rng.next_u32().to_ne_bytes()),
             Side::Server => None,
@@ -1260,7 +1383,15 @@ impl Connection {
         };
         let mut head = [0u8; FrameHeader::MAX_LEN];
         let head_len = h.encode(&mut head) as u8;
-        OutFrame { head, head_len, payload, mask, pos: 0, counted, is_close: false }
+        OutFrame {
+            head,
+            head_len,
+            payload,
+            mask,
+            pos: 0,
+            counted,
+            is_close: false,
+        }
     }
 
     fn next_frame(&mut self) -> Option<OutFrame> {
@@ -1387,8 +1518,14 @@ impl Connection {
 
     fn check_queue(&self, len: usize) -> Result<(), Error> {
         let limit = self.cfg.limits.max_send_queue;
-        if self.buffered.saturating_add(len) > limit {
-            Err(Error::Backpressure { buffered_amount: self.buffered, limit })
+        // An empty queue always takes one message, however large: the
+        // caller already holds it in memory, and refusing it forever would
+        // make it unsendable.
+        if self.buffered > 0 && self.buffered.saturating_add(len) > limit {
+            Err(Error::Backpressure {
+                buffered_amount: self.buffered,
+                limit,
+            })
         } else {
             Ok(())
         }
@@ -1402,7 +1539,10 @@ impl Connection {
     }
 
     fn invalid(&self, op: &'static str) -> Error {
-        Error::InvalidState { op, state: self.state() }
+        Error::InvalidState {
+            op,
+            state: self.state(),
+        }
     }
 }
 

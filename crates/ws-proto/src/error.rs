@@ -35,8 +35,11 @@ pub enum Error {
     /// `send` while a message started with `send_fragment` is unfinished, or a
     /// continuation without a started message.
     FragmentSequence,
-    /// An invalid HTTP header name or value given to `accept` or `reject`.
+    /// An invalid HTTP header name or value given to `accept` or `reject`,
+    /// or found by [`ClientRequest::validate`](crate::ClientRequest::validate).
     InvalidHeader(String),
+    /// A text message that is not valid UTF-8.
+    InvalidUtf8,
 }
 
 impl fmt::Display for Error {
@@ -48,12 +51,16 @@ impl fmt::Display for Error {
             }
             Error::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
             Error::CloseReasonTooLong(n) => write!(f, "close reason of {n} bytes (at most 123)"),
-            Error::Backpressure { buffered_amount, limit } => write!(
+            Error::Backpressure {
+                buffered_amount,
+                limit,
+            } => write!(
                 f,
                 "send queue full: {buffered_amount} bytes buffered, limit {limit}"
             ),
             Error::FragmentSequence => f.write_str("fragmented message out of sequence"),
             Error::InvalidHeader(h) => write!(f, "invalid header: {h}"),
+            Error::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
         }
     }
 }
@@ -86,7 +93,9 @@ impl fmt::Display for ConnectionError {
             ConnectionError::Protocol(e) => write!(f, "protocol error: {e}"),
             ConnectionError::Handshake(e) => write!(f, "handshake failed: {e}"),
             ConnectionError::HandshakeTimeout => f.write_str("handshake timed out"),
-            ConnectionError::IdleTimeout => f.write_str("no message received within the idle timeout"),
+            ConnectionError::IdleTimeout => {
+                f.write_str("no message received within the idle timeout")
+            }
             ConnectionError::CloseTimeout => f.write_str("closing handshake timed out"),
             ConnectionError::ConnectionLost => f.write_str("connection lost"),
             ConnectionError::Io(e) => write!(f, "transport error: {e}"),
@@ -171,13 +180,17 @@ impl fmt::Display for ProtocolError {
             ProtocolError::LengthTopBit => f.write_str("64-bit length with the top bit set"),
             ProtocolError::ReservedBits => f.write_str("reserved bits set without an extension"),
             ProtocolError::CompressedControl => f.write_str("RSV1 set on a control frame"),
-            ProtocolError::CompressedContinuation => f.write_str("RSV1 set on a continuation frame"),
+            ProtocolError::CompressedContinuation => {
+                f.write_str("RSV1 set on a continuation frame")
+            }
             ProtocolError::UnmaskedFrame => f.write_str("unmasked frame from a client"),
             ProtocolError::MaskedFrame => f.write_str("masked frame from a server"),
             ProtocolError::ControlTooLong(n) => write!(f, "control frame of {n} bytes"),
             ProtocolError::FragmentedControl => f.write_str("fragmented control frame"),
             ProtocolError::UnexpectedContinuation => f.write_str("continuation without a message"),
-            ProtocolError::ExpectedContinuation => f.write_str("new message inside a fragmented one"),
+            ProtocolError::ExpectedContinuation => {
+                f.write_str("new message inside a fragmented one")
+            }
             ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8"),
             ProtocolError::CloseTooShort => f.write_str("close frame with a 1-byte payload"),
             ProtocolError::InvalidCloseCode(c) => write!(f, "invalid close code {c}"),
@@ -249,7 +262,12 @@ pub enum HandshakeError {
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HandshakeError::Status { status, reason, body, .. } => {
+            HandshakeError::Status {
+                status,
+                reason,
+                body,
+                ..
+            } => {
                 write!(f, "server answered {status} {reason}")?;
                 if !body.is_empty() {
                     write!(f, ": {}", String::from_utf8_lossy(body))?;

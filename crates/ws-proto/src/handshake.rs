@@ -86,13 +86,19 @@ pub fn parse_request(
     let hdrs: Vec<(String, String)> = req
         .headers
         .iter()
-        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect();
     fn named<'a>(
         hdrs: &'a [(String, String)],
         name: &'a str,
     ) -> impl Iterator<Item = &'a (String, String)> + 'a {
-        hdrs.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        hdrs.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
     }
     let find = |name: &'static str| named(&hdrs, name);
     let host = match find("host").next() {
@@ -154,15 +160,36 @@ pub fn parse_request(
 
 /// Writes the client's upgrade request.
 pub fn write_request(req: &ClientRequest, key: &str, extensions: Option<&str>, out: &mut Vec<u8>) {
-    let resource = if req.resource.is_empty() { "/" } else { &req.resource };
-    push(out, &["GET ", resource, " HTTP/1.1\r\nHost: ", &req.host, "\r\n"]);
-    push(out, &["Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ", key, "\r\n"]);
+    let resource = if req.resource.is_empty() {
+        "/"
+    } else {
+        &req.resource
+    };
+    push(
+        out,
+        &["GET ", resource, " HTTP/1.1\r\nHost: ", &req.host, "\r\n"],
+    );
+    push(
+        out,
+        &[
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ",
+            key,
+            "\r\n",
+        ],
+    );
     push(out, &["Sec-WebSocket-Version: 13\r\n"]);
     if let Some(o) = &req.origin {
         push(out, &["Origin: ", o, "\r\n"]);
     }
     if !req.protocols.is_empty() {
-        push(out, &["Sec-WebSocket-Protocol: ", &req.protocols.join(", "), "\r\n"]);
+        push(
+            out,
+            &[
+                "Sec-WebSocket-Protocol: ",
+                &req.protocols.join(", "),
+                "\r\n",
+            ],
+        );
     }
     if let Some(e) = extensions {
         push(out, &["Sec-WebSocket-Extensions: ", e, "\r\n"]);
@@ -181,8 +208,18 @@ pub fn write_accept(
     headers: &[(String, String)],
     out: &mut Vec<u8>,
 ) {
-    push(out, &["HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"]);
-    push(out, &["Sec-WebSocket-Accept: ", &accept_key(key.as_bytes()), "\r\n"]);
+    push(
+        out,
+        &["HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"],
+    );
+    push(
+        out,
+        &[
+            "Sec-WebSocket-Accept: ",
+            &accept_key(key.as_bytes()),
+            "\r\n",
+        ],
+    );
     if let Some(p) = protocol {
         push(out, &["Sec-WebSocket-Protocol: ", p, "\r\n"]);
     }
@@ -198,10 +235,23 @@ pub fn write_accept(
 /// Writes an error response that closes the connection.
 pub fn write_reject(status: u16, headers: &[(String, String)], body: &[u8], out: &mut Vec<u8>) {
     let code = status.to_string();
-    push(out, &["HTTP/1.1 ", &code, " ", reason_phrase(status), "\r\n"]);
-    push(out, &["Connection: close\r\nContent-Length: ", &body.len().to_string(), "\r\n"]);
+    push(
+        out,
+        &["HTTP/1.1 ", &code, " ", reason_phrase(status), "\r\n"],
+    );
+    push(
+        out,
+        &[
+            "Connection: close\r\nContent-Length: ",
+            &body.len().to_string(),
+            "\r\n",
+        ],
+    );
     if status == 426 {
-        push(out, &["Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"]);
+        push(
+            out,
+            &["Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"],
+        );
     }
     for (n, v) in headers {
         push(out, &[n, ": ", v, "\r\n"]);
@@ -246,7 +296,12 @@ pub fn parse_response(
                 headers: resp
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
                     .collect(),
             },
             n,
@@ -292,7 +347,9 @@ pub fn validate_switching(
 /// Whether a comma-separated header value contains `token` (ASCII
 /// case-insensitive).
 pub fn has_token(value: &str, token: &str) -> bool {
-    value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// Whether a header name and value are safe to write (no CR/LF injection).
@@ -357,20 +414,39 @@ mod tests {
     fn every_prefix_is_partial() {
         let head_len = REQ.len() - 5;
         for i in 0..head_len {
-            assert!(parse_request(&REQ[..i], &Limits::default()).unwrap().is_none());
+            assert!(parse_request(&REQ[..i], &Limits::default())
+                .unwrap()
+                .is_none());
         }
     }
 
     fn status_of(req: &str) -> u16 {
-        parse_request(req.as_bytes(), &Limits::default()).unwrap_err().status
+        parse_request(req.as_bytes(), &Limits::default())
+            .unwrap_err()
+            .status
     }
 
     #[test]
     fn rejections_have_the_right_status() {
         let ok = "Host: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
-        assert_eq!(status_of(&format!("POST / HTTP/1.1\r\n{ok}Sec-WebSocket-Version: 13\r\n\r\n")), 405);
-        assert_eq!(status_of(&format!("GET / HTTP/1.0\r\n{ok}Sec-WebSocket-Version: 13\r\n\r\n")), 505);
-        assert_eq!(status_of(&format!("GET / HTTP/1.1\r\n{ok}Sec-WebSocket-Version: 8\r\n\r\n")), 426);
+        assert_eq!(
+            status_of(&format!(
+                "POST / HTTP/1.1\r\n{ok}Sec-WebSocket-Version: 13\r\n\r\n"
+            )),
+            405
+        );
+        assert_eq!(
+            status_of(&format!(
+                "GET / HTTP/1.0\r\n{ok}Sec-WebSocket-Version: 13\r\n\r\n"
+            )),
+            505
+        );
+        assert_eq!(
+            status_of(&format!(
+                "GET / HTTP/1.1\r\n{ok}Sec-WebSocket-Version: 8\r\n\r\n"
+            )),
+            426
+        );
         assert_eq!(status_of(&format!("GET / HTTP/1.1\r\n{ok}\r\n")), 426);
         assert_eq!(
             status_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n"),
@@ -394,11 +470,24 @@ mod tests {
     fn head_limits_give_414_and_431() {
         let limits = Limits::default().max_handshake_bytes(64).max_headers(4);
         let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(100));
-        assert_eq!(parse_request(long_line.as_bytes(), &limits).unwrap_err().status, 414);
+        assert_eq!(
+            parse_request(long_line.as_bytes(), &limits)
+                .unwrap_err()
+                .status,
+            414
+        );
         let long_head = format!("GET / HTTP/1.1\r\nX: {}\r\n", "b".repeat(100));
-        assert_eq!(parse_request(long_head.as_bytes(), &limits).unwrap_err().status, 431);
+        assert_eq!(
+            parse_request(long_head.as_bytes(), &limits)
+                .unwrap_err()
+                .status,
+            431
+        );
         let many = "GET / HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\n\r\n";
-        assert_eq!(parse_request(many.as_bytes(), &limits).unwrap_err().status, 431);
+        assert_eq!(
+            parse_request(many.as_bytes(), &limits).unwrap_err().status,
+            431
+        );
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub use config::{ClientRequest, Config, Limits};
 pub use connection::{Accept, Connection, Side, State, Stats, Transmit};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ConnectionError, Error, HandshakeError, ProtocolError};
-pub use event::{Closed, Event, Fragment, Initiator, Message, MessageKind, OpenInfo, UpgradeRequest};
+pub use event::{
+    Closed, Event, Fragment, Initiator, Message, MessageKind, OpenInfo, UpgradeRequest,
+};
 
 pub use bytes::Bytes;

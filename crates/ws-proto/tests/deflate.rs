@@ -10,14 +10,20 @@ use std::rc::Rc;
 
 use common::*;
 use ws_proto::frame::FrameHeader;
-use ws_proto::{CloseCode, ConnectionError, DeflateConfig, Event, Limits, MessageKind, ProtocolError};
+use ws_proto::{
+    CloseCode, ConnectionError, DeflateConfig, Event, Limits, MessageKind, ProtocolError,
+};
 
 fn deflate() -> Option<DeflateConfig> {
     Some(DeflateConfig::default())
 }
 
 fn open_deflate() -> Pair {
-    Pair::open(client_cfg().deflate(deflate()), server_cfg().deflate(deflate()), Chunking::Whole)
+    Pair::open(
+        client_cfg().deflate(deflate()),
+        server_cfg().deflate(deflate()),
+        Chunking::Whole,
+    )
 }
 
 /// Frame headers seen on the wire in direction `d` from now on.
@@ -34,7 +40,9 @@ fn capture(p: &mut Pair, dir: Dir) -> Rc<RefCell<Vec<u8>>> {
 
 /// Text that compresses, but not into a handful of bytes.
 fn noisy_text(n: usize) -> String {
-    const WORDS: [&str; 8] = ["alpha ", "bravo ", "charlie ", "delta ", "echo ", "foxtrot ", "golf ", "hotel "];
+    const WORDS: [&str; 8] = [
+        "alpha ", "bravo ", "charlie ", "delta ", "echo ", "foxtrot ", "golf ", "hotel ",
+    ];
     let mut x: u32 = 12345;
     let mut s = String::new();
     while s.len() < n {
@@ -60,15 +68,27 @@ fn headers(wire: &[u8]) -> Vec<FrameHeader> {
 fn negotiated_by_default_offer() {
     let p = open_deflate();
     assert_eq!(p.client.extensions(), p.server.extensions());
-    assert!(p.client.extensions().unwrap().starts_with("permessage-deflate"));
+    assert!(p
+        .client
+        .extensions()
+        .unwrap()
+        .starts_with("permessage-deflate"));
     assert_eq!(p.client.deflate_params(), p.server.deflate_params());
 }
 
 #[test]
 fn not_negotiated_unless_both_want_it() {
-    let p = Pair::open(client_cfg().deflate(deflate()), server_cfg(), Chunking::Whole);
+    let p = Pair::open(
+        client_cfg().deflate(deflate()),
+        server_cfg(),
+        Chunking::Whole,
+    );
     assert!(p.client.deflate_params().is_none() && p.client.extensions().is_none());
-    let p = Pair::open(client_cfg(), server_cfg().deflate(deflate()), Chunking::Whole);
+    let p = Pair::open(
+        client_cfg(),
+        server_cfg().deflate(deflate()),
+        Chunking::Whole,
+    );
     assert!(p.server.deflate_params().is_none());
 }
 
@@ -76,12 +96,30 @@ fn not_negotiated_unless_both_want_it() {
 fn rfc7692_7_2_3_1_and_7_2_3_2_on_the_wire() {
     let mut p = open_deflate();
     // §7.2.3.1: a compressed "Hello" in one frame.
-    p.inject(Dir::ServerToClient, &frame_rsv(true, 4, 1, None, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]));
+    p.inject(
+        Dir::ServerToClient,
+        &frame_rsv(
+            true,
+            4,
+            1,
+            None,
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+        ),
+    );
     // §7.2.3.2: a second "Hello" using the shared window.
-    p.inject(Dir::ServerToClient, &frame_rsv(true, 4, 1, None, &[0xf2, 0x00, 0x11, 0x00, 0x00]));
+    p.inject(
+        Dir::ServerToClient,
+        &frame_rsv(true, 4, 1, None, &[0xf2, 0x00, 0x11, 0x00, 0x00]),
+    );
     // §7.2.3.1 fragmented: the same bytes in two frames, RSV1 on the first only.
-    p.inject(Dir::ServerToClient, &frame_rsv(false, 4, 1, None, &[0xf2, 0x48, 0xcd]));
-    p.inject(Dir::ServerToClient, &frame_rsv(true, 0, 0, None, &[0xc9, 0xc9, 0x07, 0x00]));
+    p.inject(
+        Dir::ServerToClient,
+        &frame_rsv(false, 4, 1, None, &[0xf2, 0x48, 0xcd]),
+    );
+    p.inject(
+        Dir::ServerToClient,
+        &frame_rsv(true, 0, 0, None, &[0xc9, 0xc9, 0x07, 0x00]),
+    );
     let m = messages(&p.client_events);
     assert_eq!(m.len(), 3, "{:?}", p.client_events);
     for msg in &m {
@@ -94,7 +132,15 @@ fn rfc7692_7_2_3_3_uncompressed_block_and_7_2_3_6_empty() {
     let mut p = open_deflate();
     p.inject(
         Dir::ServerToClient,
-        &frame_rsv(true, 4, 1, None, &[0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00]),
+        &frame_rsv(
+            true,
+            4,
+            1,
+            None,
+            &[
+                0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+            ],
+        ),
     );
     p.inject(Dir::ServerToClient, &frame_rsv(true, 4, 2, None, &[0x00]));
     let m = messages(&p.client_events);
@@ -116,7 +162,9 @@ fn compressed_messages_use_rsv1_on_the_first_frame_only() {
     let hs = headers(&seen.borrow());
     assert!(hs.len() > 1, "fragmented");
     assert!(hs[0].rsv1 && hs[0].opcode == ws_proto::frame::OpCode::TEXT);
-    assert!(hs[1..].iter().all(|h| !h.rsv1 && h.opcode == ws_proto::frame::OpCode::CONTINUATION));
+    assert!(hs[1..]
+        .iter()
+        .all(|h| !h.rsv1 && h.opcode == ws_proto::frame::OpCode::CONTINUATION));
     assert_eq!(messages(&p.server_events)[0].as_text(), Some(text.as_str()));
     let wire_payload: u64 = hs.iter().map(|h| h.payload_len).sum();
     assert!(wire_payload < 400, "compressed on the wire: {wire_payload}");
@@ -126,12 +174,20 @@ fn compressed_messages_use_rsv1_on_the_first_frame_only() {
 fn opt_out_and_threshold_send_uncompressed() {
     let mut d = DeflateConfig::default();
     d.threshold = 100;
-    let mut p = Pair::open(client_cfg().deflate(Some(d.clone())), server_cfg().deflate(Some(d)), Chunking::Whole);
+    let mut p = Pair::open(
+        client_cfg().deflate(Some(d.clone())),
+        server_cfg().deflate(Some(d)),
+        Chunking::Whole,
+    );
     let seen = capture(&mut p, Dir::ClientToServer);
     p.client.send_text(&"x".repeat(99)).unwrap(); // under the threshold
     p.client.send_text(&"x".repeat(100)).unwrap(); // at the threshold
-    p.client.send_uncompressed(MessageKind::Text, "y".repeat(500)).unwrap(); // opted out
-    p.client.send_fragment(MessageKind::Binary, vec![1u8; 300], true).unwrap(); // fragments: never
+    p.client
+        .send_uncompressed(MessageKind::Text, "y".repeat(500))
+        .unwrap(); // opted out
+    p.client
+        .send_fragment(MessageKind::Binary, vec![1u8; 300], true)
+        .unwrap(); // fragments: never
     p.drive();
     let rsv1: Vec<bool> = headers(&seen.borrow()).iter().map(|h| h.rsv1).collect();
     assert_eq!(rsv1, vec![false, true, false, false]);
@@ -153,21 +209,32 @@ fn rsv1_on_control_or_continuation_is_a_protocol_error() {
         assert_eq!(c.error, Some(ConnectionError::Protocol(want)));
     }
     let mut p = open_deflate();
-    p.inject(Dir::ServerToClient, &frame_rsv(false, 4, 1, None, &[0xf2, 0x48]));
+    p.inject(
+        Dir::ServerToClient,
+        &frame_rsv(false, 4, 1, None, &[0xf2, 0x48]),
+    );
     p.inject(Dir::ServerToClient, &frame_rsv(true, 4, 0, None, &[0xcd]));
     assert_eq!(
         p.client_closed().unwrap().error,
-        Some(ConnectionError::Protocol(ProtocolError::CompressedContinuation))
+        Some(ConnectionError::Protocol(
+            ProtocolError::CompressedContinuation
+        ))
     );
 }
 
 #[test]
 fn garbage_compressed_data_fails_with_1007() {
     let mut p = open_deflate();
-    p.inject(Dir::ServerToClient, &frame_rsv(true, 4, 2, None, &[0xff; 20]));
+    p.inject(
+        Dir::ServerToClient,
+        &frame_rsv(true, 4, 2, None, &[0xff; 20]),
+    );
     let c = p.client_closed().unwrap();
     assert_eq!(c.code, CloseCode::INVALID_PAYLOAD);
-    assert_eq!(c.error, Some(ConnectionError::Protocol(ProtocolError::BadCompressedData)));
+    assert_eq!(
+        c.error,
+        Some(ConnectionError::Protocol(ProtocolError::BadCompressedData))
+    );
 }
 
 #[test]
@@ -177,9 +244,13 @@ fn invalid_utf8_inside_compressed_text_fails_with_1007() {
     // server's decompressor is fresh).
     let mut c = flate2::Compress::new(flate2::Compression::default(), false);
     let mut out = Vec::with_capacity(100);
-    c.compress_vec(b"abc\xff\xfe", &mut out, flate2::FlushCompress::Sync).unwrap();
+    c.compress_vec(b"abc\xff\xfe", &mut out, flate2::FlushCompress::Sync)
+        .unwrap();
     out.truncate(out.len() - 4);
-    p.inject(Dir::ClientToServer, &frame_rsv(true, 4, 1, Some([1, 2, 3, 4]), &out));
+    p.inject(
+        Dir::ClientToServer,
+        &frame_rsv(true, 4, 1, Some([1, 2, 3, 4]), &out),
+    );
     assert_eq!(p.server_closed().unwrap().code, CloseCode::INVALID_PAYLOAD);
 }
 
@@ -188,9 +259,11 @@ fn bomb(inflated: usize) -> Vec<u8> {
     let zeros = vec![0u8; 1 << 20];
     let mut out = Vec::with_capacity(inflated / 500 + 1024);
     for _ in 0..inflated >> 20 {
-        c.compress_vec(&zeros, &mut out, flate2::FlushCompress::None).unwrap();
+        c.compress_vec(&zeros, &mut out, flate2::FlushCompress::None)
+            .unwrap();
     }
-    c.compress_vec(&[], &mut out, flate2::FlushCompress::Sync).unwrap();
+    c.compress_vec(&[], &mut out, flate2::FlushCompress::Sync)
+        .unwrap();
     out.truncate(out.len() - 4);
     out
 }
@@ -200,7 +273,9 @@ fn decompression_bomb_is_refused_with_1009_and_bounded_memory() {
     let limit = 1 << 20;
     let mut p = Pair::open(
         client_cfg().deflate(deflate()),
-        server_cfg().deflate(deflate()).limits(Limits::default().max_message_size(limit)),
+        server_cfg()
+            .deflate(deflate())
+            .limits(Limits::default().max_message_size(limit)),
         Chunking::Whole,
     );
     let payload = bomb(64 << 20); // 64 MiB of zeros in ~64 KiB
@@ -215,9 +290,17 @@ fn decompression_bomb_is_refused_with_1009_and_bounded_memory() {
     p.drive();
     let c = p.server_closed().unwrap();
     assert_eq!(c.code, CloseCode::MESSAGE_TOO_BIG);
-    assert_eq!(c.error, Some(ConnectionError::Protocol(ProtocolError::MessageTooLarge { limit })));
+    assert_eq!(
+        c.error,
+        Some(ConnectionError::Protocol(ProtocolError::MessageTooLarge {
+            limit
+        }))
+    );
     // Bounded by the frame buffer plus the message limit plus one inflate step.
-    assert!(peak <= 2 * (payload.len() + 64) + limit + ws_proto::deflate::INFLATE_STEP * 2, "peak {peak}");
+    assert!(
+        peak <= 2 * (payload.len() + 64) + limit + ws_proto::deflate::INFLATE_STEP * 2,
+        "peak {peak}"
+    );
     assert_eq!(p.client_closed().unwrap().code, CloseCode::MESSAGE_TOO_BIG);
 }
 
@@ -250,12 +333,18 @@ fn no_context_takeover_both_ways() {
     let mut d = DeflateConfig::default();
     d.server_no_context_takeover = true;
     d.client_no_context_takeover = true;
-    let mut p = Pair::open(client_cfg().deflate(deflate()), server_cfg().deflate(Some(d)), Chunking::Whole);
+    let mut p = Pair::open(
+        client_cfg().deflate(deflate()),
+        server_cfg().deflate(Some(d)),
+        Chunking::Whole,
+    );
     let params = *p.client.deflate_params().unwrap();
     assert!(params.server_no_context_takeover && params.client_no_context_takeover);
     let seen = capture(&mut p, Dir::ServerToClient);
     for _ in 0..3 {
-        p.server.send_text("the same message, again and again").unwrap();
+        p.server
+            .send_text("the same message, again and again")
+            .unwrap();
     }
     p.drive();
     // Identical messages compress to identical frames without takeover.

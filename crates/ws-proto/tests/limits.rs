@@ -7,7 +7,9 @@ mod common;
 use std::time::Instant;
 
 use common::*;
-use ws_proto::{CloseCode, Connection, ConnectionError, Event, HandshakeError, Limits, ProtocolError, Transmit};
+use ws_proto::{
+    CloseCode, Connection, ConnectionError, Event, HandshakeError, Limits, ProtocolError, Transmit,
+};
 
 fn failed_with(p: &Pair, code: CloseCode) -> ProtocolError {
     let c = p.server_closed().expect("server should have closed");
@@ -27,7 +29,10 @@ fn frame_payload_limit_gives_1009_before_the_payload_arrives() {
     p.inject(Dir::ClientToServer, &wire[..8]);
     assert_eq!(
         failed_with(&p, CloseCode::MESSAGE_TOO_BIG),
-        ProtocolError::FrameTooLarge { len: 1001, limit: 1000 }
+        ProtocolError::FrameTooLarge {
+            len: 1001,
+            limit: 1000
+        }
     );
     assert!(p.server.retained_bytes() <= 1000);
     // The client was told.
@@ -41,7 +46,10 @@ fn a_declared_length_of_2_pow_62_is_refused_without_allocating() {
     wire.extend_from_slice(&(1u64 << 62).to_be_bytes());
     wire.extend_from_slice(&[1, 2, 3, 4]);
     p.inject(Dir::ClientToServer, &wire);
-    assert!(matches!(failed_with(&p, CloseCode::MESSAGE_TOO_BIG), ProtocolError::FrameTooLarge { .. }));
+    assert!(matches!(
+        failed_with(&p, CloseCode::MESSAGE_TOO_BIG),
+        ProtocolError::FrameTooLarge { .. }
+    ));
     assert!(p.server.retained_bytes() < 64 << 10);
 }
 
@@ -51,13 +59,19 @@ fn message_size_limit_counts_all_fragments() {
     let mut p = Pair::open(client_cfg(), server_cfg().limits(limits), Chunking::Whole);
     let mut peak = 0;
     for i in 0..20 {
-        p.inject(Dir::ClientToServer, &cframe(false, if i == 0 { 2 } else { 0 }, &[7u8; 900]));
+        p.inject(
+            Dir::ClientToServer,
+            &cframe(false, if i == 0 { 2 } else { 0 }, &[7u8; 900]),
+        );
         peak = peak.max(p.server.retained_bytes());
         if p.server_closed().is_some() {
             break;
         }
     }
-    assert_eq!(failed_with(&p, CloseCode::MESSAGE_TOO_BIG), ProtocolError::MessageTooLarge { limit: 10_000 });
+    assert_eq!(
+        failed_with(&p, CloseCode::MESSAGE_TOO_BIG),
+        ProtocolError::MessageTooLarge { limit: 10_000 }
+    );
     assert!(peak <= 2 * 10_000 + 64, "peak retained {peak}");
 }
 
@@ -71,14 +85,24 @@ fn fragment_count_limit_counts_empty_fragments() {
         flood.extend_from_slice(&cframe(false, 0, b""));
     }
     p.inject(Dir::ClientToServer, &flood);
-    assert_eq!(failed_with(&p, CloseCode::MESSAGE_TOO_BIG), ProtocolError::TooManyFragments { limit: 100 });
+    assert_eq!(
+        failed_with(&p, CloseCode::MESSAGE_TOO_BIG),
+        ProtocolError::TooManyFragments { limit: 100 }
+    );
     assert!(p.server.retained_bytes() < 64 << 10);
 }
 
 #[test]
 fn exactly_at_the_limits_is_accepted() {
-    let limits = Limits::default().max_frame_payload(1000).max_message_size(3000).max_fragments(3);
-    let mut p = Pair::open(client_cfg().fragment_size(1000), server_cfg().limits(limits), Chunking::Whole);
+    let limits = Limits::default()
+        .max_frame_payload(1000)
+        .max_message_size(3000)
+        .max_fragments(3);
+    let mut p = Pair::open(
+        client_cfg().fragment_size(1000),
+        server_cfg().limits(limits),
+        Chunking::Whole,
+    );
     p.client.send_binary(vec![1u8; 3000]).unwrap();
     p.drive();
     assert_eq!(messages(&p.server_events)[0].data.len(), 3000);
@@ -102,7 +126,10 @@ fn server_response_to(request: &[u8], limits: Limits) -> (String, Option<ws_prot
             Transmit::Shutdown => shutdown = true,
         }
     }
-    assert!(shutdown || out.is_empty(), "a rejected handshake shuts the transport down");
+    assert!(
+        shutdown || out.is_empty(),
+        "a rejected handshake shuts the transport down"
+    );
     s.handle_eof(now);
     let mut closed = None;
     while let Some(e) = s.poll_event() {
@@ -121,7 +148,9 @@ fn oversized_request_line_gets_414() {
     assert!(resp.starts_with("HTTP/1.1 414 "), "{resp}");
     assert_eq!(
         closed.unwrap().error,
-        Some(ConnectionError::Handshake(HandshakeError::RequestLineTooLong))
+        Some(ConnectionError::Handshake(
+            HandshakeError::RequestLineTooLong
+        ))
     );
     assert!(peak <= 2 * 4096 + 200, "peak {peak}");
 }
@@ -129,10 +158,16 @@ fn oversized_request_line_gets_414() {
 #[test]
 fn oversized_headers_get_431() {
     let limits = Limits::default().max_handshake_bytes(4096);
-    let req = format!("GET / HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n", "b".repeat(10_000));
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(10_000)
+    );
     let (resp, closed, peak) = server_response_to(req.as_bytes(), limits);
     assert!(resp.starts_with("HTTP/1.1 431 "), "{resp}");
-    assert_eq!(closed.unwrap().error, Some(ConnectionError::Handshake(HandshakeError::HeadTooLarge)));
+    assert_eq!(
+        closed.unwrap().error,
+        Some(ConnectionError::Handshake(HandshakeError::HeadTooLarge))
+    );
     assert!(peak <= 2 * 4096 + 200, "peak {peak}");
 }
 
@@ -146,7 +181,10 @@ fn too_many_headers_get_431() {
     req.push_str("\r\n");
     let (resp, closed, _) = server_response_to(req.as_bytes(), limits);
     assert!(resp.starts_with("HTTP/1.1 431 "), "{resp}");
-    assert_eq!(closed.unwrap().error, Some(ConnectionError::Handshake(HandshakeError::TooManyHeaders)));
+    assert_eq!(
+        closed.unwrap().error,
+        Some(ConnectionError::Handshake(HandshakeError::TooManyHeaders))
+    );
 }
 
 #[test]
@@ -162,14 +200,21 @@ fn bad_key_gets_400() {
     let req = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: not-base64!\r\nSec-WebSocket-Version: 13\r\n\r\n";
     let (resp, closed, _) = server_response_to(req, Limits::default());
     assert!(resp.starts_with("HTTP/1.1 400 "), "{resp}");
-    assert_eq!(closed.unwrap().error, Some(ConnectionError::Handshake(HandshakeError::BadKey)));
+    assert_eq!(
+        closed.unwrap().error,
+        Some(ConnectionError::Handshake(HandshakeError::BadKey))
+    );
 }
 
 #[test]
 fn client_refuses_an_endless_response_head() {
     let limits = Limits::default().max_handshake_bytes(2048);
     let now = Instant::now();
-    let mut c = Connection::client(client_cfg().limits(limits), &ws_proto::ClientRequest::new("h", "/"), now);
+    let mut c = Connection::client(
+        client_cfg().limits(limits),
+        &ws_proto::ClientRequest::new("h", "/"),
+        now,
+    );
     let mut buf = [0u8; 4096];
     while c.poll_transmit(now, &mut buf).is_some() {}
     c.handle_input(now, b"HTTP/1.1 101 Switching Protocols\r\n");
@@ -185,13 +230,20 @@ fn client_refuses_an_endless_response_head() {
             err = cl.error;
         }
     }
-    assert_eq!(err, Some(ConnectionError::Handshake(HandshakeError::HeadTooLarge)));
+    assert_eq!(
+        err,
+        Some(ConnectionError::Handshake(HandshakeError::HeadTooLarge))
+    );
     assert!(peak <= 2 * 2048 + 200, "peak {peak}");
 }
 
 #[test]
 fn handshake_timeout_for_a_slow_loris() {
-    let mut p = Pair::new(client_cfg(), server_cfg().handshake_timeout(std::time::Duration::from_secs(2)), Chunking::Whole);
+    let mut p = Pair::new(
+        client_cfg(),
+        server_cfg().handshake_timeout(std::time::Duration::from_secs(2)),
+        Chunking::Whole,
+    );
     // The client's request never arrives; one byte a second instead.
     p.server_paused = true;
     let req = b"GET / HTTP/1.1\r\nHost: h\r\n";
@@ -200,7 +252,10 @@ fn handshake_timeout_for_a_slow_loris() {
         p.server.handle_input(now, std::slice::from_ref(b));
         p.advance(std::time::Duration::from_secs(1));
     }
-    assert_eq!(p.server_closed().unwrap().error, Some(ConnectionError::HandshakeTimeout));
+    assert_eq!(
+        p.server_closed().unwrap().error,
+        Some(ConnectionError::HandshakeTimeout)
+    );
 }
 
 #[test]
@@ -222,7 +277,10 @@ fn send_queue_limit_is_enforced_and_recovers() {
     assert_eq!(accepted, 6);
     assert_eq!(
         refused,
-        Some(ws_proto::Error::Backpressure { buffered_amount: 60_000, limit: 64 << 10 })
+        Some(ws_proto::Error::Backpressure {
+            buffered_amount: 60_000,
+            limit: 64 << 10
+        })
     );
     assert_eq!(p.client.buffered_amount(), 60_000);
     p.server_paused = false;

@@ -42,7 +42,12 @@ fn messages_round_trip_every_chunking_both_directions() {
 fn rfc6455_5_7_single_frame_and_fragmented_examples() {
     // Masked "Hello" from a client (§5.7).
     let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
-    p.inject(Dir::ClientToServer, &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    p.inject(
+        Dir::ClientToServer,
+        &[
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ],
+    );
     assert_eq!(messages(&p.server_events)[0].as_text(), Some("Hello"));
     // Unmasked fragmented "Hel" + "lo" from a server (§5.7).
     p.inject(Dir::ServerToClient, &[0x01, 0x03, 0x48, 0x65, 0x6c]);
@@ -50,9 +55,16 @@ fn rfc6455_5_7_single_frame_and_fragmented_examples() {
     p.inject(Dir::ServerToClient, &[0x80, 0x02, 0x6c, 0x6f]);
     assert_eq!(messages(&p.client_events)[0].as_text(), Some("Hello"));
     // Unmasked ping "Hello" → pong "Hello" (§5.7).
-    p.inject(Dir::ServerToClient, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-    assert!(p.client_events.contains(&Event::Ping(ws_proto::Bytes::from_static(b"Hello"))));
-    assert!(p.server_events.contains(&Event::Pong(ws_proto::Bytes::from_static(b"Hello"))));
+    p.inject(
+        Dir::ServerToClient,
+        &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f],
+    );
+    assert!(p
+        .client_events
+        .contains(&Event::Ping(ws_proto::Bytes::from_static(b"Hello"))));
+    assert!(p
+        .server_events
+        .contains(&Event::Pong(ws_proto::Bytes::from_static(b"Hello"))));
 }
 
 #[test]
@@ -65,7 +77,11 @@ fn default_fragment_size_32767_one_frame_32768_two() {
         assert_eq!(p.client.stats().frames_out - before, frames, "len {len}");
         assert_eq!(messages(&p.server_events)[0].data.len(), len);
     }
-    let mut p = Pair::open(client_cfg().fragment_size(10), server_cfg(), Chunking::Whole);
+    let mut p = Pair::open(
+        client_cfg().fragment_size(10),
+        server_cfg(),
+        Chunking::Whole,
+    );
     p.client.send_binary(payload(95)).unwrap();
     p.drive();
     assert_eq!(p.server.stats().frames_in, 10);
@@ -89,7 +105,9 @@ fn client_masks_every_frame_with_a_fresh_key() {
     let mut keys = std::collections::HashSet::new();
     let mut pos = 0;
     while pos < wire.len() {
-        let (h, n) = ws_proto::frame::FrameHeader::parse(&wire[pos..]).unwrap().unwrap();
+        let (h, n) = ws_proto::frame::FrameHeader::parse(&wire[pos..])
+            .unwrap()
+            .unwrap();
         let key = h.mask.expect("client frame without mask");
         keys.insert(key);
         pos += n + h.payload_len as usize;
@@ -148,12 +166,21 @@ fn peer_saw_close(p: &Pair, d: Dir, code: CloseCode) {
 fn server_rejects_unmasked_and_client_rejects_masked() {
     let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
     p.inject(Dir::ClientToServer, &frame(true, 1, None, b"hi"));
-    assert_eq!(expect_failure(&p, Dir::ClientToServer, CloseCode::PROTOCOL_ERROR), ProtocolError::UnmaskedFrame);
+    assert_eq!(
+        expect_failure(&p, Dir::ClientToServer, CloseCode::PROTOCOL_ERROR),
+        ProtocolError::UnmaskedFrame
+    );
     peer_saw_close(&p, Dir::ClientToServer, CloseCode::PROTOCOL_ERROR);
 
     let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
-    p.inject(Dir::ServerToClient, &frame(true, 1, Some([1, 2, 3, 4]), b"hi"));
-    assert_eq!(expect_failure(&p, Dir::ServerToClient, CloseCode::PROTOCOL_ERROR), ProtocolError::MaskedFrame);
+    p.inject(
+        Dir::ServerToClient,
+        &frame(true, 1, Some([1, 2, 3, 4]), b"hi"),
+    );
+    assert_eq!(
+        expect_failure(&p, Dir::ServerToClient, CloseCode::PROTOCOL_ERROR),
+        ProtocolError::MaskedFrame
+    );
 }
 
 /// Wire bytes as the peer at the start of `d` would send them.
@@ -168,23 +195,74 @@ fn peer_frame(d: Dir, fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8>
 fn protocol_violations_get_1002_in_both_directions() {
     type Frames = Vec<Vec<(bool, u8, u8, Vec<u8>)>>;
     let cases: Vec<(&str, Frames, ProtocolError)> = vec![
-        ("rsv1 without extension", vec![vec![(true, 4, 1, b"x".to_vec())]], ProtocolError::ReservedBits),
-        ("rsv2", vec![vec![(true, 2, 2, b"x".to_vec())]], ProtocolError::ReservedBits),
-        ("rsv3", vec![vec![(true, 1, 1, b"x".to_vec())]], ProtocolError::ReservedBits),
-        ("reserved opcode 3", vec![vec![(true, 0, 3, vec![])]], ProtocolError::ReservedOpcode(3)),
-        ("reserved opcode 0xB", vec![vec![(true, 0, 0xB, vec![])]], ProtocolError::ReservedOpcode(0xB)),
-        ("ping over 125", vec![vec![(true, 0, 9, vec![0; 126])]], ProtocolError::ControlTooLong(126)),
-        ("fragmented ping", vec![vec![(false, 0, 9, b"a".to_vec())]], ProtocolError::FragmentedControl),
-        ("continuation first", vec![vec![(true, 0, 0, b"a".to_vec())]], ProtocolError::UnexpectedContinuation),
+        (
+            "rsv1 without extension",
+            vec![vec![(true, 4, 1, b"x".to_vec())]],
+            ProtocolError::ReservedBits,
+        ),
+        (
+            "rsv2",
+            vec![vec![(true, 2, 2, b"x".to_vec())]],
+            ProtocolError::ReservedBits,
+        ),
+        (
+            "rsv3",
+            vec![vec![(true, 1, 1, b"x".to_vec())]],
+            ProtocolError::ReservedBits,
+        ),
+        (
+            "reserved opcode 3",
+            vec![vec![(true, 0, 3, vec![])]],
+            ProtocolError::ReservedOpcode(3),
+        ),
+        (
+            "reserved opcode 0xB",
+            vec![vec![(true, 0, 0xB, vec![])]],
+            ProtocolError::ReservedOpcode(0xB),
+        ),
+        (
+            "ping over 125",
+            vec![vec![(true, 0, 9, vec![0; 126])]],
+            ProtocolError::ControlTooLong(126),
+        ),
+        (
+            "fragmented ping",
+            vec![vec![(false, 0, 9, b"a".to_vec())]],
+            ProtocolError::FragmentedControl,
+        ),
+        (
+            "continuation first",
+            vec![vec![(true, 0, 0, b"a".to_vec())]],
+            ProtocolError::UnexpectedContinuation,
+        ),
         (
             "data inside fragmented",
-            vec![vec![(false, 0, 1, b"a".to_vec()), (true, 0, 1, b"b".to_vec())]],
+            vec![vec![
+                (false, 0, 1, b"a".to_vec()),
+                (true, 0, 1, b"b".to_vec()),
+            ]],
             ProtocolError::ExpectedContinuation,
         ),
-        ("one-byte close", vec![vec![(true, 0, 8, vec![3])]], ProtocolError::CloseTooShort),
-        ("close code 1005", vec![vec![(true, 0, 8, vec![0x03, 0xED])]], ProtocolError::InvalidCloseCode(1005)),
-        ("close code 999", vec![vec![(true, 0, 8, vec![0x03, 0xE7])]], ProtocolError::InvalidCloseCode(999)),
-        ("close code 5000", vec![vec![(true, 0, 8, vec![0x13, 0x88])]], ProtocolError::InvalidCloseCode(5000)),
+        (
+            "one-byte close",
+            vec![vec![(true, 0, 8, vec![3])]],
+            ProtocolError::CloseTooShort,
+        ),
+        (
+            "close code 1005",
+            vec![vec![(true, 0, 8, vec![0x03, 0xED])]],
+            ProtocolError::InvalidCloseCode(1005),
+        ),
+        (
+            "close code 999",
+            vec![vec![(true, 0, 8, vec![0x03, 0xE7])]],
+            ProtocolError::InvalidCloseCode(999),
+        ),
+        (
+            "close code 5000",
+            vec![vec![(true, 0, 8, vec![0x13, 0x88])]],
+            ProtocolError::InvalidCloseCode(5000),
+        ),
     ];
     for (name, frames, want) in cases {
         for dir in BOTH_DIRS {
@@ -204,8 +282,14 @@ fn protocol_violations_get_1002_in_both_directions() {
 #[test]
 fn length_with_top_bit_is_rejected() {
     let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
-    p.inject(Dir::ServerToClient, &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 1]);
-    assert_eq!(expect_failure(&p, Dir::ServerToClient, CloseCode::PROTOCOL_ERROR), ProtocolError::LengthTopBit);
+    p.inject(
+        Dir::ServerToClient,
+        &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 1],
+    );
+    assert_eq!(
+        expect_failure(&p, Dir::ServerToClient, CloseCode::PROTOCOL_ERROR),
+        ProtocolError::LengthTopBit
+    );
 }
 
 #[test]
@@ -219,8 +303,12 @@ fn control_frames_between_fragments_are_fine() {
         p.inject(dir, &peer_frame(dir, true, 0, 0, b"o"));
         let ev = p.events_at(dir).clone();
         assert_eq!(messages(&ev)[0].as_text(), Some("Hello"));
-        assert!(ev.iter().any(|e| matches!(e, Event::Ping(b) if &b[..] == b"ping")));
-        assert!(ev.iter().any(|e| matches!(e, Event::Pong(b) if &b[..] == b"pong")));
+        assert!(ev
+            .iter()
+            .any(|e| matches!(e, Event::Ping(b) if &b[..] == b"ping")));
+        assert!(ev
+            .iter()
+            .any(|e| matches!(e, Event::Pong(b) if &b[..] == b"pong")));
     }
 }
 
@@ -250,7 +338,10 @@ fn invalid_utf8_across_fragments_and_in_close_reason() {
         expect_failure(&p, dir, CloseCode::INVALID_PAYLOAD);
 
         let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
-        p.inject(dir, &peer_frame(dir, true, 0, 8, b"\x03\xe8bad \xff reason"));
+        p.inject(
+            dir,
+            &peer_frame(dir, true, 0, 8, b"\x03\xe8bad \xff reason"),
+        );
         expect_failure(&p, dir, CloseCode::INVALID_PAYLOAD);
     }
 }
@@ -258,7 +349,10 @@ fn invalid_utf8_across_fragments_and_in_close_reason() {
 #[test]
 fn text_ending_mid_code_point_is_invalid() {
     let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
-    p.inject(Dir::ServerToClient, &peer_frame(Dir::ServerToClient, true, 0, 1, b"ab\xe2\x82"));
+    p.inject(
+        Dir::ServerToClient,
+        &peer_frame(Dir::ServerToClient, true, 0, 1, b"ab\xe2\x82"),
+    );
     expect_failure(&p, Dir::ServerToClient, CloseCode::INVALID_PAYLOAD);
 }
 
@@ -268,16 +362,31 @@ fn clean_close_from_either_side() {
         for dir in BOTH_DIRS {
             let mut p = Pair::open(client_cfg(), server_cfg(), chunking);
             p.conn(dir).send_text("last words").unwrap();
-            p.conn(dir).close(CloseCode::new(4001).unwrap(), "done here").unwrap();
+            p.conn(dir)
+                .close(CloseCode::new(4001).unwrap(), "done here")
+                .unwrap();
             assert_eq!(p.conn(dir).state(), State::Closing);
             assert!(p.conn(dir).send_text("too late").is_err());
             p.drive();
             assert_eq!(messages(p.events_at(dir))[0].as_text(), Some("last words"));
-            let (c, s) = (p.client_closed().unwrap().clone(), p.server_closed().unwrap().clone());
-            for (closed, local) in [(&c, dir == Dir::ClientToServer), (&s, dir == Dir::ServerToClient)] {
+            let (c, s) = (
+                p.client_closed().unwrap().clone(),
+                p.server_closed().unwrap().clone(),
+            );
+            for (closed, local) in [
+                (&c, dir == Dir::ClientToServer),
+                (&s, dir == Dir::ServerToClient),
+            ] {
                 assert!(closed.clean, "{closed:?}");
                 assert_eq!(closed.error, None);
-                assert_eq!(closed.initiator, if local { Initiator::Local } else { Initiator::Remote });
+                assert_eq!(
+                    closed.initiator,
+                    if local {
+                        Initiator::Local
+                    } else {
+                        Initiator::Remote
+                    }
+                );
             }
             // The initiator reports the peer's echo; the peer reports ours.
             assert_eq!(s.code.as_u16(), 4001);
@@ -294,7 +403,10 @@ fn peer_close_reason_is_reported_and_echoed() {
     p.server.close(CloseCode::GOING_AWAY, "restarting").unwrap();
     p.drive();
     let c = p.client_closed().unwrap();
-    assert_eq!((c.code, c.reason.as_str()), (CloseCode::GOING_AWAY, "restarting"));
+    assert_eq!(
+        (c.code, c.reason.as_str()),
+        (CloseCode::GOING_AWAY, "restarting")
+    );
 }
 
 #[test]
@@ -342,19 +454,35 @@ fn server_closes_tcp_first() {
 #[test]
 fn close_command_validates_code_and_reason() {
     let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
-    assert_eq!(CloseCode::new(1005).unwrap_err(), Error::InvalidCloseCode(1005));
-    assert_eq!(p.client.close(CloseCode::NO_STATUS, ""), Err(Error::InvalidCloseCode(1005)));
-    assert_eq!(p.client.close(CloseCode::NORMAL, &"x".repeat(124)), Err(Error::CloseReasonTooLong(124)));
+    assert_eq!(
+        CloseCode::new(1005).unwrap_err(),
+        Error::InvalidCloseCode(1005)
+    );
+    assert_eq!(
+        p.client.close(CloseCode::NO_STATUS, ""),
+        Err(Error::InvalidCloseCode(1005))
+    );
+    assert_eq!(
+        p.client.close(CloseCode::NORMAL, &"x".repeat(124)),
+        Err(Error::CloseReasonTooLong(124))
+    );
     assert!(p.client.close(CloseCode::NORMAL, &"é".repeat(61)).is_ok()); // 122 bytes
     assert_eq!(
         p.client.close(CloseCode::NORMAL, ""),
-        Err(Error::InvalidState { op: "close", state: State::Closing })
+        Err(Error::InvalidState {
+            op: "close",
+            state: State::Closing
+        })
     );
 }
 
 #[test]
 fn close_timeout_when_peer_never_answers() {
-    let mut p = Pair::open(client_cfg().close_timeout(Duration::from_millis(500)), server_cfg(), Chunking::Whole);
+    let mut p = Pair::open(
+        client_cfg().close_timeout(Duration::from_millis(500)),
+        server_cfg(),
+        Chunking::Whole,
+    );
     p.cut = true;
     p.client.close(CloseCode::NORMAL, "").unwrap();
     p.drive();
@@ -423,7 +551,9 @@ fn auto_pong_answers_every_ping() {
             _ => None,
         })
         .collect();
-    let want: Vec<_> = (0..10u8).map(|i| ws_proto::Bytes::from(vec![b'p', b'0' + i])).collect();
+    let want: Vec<_> = (0..10u8)
+        .map(|i| ws_proto::Bytes::from(vec![b'p', b'0' + i]))
+        .collect();
     assert_eq!(pongs, want);
 }
 
@@ -445,8 +575,16 @@ fn a_ping_flood_keeps_only_the_latest_pending_pongs() {
             _ => None,
         })
         .collect();
-    assert_eq!(pongs, (984..1000).collect::<Vec<_>>(), "the 16 latest, in order");
-    let pings = p.client_events.iter().filter(|e| matches!(e, Event::Ping(_))).count();
+    assert_eq!(
+        pongs,
+        (984..1000).collect::<Vec<_>>(),
+        "the 16 latest, in order"
+    );
+    let pings = p
+        .client_events
+        .iter()
+        .filter(|e| matches!(e, Event::Ping(_)))
+        .count();
     assert_eq!(pings, 1000, "every ping is visible to the application");
 }
 
@@ -478,9 +616,17 @@ fn latency_is_measured_from_ping_to_matching_pong() {
 
 #[test]
 fn keepalive_pings_every_interval() {
-    let mut p = Pair::open(client_cfg().ping_interval(Some(Duration::from_secs(1))), server_cfg(), Chunking::Whole);
+    let mut p = Pair::open(
+        client_cfg().ping_interval(Some(Duration::from_secs(1))),
+        server_cfg(),
+        Chunking::Whole,
+    );
     p.advance(Duration::from_millis(3500));
-    let pings = p.server_events.iter().filter(|e| matches!(e, Event::Ping(_))).count();
+    let pings = p
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, Event::Ping(_)))
+        .count();
     assert_eq!(pings, 3);
     assert!(p.client.latency().is_some());
     assert_eq!(p.client.state(), State::Open);
@@ -494,7 +640,10 @@ fn idle_timeout_ends_a_silent_connection_with_an_error() {
     p.advance(Duration::from_millis(1500));
     p.server.send_text("still here").unwrap();
     p.drive();
-    assert_eq!(p.client.last_message_received(), Some(start + Duration::from_millis(1500)));
+    assert_eq!(
+        p.client.last_message_received(),
+        Some(start + Duration::from_millis(1500))
+    );
     p.advance(Duration::from_millis(1900));
     assert!(p.client_closed().is_none());
     p.advance(Duration::from_millis(200));
@@ -513,24 +662,41 @@ fn keepalive_pongs_keep_an_idle_connection_alive() {
     assert_eq!(p.client.state(), State::Open);
     p.cut = true;
     p.advance(Duration::from_secs(3));
-    assert_eq!(p.client_closed().unwrap().error, Some(ConnectionError::IdleTimeout));
+    assert_eq!(
+        p.client_closed().unwrap().error,
+        Some(ConnectionError::IdleTimeout)
+    );
 }
 
 #[test]
 fn handshake_timeout_when_the_application_never_answers() {
-    let mut p = Pair::new(client_cfg(), server_cfg().handshake_timeout(Duration::from_secs(3)), Chunking::Whole);
+    let mut p = Pair::new(
+        client_cfg(),
+        server_cfg().handshake_timeout(Duration::from_secs(3)),
+        Chunking::Whole,
+    );
     p.drive();
     assert!(matches!(p.server_events[0], Event::UpgradeRequest(_)));
     p.advance(Duration::from_secs(3));
-    assert_eq!(p.server_closed().unwrap().error, Some(ConnectionError::HandshakeTimeout));
+    assert_eq!(
+        p.server_closed().unwrap().error,
+        Some(ConnectionError::HandshakeTimeout)
+    );
 }
 
 #[test]
 fn client_handshake_timeout_when_server_is_silent() {
-    let mut p = Pair::new(client_cfg().handshake_timeout(Duration::from_secs(1)), server_cfg(), Chunking::Whole);
+    let mut p = Pair::new(
+        client_cfg().handshake_timeout(Duration::from_secs(1)),
+        server_cfg(),
+        Chunking::Whole,
+    );
     p.server_paused = true;
     p.advance(Duration::from_secs(1));
-    assert_eq!(p.client_closed().unwrap().error, Some(ConnectionError::HandshakeTimeout));
+    assert_eq!(
+        p.client_closed().unwrap().error,
+        Some(ConnectionError::HandshakeTimeout)
+    );
     assert_eq!(p.client.state(), State::Closed);
 }
 
@@ -544,7 +710,9 @@ fn buffered_amount_is_exact() {
     let mut buf = [0u8; 100];
     // First chunk: 2-byte header... client adds 4 mask bytes: header is 8 bytes for 1000.
     let now = p.now;
-    let Some(ws_proto::Transmit::Data(n)) = p.client.poll_transmit(now, &mut buf) else { panic!() };
+    let Some(ws_proto::Transmit::Data(n)) = p.client.poll_transmit(now, &mut buf) else {
+        panic!()
+    };
     assert_eq!(n, 100);
     assert_eq!(p.client.buffered_amount(), 1003 - (100 - 8));
     let mut total = 0;
@@ -557,10 +725,20 @@ fn buffered_amount_is_exact() {
 
 #[test]
 fn send_queue_limit_gives_backpressure_with_the_buffered_amount() {
-    let mut p = Pair::open(client_cfg().limits(Limits::default().max_send_queue(10_000)), server_cfg(), Chunking::Whole);
+    let mut p = Pair::open(
+        client_cfg().limits(Limits::default().max_send_queue(10_000)),
+        server_cfg(),
+        Chunking::Whole,
+    );
     p.client.send_binary(payload(6000)).unwrap();
     let err = p.client.send_binary(payload(6000)).unwrap_err();
-    assert_eq!(err, Error::Backpressure { buffered_amount: 6000, limit: 10_000 });
+    assert_eq!(
+        err,
+        Error::Backpressure {
+            buffered_amount: 6000,
+            limit: 10_000
+        }
+    );
     p.drive();
     assert_eq!(p.client.buffered_amount(), 0);
     p.client.send_binary(payload(6000)).unwrap();
@@ -568,7 +746,11 @@ fn send_queue_limit_gives_backpressure_with_the_buffered_amount() {
 
 #[test]
 fn stats_count_messages_frames_and_bytes() {
-    let mut p = Pair::open(client_cfg().fragment_size(100), server_cfg(), Chunking::Whole);
+    let mut p = Pair::open(
+        client_cfg().fragment_size(100),
+        server_cfg(),
+        Chunking::Whole,
+    );
     let base_c = p.client.stats();
     p.client.send_binary(payload(250)).unwrap();
     p.client.send_text("x").unwrap();
@@ -586,10 +768,23 @@ fn stats_count_messages_frames_and_bytes() {
 #[test]
 fn streaming_mode_delivers_fragments_as_they_arrive() {
     for dir in BOTH_DIRS {
-        let mut p = Pair::open(client_cfg().streaming(true), server_cfg().streaming(true), Chunking::Whole);
+        let mut p = Pair::open(
+            client_cfg().streaming(true),
+            server_cfg().streaming(true),
+            Chunking::Whole,
+        );
         p.inject(dir, &peer_frame(dir, false, 0, 1, "héllo ".as_bytes()));
-        let frags: Vec<_> = p.events_at(dir).iter().filter(|e| matches!(e, Event::Fragment(_))).cloned().collect();
-        assert_eq!(frags.len(), 1, "first fragment delivered before the message ends");
+        let frags: Vec<_> = p
+            .events_at(dir)
+            .iter()
+            .filter(|e| matches!(e, Event::Fragment(_)))
+            .cloned()
+            .collect();
+        assert_eq!(
+            frags.len(),
+            1,
+            "first fragment delivered before the message ends"
+        );
         p.inject(dir, &peer_frame(dir, false, 0, 0, b"wor"));
         p.inject(dir, &peer_frame(dir, true, 0, 0, b"ld"));
         let frags: Vec<ws_proto::Fragment> = p
@@ -613,10 +808,16 @@ fn streaming_mode_delivers_fragments_as_they_arrive() {
 #[test]
 fn send_fragment_builds_one_message() {
     let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
-    p.client.send_fragment(MessageKind::Text, &b"abc"[..], false).unwrap();
+    p.client
+        .send_fragment(MessageKind::Text, &b"abc"[..], false)
+        .unwrap();
     assert_eq!(p.client.send_text("x"), Err(Error::FragmentSequence));
-    p.client.send_fragment(MessageKind::Text, &b"def"[..], false).unwrap();
-    p.client.send_fragment(MessageKind::Text, &b"g"[..], true).unwrap();
+    p.client
+        .send_fragment(MessageKind::Text, &b"def"[..], false)
+        .unwrap();
+    p.client
+        .send_fragment(MessageKind::Text, &b"g"[..], true)
+        .unwrap();
     p.client.send_text("next").unwrap();
     p.drive();
     let m = messages(&p.server_events);
@@ -698,7 +899,9 @@ fn upgrade_request_event_carries_path_query_origin_protocols() {
         .header("Authorization", "Bearer t0k3n");
     let mut p = Pair::with_request(client_cfg(), server_cfg(), Chunking::Whole, req);
     p.drive();
-    let Event::UpgradeRequest(r) = &p.server_events[0] else { panic!() };
+    let Event::UpgradeRequest(r) = &p.server_events[0] else {
+        panic!()
+    };
     assert_eq!(r.path, "/chat");
     assert_eq!(r.query.as_deref(), Some("room=7"));
     assert_eq!(r.host, "example.com:8080");
@@ -706,17 +909,29 @@ fn upgrade_request_event_carries_path_query_origin_protocols() {
     assert_eq!(r.protocols, vec!["v2.chat", "v1.chat"]);
     assert_eq!(r.header("authorization"), Some("Bearer t0k3n"));
     p.server
-        .accept(ws_proto::Accept::new().protocol("v1.chat").header("X-Server", "ours"))
+        .accept(
+            ws_proto::Accept::new()
+                .protocol("v1.chat")
+                .header("X-Server", "ours"),
+        )
         .unwrap();
     p.drive();
     assert_eq!(p.client.subprotocol(), Some("v1.chat"));
     assert_eq!(p.server.subprotocol(), Some("v1.chat"));
-    let Some(Event::Open(info)) = p.client_events.first() else { panic!() };
-    assert!(info.headers.iter().any(|(n, v)| n == "X-Server" && v == "ours"));
+    let Some(Event::Open(info)) = p.client_events.first() else {
+        panic!()
+    };
+    assert!(info
+        .headers
+        .iter()
+        .any(|(n, v)| n == "X-Server" && v == "ours"));
     // A subprotocol the client did not offer cannot be picked.
     let mut p = Pair::new(client_cfg(), server_cfg(), Chunking::Whole);
     p.drive();
-    assert!(matches!(p.server.accept(ws_proto::Accept::new().protocol("nope")), Err(Error::InvalidHeader(_))));
+    assert!(matches!(
+        p.server.accept(ws_proto::Accept::new().protocol("nope")),
+        Err(Error::InvalidHeader(_))
+    ));
 }
 
 #[test]
@@ -724,12 +939,21 @@ fn rejection_reaches_the_client_with_status_and_body() {
     let mut p = Pair::new(client_cfg(), server_cfg(), Chunking::OneByte);
     p.drive();
     p.server
-        .reject(401, &[("WWW-Authenticate".into(), "Bearer".into())], b"token required")
+        .reject(
+            401,
+            &[("WWW-Authenticate".into(), "Bearer".into())],
+            b"token required",
+        )
         .unwrap();
     p.drive();
     let c = p.client_closed().unwrap();
     match &c.error {
-        Some(ConnectionError::Handshake(HandshakeError::Status { status, body, headers, .. })) => {
+        Some(ConnectionError::Handshake(HandshakeError::Status {
+            status,
+            body,
+            headers,
+            ..
+        })) => {
             assert_eq!(*status, 401);
             assert_eq!(body, b"token required");
             assert!(headers.iter().any(|(n, _)| n == "WWW-Authenticate"));
@@ -744,7 +968,11 @@ fn rejection_reaches_the_client_with_status_and_body() {
 
 fn client_against_raw_response(response: &[u8]) -> ws_proto::Closed {
     let now = std::time::Instant::now();
-    let mut c = ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/").protocol("a"), now);
+    let mut c = ws_proto::Connection::client(
+        client_cfg(),
+        &ws_proto::ClientRequest::new("h", "/").protocol("a"),
+        now,
+    );
     let mut buf = [0u8; 4096];
     while c.poll_transmit(now, &mut buf).is_some() {}
     c.handle_input(now, response);
@@ -761,11 +989,19 @@ fn client_against_raw_response(response: &[u8]) -> ws_proto::Closed {
 fn accept_for_seed1() -> String {
     // The client's key comes from its seeded RNG: recover it from its request.
     let now = std::time::Instant::now();
-    let mut c = ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/"), now);
+    let mut c =
+        ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/"), now);
     let mut buf = [0u8; 4096];
-    let Some(ws_proto::Transmit::Data(n)) = c.poll_transmit(now, &mut buf) else { panic!() };
+    let Some(ws_proto::Transmit::Data(n)) = c.poll_transmit(now, &mut buf) else {
+        panic!()
+    };
     let req = String::from_utf8_lossy(&buf[..n]).to_string();
-    let key = req.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap().trim().to_string();
+    let key = req
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap()
+        .trim()
+        .to_string();
     ws_proto::handshake::accept_key(key.as_bytes())
 }
 
@@ -774,21 +1010,45 @@ fn client_validates_the_servers_answer() {
     let acc = accept_for_seed1();
     let good = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {acc}\r\n");
     let cases = [
-        (format!("{}\r\n", good.replace(&acc, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")), HandshakeError::BadAccept),
-        (format!("{}\r\n", good.replace("Upgrade: websocket\r\n", "")), HandshakeError::MissingUpgrade),
-        (format!("{}\r\n", good.replace("Connection: Upgrade", "Connection: close")), HandshakeError::MissingConnectionUpgrade),
-        (format!("{good}Sec-WebSocket-Protocol: zzz\r\n\r\n"), HandshakeError::UnofferedProtocol("zzz".into())),
+        (
+            format!("{}\r\n", good.replace(&acc, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")),
+            HandshakeError::BadAccept,
+        ),
+        (
+            format!("{}\r\n", good.replace("Upgrade: websocket\r\n", "")),
+            HandshakeError::MissingUpgrade,
+        ),
+        (
+            format!(
+                "{}\r\n",
+                good.replace("Connection: Upgrade", "Connection: close")
+            ),
+            HandshakeError::MissingConnectionUpgrade,
+        ),
+        (
+            format!("{good}Sec-WebSocket-Protocol: zzz\r\n\r\n"),
+            HandshakeError::UnofferedProtocol("zzz".into()),
+        ),
     ];
     for (resp, want) in cases {
         let c = client_against_raw_response(resp.as_bytes());
         assert_eq!(c.error, Some(ConnectionError::Handshake(want)), "{resp}");
         assert_eq!(c.code, CloseCode::ABNORMAL);
     }
-    let c = client_against_raw_response(format!("{good}Sec-WebSocket-Extensions: x-unknown\r\n\r\n").as_bytes());
-    assert!(matches!(c.error, Some(ConnectionError::Handshake(HandshakeError::Extension(_)))), "{c:?}");
+    let c = client_against_raw_response(
+        format!("{good}Sec-WebSocket-Extensions: x-unknown\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        matches!(
+            c.error,
+            Some(ConnectionError::Handshake(HandshakeError::Extension(_)))
+        ),
+        "{c:?}"
+    );
     // Case-insensitive tokens are fine.
     let now = std::time::Instant::now();
-    let mut cl = ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/"), now);
+    let mut cl =
+        ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/"), now);
     let mut buf = [0u8; 4096];
     while cl.poll_transmit(now, &mut buf).is_some() {}
     cl.handle_input(now, format!("HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nconnection: keep-alive, UPGRADE\r\nsec-websocket-accept: {acc}\r\n\r\n").as_bytes());
@@ -797,9 +1057,13 @@ fn client_validates_the_servers_answer() {
 
 #[test]
 fn non_101_without_length_reports_what_arrived() {
-    let c = client_against_raw_response(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\r\ncome back later");
+    let c = client_against_raw_response(
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\r\ncome back later",
+    );
     match c.error {
-        Some(ConnectionError::Handshake(HandshakeError::Status { status: 503, body, .. })) => {
+        Some(ConnectionError::Handshake(HandshakeError::Status {
+            status: 503, body, ..
+        })) => {
             assert_eq!(body, b"come back later")
         }
         other => panic!("{other:?}"),
@@ -809,13 +1073,66 @@ fn non_101_without_length_reports_what_arrived() {
 #[test]
 fn commands_in_the_wrong_state_are_errors() {
     let mut p = Pair::new(client_cfg(), server_cfg(), Chunking::Whole);
-    assert!(matches!(p.client.send_text("early"), Err(Error::InvalidState { state: State::Connecting, .. })));
-    assert!(matches!(p.client.accept(ws_proto::Accept::new()), Err(Error::InvalidState { .. })));
-    assert!(matches!(p.server.accept(ws_proto::Accept::new()), Err(Error::InvalidState { .. })));
+    assert!(matches!(
+        p.client.send_text("early"),
+        Err(Error::InvalidState {
+            state: State::Connecting,
+            ..
+        })
+    ));
+    assert!(matches!(
+        p.client.accept(ws_proto::Accept::new()),
+        Err(Error::InvalidState { .. })
+    ));
+    assert!(matches!(
+        p.server.accept(ws_proto::Accept::new()),
+        Err(Error::InvalidState { .. })
+    ));
     p.handshake();
     assert!(p.server.reject(400, &[], b"").is_err());
     p.client.close(CloseCode::NORMAL, "").unwrap();
     p.drive();
-    assert!(matches!(p.client.send_text("late"), Err(Error::InvalidState { state: State::Closed, .. })));
+    assert!(matches!(
+        p.client.send_text("late"),
+        Err(Error::InvalidState {
+            state: State::Closed,
+            ..
+        })
+    ));
     assert!(p.client.ping(&b""[..]).is_err());
+}
+
+#[test]
+fn text_must_be_utf8_and_requests_are_validated() {
+    let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
+    assert_eq!(
+        p.client.send(MessageKind::Text, vec![0xff, 0xfe]),
+        Err(Error::InvalidUtf8)
+    );
+    assert!(p.client.send(MessageKind::Binary, vec![0xff, 0xfe]).is_ok());
+    let ok = ws_proto::ClientRequest::new("h:1", "/a?b=c")
+        .protocol("chat")
+        .header("Authorization", "x");
+    assert!(ok.validate().is_ok());
+    assert!(ok.clone().header("X", "a\r\nEvil: 1").validate().is_err());
+    assert!(ws_proto::ClientRequest::new("h", "/a b")
+        .validate()
+        .is_err());
+    assert!(ws_proto::ClientRequest::new("h", "/")
+        .protocol("a, b")
+        .validate()
+        .is_err());
+}
+
+#[test]
+fn an_empty_queue_takes_one_message_larger_than_the_limit() {
+    let limits = ws_proto::Limits::default().max_send_queue(1000);
+    let mut p = Pair::open(client_cfg().limits(limits), server_cfg(), Chunking::Whole);
+    p.client.send_binary(payload(5000)).unwrap();
+    assert!(matches!(
+        p.client.send_binary(payload(10)),
+        Err(Error::Backpressure { .. })
+    ));
+    p.drive();
+    assert_eq!(messages(&p.server_events)[0].data.len(), 5000);
 }

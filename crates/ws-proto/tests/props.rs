@@ -25,7 +25,10 @@ fn msg() -> impl Strategy<Value = Msg> {
 
 fn run(msgs: &[Msg], seed: u64, max_chunk: usize, frag: usize, deflate: bool, dir: Dir) {
     let d = deflate.then(DeflateConfig::default);
-    let chunking = Chunking::Random { seed, max: max_chunk };
+    let chunking = Chunking::Random {
+        seed,
+        max: max_chunk,
+    };
     let mut p = Pair::open(
         client_cfg().fragment_size(frag).deflate(d.clone()),
         server_cfg().fragment_size(frag).deflate(d),

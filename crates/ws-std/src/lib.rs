@@ -1,1 +1,109 @@
-//! x
+//! Blocking WebSocket driver over `std::net` (and rustls for `wss://`) for
+//! the sans-IO core [`ws_proto`], plus an event-style client.
+//!
+//! Three ways in:
+//!
+//! - **Blocking, like a `TcpStream`**: [`connect`] (`ws://`, `wss://`) and
+//!   [`accept`] give a [`WebSocket`] with `recv`, `send_*` and `close`;
+//!   [`WebSocket::split`] gives a [`WsReader`] and a [`WsWriter`] for two
+//!   threads.
+//! - **A server helper**: [`serve`] runs one thread per connection over a
+//!   `TcpListener`, with an upgrade callback ([`ServerOptions::on_upgrade`]),
+//!   a connection limit and a [`ServerHandle::shutdown`].
+//! - **An event-style client**: [`WebSocketClient`], with callbacks
+//!   (`on_open`, `on_message`, `on_binary`, `on_binary_segment`,
+//!   `on_incomplete_frame`, `on_closed` *xor* `on_error`), a send queue
+//!   with an exact [`buffered_amount`](WebSocketClient::buffered_amount) and
+//!   a limit, and keepalive.
+//!
+//! ```
+//! use std::net::TcpListener;
+//! use ws_std::{connect, serve, ClientOptions, Received, ServeOptions};
+//!
+//! // An echo server on a free loopback port.
+//! let server = serve(TcpListener::bind("127.0.0.1:0")?, ServeOptions::default(), |mut ws| {
+//!     while let Ok(Received::Message(m)) = ws.recv() {
+//!         if ws.send(m.kind, m.data).is_err() {
+//!             break;
+//!         }
+//!     }
+//! })?;
+//!
+//! let url = format!("ws://{}/echo", server.local_addr());
+//! let mut ws = connect(&url, &ClientOptions::default())?;
+//! ws.send_text("hello")?;
+//! match ws.recv()? {
+//!     Received::Message(m) => assert_eq!(m.as_text(), Some("hello")),
+//!     other => panic!("{other:?}"),
+//! }
+//! ws.close(ws_proto::CloseCode::NORMAL, "done")?;
+//! while let Ok(r) = ws.recv() {
+//!     if let Received::Closed(c) = r {
+//!         assert!(c.clean);
+//!     }
+//! }
+//! assert!(server.shutdown());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How it drives the core
+//!
+//! One private routine drives the [`ws_proto::Connection`]: after every
+//! input or command it drains `poll_transmit` (into a bounded wire queue,
+//! encrypting for TLS), drains `poll_event`, and fires the timers that
+//! `poll_timeout` says are due. The next deadline becomes the socket's read
+//! timeout, so keepalive pings, the idle timeout and the close timeout run
+//! inside `recv` (and on the event client's IO thread). `Transmit::Shutdown`
+//! becomes `shutdown(Write)`, after a TLS `close_notify`.
+//!
+//! Socket reads and writes happen outside the lock around the core (and its
+//! rustls session): a reader blocked in `recv` never blocks a writer, and a
+//! writer blocked on a slow peer never stops the reader from answering
+//! pings. The wire queue holds at most 64 KiB; the rest waits in the core,
+//! where its `buffered_amount` counts it.
+//!
+//! # TLS
+//!
+//! Every rustls configuration this crate builds uses the *ring* provider
+//! explicitly (`builder_with_provider`), never the process default, so no
+//! feature combination elsewhere in a build can make it panic. Clients trust
+//! the `webpki-roots` store by default, or a store of your own, plus extra
+//! certificates ([`TlsClientOptions`]); the SNI name and the name checked are
+//! the URL's host. Servers take a rustls `ServerConfig`
+//! ([`server_config_from_pem`]).
+//!
+//! # Logging
+//!
+//! Lines go to the [`log`] crate under the target `ws_std`, each starting
+//! with its connection's id, e.g. `[ws#17] open (subprotocol ...)`
+//! ([`ConnId`]).
+//!
+//! # What this crate never does
+//!
+//! It holds no protocol knowledge (no opcodes, no header parsing, no close
+//! code rules: all of that is the core's), never panics on peer data, and
+//! never lets a queue grow without bound: the core bounds what it keeps,
+//! the wire queue is capped, and the event client's send queue has a limit.
+#![forbid(unsafe_code)]
+
+mod client;
+mod driver;
+mod error;
+mod logctx;
+mod server;
+mod tls;
+mod url;
+mod websocket;
+
+pub use client::{
+    ClientBuilder, ReadyState, WebSocketClient, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED,
+    DEFAULT_PING_INTERVAL,
+};
+pub use error::{Error, Timeout};
+pub use logctx::ConnId;
+pub use server::{serve, ServeOptions, ServerHandle};
+pub use tls::{server_config_from_der, server_config_from_pem, Roots, TlsClientOptions};
+pub use websocket::{
+    accept, connect, ClientOptions, Received, RequestHook, ServerOptions, UpgradeCallback,
+    UpgradeResponse, WebSocket, WsReader, WsWriter,
+};

@@ -67,10 +67,20 @@ pub fn server_cfg() -> Config {
 
 impl Pair {
     pub fn new(client: Config, server: Config, chunking: Chunking) -> Pair {
-        Pair::with_request(client, server, chunking, ClientRequest::new("localhost", "/"))
+        Pair::with_request(
+            client,
+            server,
+            chunking,
+            ClientRequest::new("localhost", "/"),
+        )
     }
 
-    pub fn with_request(client: Config, server: Config, chunking: Chunking, req: ClientRequest) -> Pair {
+    pub fn with_request(
+        client: Config,
+        server: Config,
+        chunking: Chunking,
+        req: ClientRequest,
+    ) -> Pair {
         let now = Instant::now();
         Pair {
             client: Connection::client(client, &req, now),
@@ -106,12 +116,24 @@ impl Pair {
 
     pub fn handshake(&mut self) {
         self.drive();
-        let req = self.server_events.iter().any(|e| matches!(e, Event::UpgradeRequest(_)));
+        let req = self
+            .server_events
+            .iter()
+            .any(|e| matches!(e, Event::UpgradeRequest(_)));
         assert!(req, "no upgrade request: {:?}", self.server_events);
         self.server.accept(Accept::new()).unwrap();
         self.drive();
-        assert!(self.client_events.iter().any(|e| matches!(e, Event::Open(_))), "{:?}", self.client_events);
-        assert!(self.server_events.iter().any(|e| matches!(e, Event::Open(_))));
+        assert!(
+            self.client_events
+                .iter()
+                .any(|e| matches!(e, Event::Open(_))),
+            "{:?}",
+            self.client_events
+        );
+        assert!(self
+            .server_events
+            .iter()
+            .any(|e| matches!(e, Event::Open(_))));
         self.client_events.clear();
         self.server_events.clear();
     }
@@ -198,7 +220,9 @@ impl Pair {
             let n = match self.chunking {
                 Chunking::Whole => data.len() - pos,
                 Chunking::OneByte => 1,
-                Chunking::Random { max, .. } => self.rng.random_range(1..=max.max(1)).min(data.len() - pos),
+                Chunking::Random { max, .. } => {
+                    self.rng.random_range(1..=max.max(1)).min(data.len() - pos)
+                }
             };
             let piece = &data[pos..pos + n];
             match d {
@@ -277,7 +301,10 @@ impl Pair {
 }
 
 pub fn closed_of(events: &[Event]) -> Option<&Closed> {
-    let n = events.iter().filter(|e| matches!(e, Event::Closed(_))).count();
+    let n = events
+        .iter()
+        .filter(|e| matches!(e, Event::Closed(_)))
+        .count();
     assert!(n <= 1, "more than one Closed event: {events:?}");
     match events.last() {
         Some(Event::Closed(c)) => Some(c),

@@ -1,0 +1,505 @@
+//! The drive loop shared by every API of this crate.
+//!
+//! A [`Shared`] owns one sans-IO [`Connection`] (and its rustls session for
+//! `wss://`) behind a mutex, plus a bounded queue of wire bytes waiting for
+//! the socket. Three rules keep a blocked thread from blocking the others:
+//!
+//! - socket **reads** happen outside every lock (on a clone of the
+//!   `TcpStream`); the bytes are then fed to the core (and rustls) under the
+//!   lock;
+//! - socket **writes** happen outside the core lock too: [`Shared::drive`]
+//!   moves what `poll_transmit` produces (encrypted, for TLS) into the wire
+//!   queue, and one thread at a time ([`Shared::flush`]) writes that queue
+//!   out;
+//! - the wire queue holds at most [`OUT_CAP`] bytes; the rest stays in the
+//!   core (counted by its `buffered_amount`) until the writer pulls it.
+//!
+//! [`Shared::drive`] is the only routine that drives the core (drain
+//! `poll_transmit`, drain `poll_event`, read `poll_timeout`).
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ws_proto::{Connection, Event, Transmit};
+
+use crate::logctx::{wslog, ConnId};
+use crate::Error;
+
+/// Most wire bytes queued outside the core (like a socket send buffer).
+pub(crate) const OUT_CAP: usize = 64 << 10;
+/// Size of the transmit scratch buffer, the read buffer and the TLS
+/// plaintext buffer.
+const CHUNK: usize = 16 << 10;
+/// Bound on timer firings handled in one drive (a deadline the core keeps
+/// returning cannot spin us).
+const MAX_TIMER_ROUNDS: usize = 8;
+
+/// Locks a mutex, recovering from poisoning: no user code runs under our
+/// locks, and each critical section leaves the state consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The protocol state of one connection.
+pub(crate) struct Core {
+    pub(crate) conn: Connection,
+    tls: Option<rustls::Connection>,
+    /// Events drained from the core and not yet taken by the application.
+    events: VecDeque<Event>,
+    /// The terminal `Closed` has been drained from the core.
+    closed: bool,
+    /// The first transport failure, with more detail than the core keeps.
+    failure: Option<Error>,
+    scratch: Box<[u8]>,
+    plain: Box<[u8]>,
+    id: ConnId,
+}
+
+impl Core {
+    /// Feeds bytes read from the socket (decrypting them for TLS).
+    pub(crate) fn input(&mut self, now: Instant, mut data: &[u8]) {
+        if self.tls.is_none() {
+            self.conn.handle_input(now, data);
+            return;
+        }
+        // Every round consumes bytes of `data` or ends.
+        while !data.is_empty() {
+            let Some(tls) = self.tls.as_mut() else { return };
+            let fed = match tls.read_tls(&mut data) {
+                Ok(0) => return,
+                Ok(_) => tls.process_new_packets().map_err(Error::Tls),
+                Err(e) => Err(Error::Io(e)),
+            };
+            match fed {
+                Ok(_) => self.pull_plaintext(now),
+                // For a TLS error rustls queued an alert; the drive writes it.
+                Err(e) => return self.transport_error(now, e),
+            }
+        }
+    }
+
+    /// Hands the plaintext rustls holds to the core (also used right after
+    /// the TLS handshake, which may have received application data).
+    pub(crate) fn pull_plaintext(&mut self, now: Instant) {
+        let Some(tls) = self.tls.as_mut() else { return };
+        // Bounded: every round drains a non-empty chunk of a finite buffer.
+        loop {
+            match tls.reader().read(&mut self.plain) {
+                Ok(0) => {
+                    // close_notify: a clean end of the TLS stream.
+                    self.conn.handle_eof(now);
+                    return;
+                }
+                Ok(n) => self.conn.handle_input(now, &self.plain[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => return self.transport_error(now, Error::from_io(e)),
+            }
+        }
+    }
+
+    /// The socket's read side ended.
+    pub(crate) fn input_eof(&mut self, now: Instant) {
+        self.conn.handle_eof(now);
+    }
+
+    /// The transport failed: remember why, and tell the core.
+    pub(crate) fn transport_error(&mut self, now: Instant, e: Error) {
+        if self.closed {
+            return;
+        }
+        wslog!(Debug, self.id, "transport error: {e}");
+        let msg = e.to_string();
+        self.failure.get_or_insert(e);
+        self.conn.handle_transport_error(now, msg);
+    }
+
+    /// Takes the next event.
+    pub(crate) fn pop_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Takes the detailed transport failure (for the terminal event).
+    pub(crate) fn take_failure(&mut self) -> Option<Error> {
+        self.failure.take()
+    }
+
+    /// The SNI name a TLS client asked for (server side).
+    pub(crate) fn tls_server_name(&self) -> Option<String> {
+        match &self.tls {
+            Some(rustls::Connection::Server(s)) => s.server_name().map(str::to_string),
+            _ => None,
+        }
+    }
+}
+
+/// Wire bytes waiting for the socket.
+#[derive(Default)]
+struct OutQ {
+    buf: Vec<u8>,
+    /// A `shutdown(Write)` is due once `buf` is written.
+    shutdown: bool,
+    /// The core has more to transmit (the drive stopped at `OUT_CAP`).
+    more: bool,
+    /// A thread is writing.
+    writing: bool,
+    /// Writing failed or the write side is shut: discard.
+    dead: bool,
+}
+
+/// One connection, shared by its reader, its writers and (for the event
+/// client) its sender thread.
+pub(crate) struct Shared {
+    pub(crate) id: ConnId,
+    core: Mutex<Core>,
+    /// Signalled when the drive queues events (for readers that cannot wait
+    /// on the socket any more).
+    events_cv: Condvar,
+    out: Mutex<OutQ>,
+    /// Signalled when a writer finishes.
+    out_cv: Condvar,
+    /// The write handle (a clone of the reader's socket).
+    sock: TcpStream,
+}
+
+impl Shared {
+    /// Wraps a connected socket (TLS handshake done, if any) and its core.
+    pub(crate) fn new(
+        id: ConnId,
+        sock: TcpStream,
+        conn: Connection,
+        tls: Option<rustls::Connection>,
+    ) -> Shared {
+        let mut tls = tls;
+        if let Some(t) = tls.as_mut() {
+            // We bound what we hand rustls ourselves (OUT_CAP), and write it
+            // out after every chunk, so its own limit would only cause
+            // partial writes.
+            t.set_buffer_limit(None);
+        }
+        Shared {
+            id,
+            core: Mutex::new(Core {
+                conn,
+                tls,
+                events: VecDeque::new(),
+                closed: false,
+                failure: None,
+                scratch: vec![0; CHUNK].into_boxed_slice(),
+                plain: vec![0; CHUNK].into_boxed_slice(),
+                id,
+            }),
+            events_cv: Condvar::new(),
+            out: Mutex::new(OutQ::default()),
+            out_cv: Condvar::new(),
+            sock,
+        }
+    }
+
+    /// Locks the core (to read getters; use [`step`](Self::step) to change
+    /// it).
+    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    /// Runs `f` (an input or a command) on the core, drives it, then writes
+    /// what it produced. With `wait`, also waits for another thread's write
+    /// in progress, so that this call's bytes are on the wire when it
+    /// returns; without, leaves them to that writer.
+    pub(crate) fn step<R>(&self, wait: bool, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
+        let now = Instant::now();
+        let r = {
+            let mut core = self.core();
+            let r = f(&mut core, now);
+            self.drive(&mut core, now);
+            r
+        };
+        self.flush(wait);
+        r
+    }
+
+    /// The drive loop: drain `poll_transmit` into the wire queue (up to
+    /// `OUT_CAP`), drain `poll_event`, read `poll_timeout` and fire the
+    /// timers that are due, until nothing is left to do.
+    fn drive(&self, core: &mut Core, now: Instant) {
+        let mut new_events = false;
+        // The last round only drains: a timer fired in it would leave
+        // output behind.
+        for round in 0..=MAX_TIMER_ROUNDS {
+            {
+                let mut out = lock(&self.out);
+                out.more = false;
+                loop {
+                    if let Some(tls) = core.tls.as_mut() {
+                        while tls.wants_write() {
+                            // Writing into a Vec cannot fail.
+                            let _ = tls.write_tls(&mut out.buf);
+                        }
+                    }
+                    if out.buf.len() >= OUT_CAP {
+                        out.more = core.conn.wants_transmit();
+                        break;
+                    }
+                    match core.conn.poll_transmit(now, &mut core.scratch) {
+                        Some(Transmit::Data(n)) => match core.tls.as_mut() {
+                            None => out.buf.extend_from_slice(&core.scratch[..n]),
+                            Some(tls) => {
+                                if let Err(e) = tls.writer().write_all(&core.scratch[..n]) {
+                                    wslog!(Debug, core.id, "TLS refused plaintext: {e}");
+                                }
+                            }
+                        },
+                        Some(Transmit::Shutdown) => {
+                            if let Some(tls) = core.tls.as_mut() {
+                                tls.send_close_notify();
+                                let _ = tls.write_tls(&mut out.buf);
+                            }
+                            out.shutdown = true;
+                        }
+                        None => break,
+                    }
+                }
+                if out.dead {
+                    out.buf.clear();
+                    out.shutdown = false;
+                }
+            }
+            while let Some(ev) = core.conn.poll_event() {
+                if let Event::Closed(c) = &ev {
+                    core.closed = true;
+                    wslog!(
+                        Debug,
+                        core.id,
+                        "closed: code {} {:?}, clean {}, error {:?}",
+                        c.code,
+                        c.reason,
+                        c.clean,
+                        c.error
+                    );
+                }
+                core.events.push_back(ev);
+                new_events = true;
+            }
+            match core.conn.poll_timeout() {
+                Some(t) if t <= now && round < MAX_TIMER_ROUNDS => core.conn.handle_timeout(now),
+                _ => break,
+            }
+        }
+        if new_events {
+            self.events_cv.notify_all();
+        }
+    }
+
+    /// Writes the wire queue to the socket, unless another thread is already
+    /// doing so (then, with `wait`, waits for it and writes what is left).
+    pub(crate) fn flush(&self, wait: bool) {
+        let mut out = lock(&self.out);
+        if out.writing {
+            if !wait {
+                return;
+            }
+            while out.writing {
+                out = self
+                    .out_cv
+                    .wait(out)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        out.writing = true;
+        // Ends when the queue is empty and the core has nothing more: every
+        // round writes a non-empty chunk or marks the queue dead.
+        loop {
+            if out.buf.is_empty() && !out.shutdown {
+                if out.more && !out.dead {
+                    drop(out);
+                    {
+                        let mut core = self.core();
+                        self.drive(&mut core, Instant::now());
+                    }
+                    out = lock(&self.out);
+                    continue;
+                }
+                out.writing = false;
+                self.out_cv.notify_all();
+                return;
+            }
+            let mut buf = std::mem::take(&mut out.buf);
+            let shutdown = std::mem::take(&mut out.shutdown);
+            drop(out);
+            let mut res = (&self.sock).write_all(&buf);
+            if res.is_ok() && shutdown {
+                res = self.sock.shutdown(Shutdown::Write);
+            }
+            out = lock(&self.out);
+            if shutdown && res.is_ok() {
+                out.dead = true;
+            }
+            if let Err(e) = res {
+                out.dead = true;
+                out.buf.clear();
+                out.shutdown = false;
+                drop(out);
+                {
+                    let now = Instant::now();
+                    let mut core = self.core();
+                    core.transport_error(now, Error::from_io(e));
+                    self.drive(&mut core, now);
+                }
+                out = lock(&self.out);
+            }
+            if out.buf.is_empty() {
+                buf.clear();
+                out.buf = buf;
+            }
+        }
+    }
+
+    /// Waits (at most `limit`) for a writer in progress to finish, then
+    /// shuts the socket down both ways, which also ends any read or write
+    /// still blocked on it. Used once a connection is over.
+    pub(crate) fn finish(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut out = lock(&self.out);
+        while out.writing {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            out = self
+                .out_cv
+                .wait_timeout(out, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        out.dead = true;
+        drop(out);
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+
+    /// Shuts the socket down both ways at once (server shutdown of a
+    /// connection that is still in its handshake).
+    pub(crate) fn abort(&self) {
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+/// The reading side: a clone of the socket and a buffer.
+pub(crate) struct Reader {
+    sock: TcpStream,
+    buf: Box<[u8]>,
+    /// Longest single wait on the socket; set when other threads may change
+    /// the core's deadlines or produce events meanwhile (split use, event
+    /// client).
+    tick: Option<Duration>,
+    eof: bool,
+    timeout_set: Option<Option<Duration>>,
+}
+
+impl Reader {
+    pub(crate) fn new(sock: TcpStream) -> Reader {
+        Reader {
+            sock,
+            buf: vec![0; CHUNK].into_boxed_slice(),
+            tick: None,
+            eof: false,
+            timeout_set: None,
+        }
+    }
+
+    /// Caps every wait at `tick`.
+    pub(crate) fn set_tick(&mut self, tick: Option<Duration>) {
+        self.tick = tick;
+    }
+
+    /// The next event, reading the socket as needed (with the core's next
+    /// deadline as the read timeout). `None` once the terminal `Closed` has
+    /// been returned.
+    pub(crate) fn next_event(&mut self, shared: &Shared) -> Option<Event> {
+        // Each round waits for IO, a deadline or a tick; it ends with an
+        // event or the terminal state.
+        loop {
+            let deadline = {
+                let mut core = shared.core();
+                if let Some(ev) = core.pop_event() {
+                    return Some(ev);
+                }
+                if core.closed {
+                    return None;
+                }
+                if self.eof {
+                    // Nothing more to read: wait for the writer or a timer.
+                    let wait = self.wait_for(core.conn.poll_timeout());
+                    let wait = wait.unwrap_or(Duration::from_millis(100));
+                    let (mut core, _) = shared
+                        .events_cv
+                        .wait_timeout(core, wait)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if core.events.is_empty() {
+                        let now = Instant::now();
+                        shared.drive(&mut core, now);
+                    }
+                    drop(core);
+                    shared.flush(false);
+                    continue;
+                }
+                core.conn.poll_timeout()
+            };
+            let timeout = self.wait_for(deadline);
+            if timeout.is_some_and(|t| t.is_zero()) {
+                shared.step(false, |_, _| {});
+                continue;
+            }
+            if self.timeout_set != Some(timeout) {
+                if let Err(e) = self.sock.set_read_timeout(timeout) {
+                    shared.step(false, |core, now| core.transport_error(now, Error::Io(e)));
+                    continue;
+                }
+                self.timeout_set = Some(timeout);
+            }
+            match (&self.sock).read(&mut self.buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    shared.step(false, |core, now| core.input_eof(now));
+                }
+                Ok(n) => {
+                    let data = &self.buf[..n];
+                    shared.step(false, |core, now| core.input(now, data));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    shared.step(false, |_, _| {});
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.eof = true;
+                    shared.step(false, |core, now| {
+                        core.transport_error(now, Error::from_io(e))
+                    });
+                }
+            }
+        }
+    }
+
+    /// How long to wait for `deadline`, capped by the tick; `Some(0)` when
+    /// it has passed, `None` for "no limit".
+    fn wait_for(&self, deadline: Option<Instant>) -> Option<Duration> {
+        let until = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                left
+            } else {
+                left.max(Duration::from_millis(1))
+            }
+        });
+        match (until, self.tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! What can go wrong: one [`Error`] for the blocking API and the event-style
+//! client alike.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use ws_proto::{Closed, ConnectionError, HandshakeError, ProtocolError, State};
+
+/// Which deadline passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// The TCP connection was not established in time.
+    Connect,
+    /// The TLS handshake did not complete in time.
+    Tls,
+    /// The WebSocket opening handshake (HTTP upgrade) did not complete within
+    /// `Config::handshake_timeout` (counted from the start of the connection
+    /// attempt).
+    Handshake,
+    /// No frame arrived within `Config::idle_timeout`.
+    Idle,
+    /// The peer did not finish the closing handshake within
+    /// `Config::close_timeout`.
+    Close,
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Timeout::Connect => "TCP connect timed out",
+            Timeout::Tls => "TLS handshake timed out",
+            Timeout::Handshake => "WebSocket handshake timed out",
+            Timeout::Idle => "no message received within the idle timeout",
+            Timeout::Close => "closing handshake timed out",
+        })
+    }
+}
+
+/// Everything that can fail in this crate.
+///
+/// Connection failures (what `recv` returns and what the event client's
+/// `on_error` receives) say what happened: name resolution
+/// ([`Resolve`](Error::Resolve)), the TCP connection
+/// ([`Connect`](Error::Connect)), TLS ([`Tls`](Error::Tls)), an HTTP answer
+/// other than 101 ([`Handshake`](Error::Handshake) with
+/// [`HandshakeError::Status`], which carries the status and the start of the
+/// body), a deadline ([`Timeout`](Error::Timeout)), or the connection being
+/// lost ([`ConnectionLost`](Error::ConnectionLost)). Local misuse is
+/// [`Command`](Error::Command), [`Closed`](Error::Closed),
+/// [`QueueFull`](Error::QueueFull) or [`AlreadyOpened`](Error::AlreadyOpened).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL is not a usable `ws://` or `wss://` URL.
+    InvalidUrl(String),
+    /// The host name could not be resolved.
+    Resolve {
+        /// The host name.
+        host: String,
+        /// What the resolver said.
+        source: io::Error,
+    },
+    /// The TCP connection could not be made (refused, unreachable...).
+    Connect {
+        /// The last address tried.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// TLS failed (certificate not trusted, wrong name, alert from the peer...).
+    Tls(rustls::Error),
+    /// The TLS configuration could not be built (bad PEM, bad key...).
+    TlsConfig(String),
+    /// The WebSocket opening handshake failed; for an HTTP answer other than
+    /// 101 this is [`HandshakeError::Status`].
+    Handshake(HandshakeError),
+    /// A deadline passed.
+    Timeout(Timeout),
+    /// The transport ended (EOF, reset, broken pipe) before the closing
+    /// handshake.
+    ConnectionLost {
+        /// The operating system's error, when there was one (none for a
+        /// plain EOF).
+        source: Option<io::Error>,
+    },
+    /// The peer broke the protocol (we sent it the matching close code,
+    /// [`ProtocolError::close_code`]).
+    Protocol(ProtocolError),
+    /// Another I/O error.
+    Io(io::Error),
+    /// The protocol core refused a command (invalid close code, control
+    /// payload too long...).
+    Command(ws_proto::Error),
+    /// The client-side send queue is full: `buffered` bytes are waiting and
+    /// the message would take it past `limit`.
+    QueueFull {
+        /// Bytes already waiting ([`buffered_amount`](crate::WebSocketClient::buffered_amount)).
+        buffered: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The connection is closing or closed: nothing more can be sent, and
+    /// everything has been received.
+    Closed,
+    /// [`WebSocketClient::open`](crate::WebSocketClient::open) was called a
+    /// second time: a client is opened once and cannot be reopened.
+    AlreadyOpened,
+    /// `send_as_text` was given bytes that are not UTF-8.
+    InvalidUtf8,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidUrl(m) => write!(f, "invalid WebSocket URL: {m}"),
+            Error::Resolve { host, source } => write!(f, "cannot resolve host {host:?}: {source}"),
+            Error::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
+            Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::TlsConfig(m) => write!(f, "TLS configuration error: {m}"),
+            Error::Handshake(e) => write!(f, "WebSocket handshake failed: {e}"),
+            Error::Timeout(t) => t.fmt(f),
+            Error::ConnectionLost { source: None } => f.write_str("connection lost"),
+            Error::ConnectionLost { source: Some(e) } => write!(f, "connection lost: {e}"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Command(e) => write!(f, "command refused: {e}"),
+            Error::QueueFull { buffered, limit } => write!(
+                f,
+                "send queue full: {buffered} bytes buffered, limit {limit}"
+            ),
+            Error::Closed => f.write_str("the connection is closing or closed"),
+            Error::AlreadyOpened => f.write_str(
+                "this client was already opened; a WebSocketClient cannot be reopened, create a new one",
+            ),
+            Error::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(source),
+            Error::ConnectionLost { source: Some(e) } | Error::Io(e) => Some(e),
+            Error::Tls(e) => Some(e),
+            Error::Handshake(e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            Error::Command(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ws_proto::Error> for Error {
+    /// A refused command; "not allowed while closing/closed" becomes
+    /// [`Error::Closed`].
+    fn from(e: ws_proto::Error) -> Self {
+        match e {
+            ws_proto::Error::InvalidState {
+                state: State::Closing | State::Closed,
+                ..
+            } => Error::Closed,
+            e => Error::Command(e),
+        }
+    }
+}
+
+impl Error {
+    /// Classifies an I/O error from the transport: resets, broken pipes and
+    /// unexpected EOFs are [`Error::ConnectionLost`].
+    pub(crate) fn from_io(e: io::Error) -> Error {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected => Error::ConnectionLost { source: Some(e) },
+            _ => Error::Io(e),
+        }
+    }
+
+    /// The error that ended a connection, if it ended with one. `detail` is
+    /// the driver's own record of a transport failure (which the core only
+    /// knows as a string).
+    pub(crate) fn from_closed(closed: &Closed, detail: Option<Error>) -> Option<Error> {
+        let e = closed.error.as_ref()?;
+        Some(match e {
+            ConnectionError::Protocol(p) => Error::Protocol(p.clone()),
+            ConnectionError::Handshake(h) => Error::Handshake(h.clone()),
+            ConnectionError::HandshakeTimeout => Error::Timeout(Timeout::Handshake),
+            ConnectionError::IdleTimeout => Error::Timeout(Timeout::Idle),
+            ConnectionError::CloseTimeout => Error::Timeout(Timeout::Close),
+            ConnectionError::ConnectionLost => Error::ConnectionLost { source: None },
+            ConnectionError::Io(msg) => {
+                detail.unwrap_or_else(|| Error::Io(io::Error::other(msg.clone())))
+            }
+            other => detail.unwrap_or_else(|| Error::Io(io::Error::other(other.to_string()))),
+        })
+    }
+}

@@ -1,0 +1,244 @@
+//! rustls set-up, always with the explicit *ring* provider (never the
+//! process-wide default, so no feature combination elsewhere in a build can
+//! make provider selection panic), and the blocking TLS handshake.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use crate::{Error, Timeout};
+
+/// The *ring* crypto provider every config of this crate is built with.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Which certificates a `wss://` client trusts.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Roots {
+    /// The Mozilla root program, from the `webpki-roots` crate (default).
+    WebPki,
+    /// Exactly this store.
+    Custom(RootCertStore),
+}
+
+/// TLS settings of a `wss://` client: trusted roots, extra trusted
+/// certificates, or a complete rustls [`ClientConfig`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TlsClientOptions {
+    /// The root store (default [`Roots::WebPki`]).
+    pub roots: Roots,
+    /// Certificates trusted in addition to the roots (e.g. a self-signed
+    /// test certificate).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// A complete configuration; when set, `roots` and `extra_roots` are
+    /// ignored. Build it with your own provider choice.
+    pub config: Option<Arc<ClientConfig>>,
+}
+
+impl Default for TlsClientOptions {
+    fn default() -> Self {
+        TlsClientOptions {
+            roots: Roots::WebPki,
+            extra_roots: Vec::new(),
+            config: None,
+        }
+    }
+}
+
+impl TlsClientOptions {
+    /// Trusts exactly this root store instead of the webpki roots.
+    pub fn root_store(mut self, store: RootCertStore) -> Self {
+        self.roots = Roots::Custom(store);
+        self
+    }
+
+    /// Also trusts this DER-encoded certificate.
+    pub fn add_root_der(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(CertificateDer::from(der.into()));
+        self
+    }
+
+    /// Also trusts every `CERTIFICATE` in this PEM text; fails when there is
+    /// none or the PEM is malformed.
+    pub fn add_root_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let certs = parse_certs(pem)?;
+        self.extra_roots.extend(certs);
+        Ok(self)
+    }
+
+    /// Uses this complete rustls configuration.
+    pub fn config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The rustls configuration to connect with.
+    pub(crate) fn build(&self) -> Result<Arc<ClientConfig>, Error> {
+        if let Some(c) = &self.config {
+            return Ok(c.clone());
+        }
+        let mut store = match &self.roots {
+            Roots::WebPki => RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+            Roots::Custom(s) => s.clone(),
+        };
+        for c in &self.extra_roots {
+            store
+                .add(c.clone())
+                .map_err(|e| Error::TlsConfig(format!("extra root certificate: {e}")))?;
+        }
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(Error::Tls)?
+            .with_root_certificates(store)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// A rustls server configuration from a PEM certificate chain and a PEM
+/// private key (PKCS#8, PKCS#1 or SEC1), with the *ring* provider.
+pub fn server_config_from_pem(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<ServerConfig>, Error> {
+    let certs = parse_certs(cert_chain_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| Error::TlsConfig(format!("private key: {e}")))?;
+    server_config_from_der(certs, key)
+}
+
+/// A rustls server configuration from DER certificates and key, with the
+/// *ring* provider.
+pub fn server_config_from_der(
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, Error> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Tls)?
+        .with_no_client_auth()
+        .with_single_cert(cert_chain, key)
+        .map_err(Error::Tls)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::TlsConfig(format!("certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::TlsConfig("no CERTIFICATE in the PEM text".into()));
+    }
+    Ok(certs)
+}
+
+/// A client TLS session for `host` (the SNI name and the name verified).
+pub(crate) fn client_session(
+    config: Arc<ClientConfig>,
+    host: &str,
+) -> Result<rustls::Connection, Error> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| Error::TlsConfig(format!("server name {host:?}: {e}")))?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(Error::Tls)?;
+    Ok(rustls::Connection::Client(conn))
+}
+
+/// A server TLS session.
+pub(crate) fn server_session(config: Arc<ServerConfig>) -> Result<rustls::Connection, Error> {
+    let conn = rustls::ServerConnection::new(config).map_err(Error::Tls)?;
+    Ok(rustls::Connection::Server(conn))
+}
+
+/// Runs the TLS handshake on `sock` until it completes, fails or `deadline`
+/// passes. Socket timeouts are restored to none afterwards.
+pub(crate) fn handshake(
+    sock: &TcpStream,
+    tls: &mut rustls::Connection,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let result = handshake_inner(sock, tls, deadline);
+    let restore = sock
+        .set_read_timeout(None)
+        .and_then(|()| sock.set_write_timeout(None));
+    if result.is_err() {
+        // Best effort: the peer learns of the failure from the alert.
+        let _ = sock.shutdown(Shutdown::Both);
+    }
+    result?;
+    restore.map_err(Error::Io)
+}
+
+fn handshake_inner(
+    sock: &TcpStream,
+    tls: &mut rustls::Connection,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let mut io: &TcpStream = sock;
+    let remaining = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(Error::Timeout(Timeout::Tls))
+        } else {
+            Ok(left.max(Duration::from_millis(1)))
+        }
+    };
+    // Every round trip either makes progress or hits the deadline.
+    loop {
+        while tls.wants_write() {
+            sock.set_write_timeout(Some(remaining()?))
+                .map_err(Error::Io)?;
+            tls.write_tls(&mut io).map_err(tls_io_error)?;
+        }
+        if !tls.is_handshaking() {
+            io.flush().map_err(Error::Io)?;
+            return Ok(());
+        }
+        sock.set_read_timeout(Some(remaining()?))
+            .map_err(Error::Io)?;
+        let mut buf = [0u8; 4096];
+        let n = match io.read(&mut buf) {
+            Ok(0) => {
+                return Err(Error::ConnectionLost {
+                    source: Some(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "peer closed the connection during the TLS handshake",
+                    )),
+                })
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(tls_io_error(e)),
+        };
+        let mut data = &buf[..n];
+        while !data.is_empty() {
+            if tls.read_tls(&mut data).map_err(Error::Io)? == 0 {
+                break;
+            }
+            if let Err(e) = tls.process_new_packets() {
+                // Send the alert rustls queued, then report.
+                let _ = sock.set_write_timeout(Some(Duration::from_millis(100)));
+                let _ = tls.write_tls(&mut io);
+                return Err(Error::Tls(e));
+            }
+        }
+    }
+}
+
+fn tls_io_error(e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(Timeout::Tls),
+        _ => Error::from_io(e),
+    }
+}

@@ -1,0 +1,233 @@
+//! Helpers shared by the loopback tests. Every wait is bounded.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use ws_proto::{CloseCode, HandshakeError};
+use ws_std::{
+    serve, ClientBuilder, Error, Received, ServeOptions, ServerHandle, ServerOptions, WebSocket,
+};
+
+/// Binds a listener on 127.0.0.1 with an OS-chosen port.
+pub fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+/// Waits (at most `limit`) for `cond`.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// Echoes every message until the connection ends.
+pub fn echo(mut ws: WebSocket) {
+    for _ in 0..10_000 {
+        match ws.recv() {
+            Ok(Received::Message(m)) => {
+                if ws.send(m.kind, m.data).is_err() {
+                    return;
+                }
+            }
+            Ok(Received::Closed(_)) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A thread-per-connection echo server on 127.0.0.1.
+pub fn echo_server(options: ServerOptions) -> ServerHandle {
+    serve(listener(), ServeOptions::default().server(options), echo).unwrap()
+}
+
+/// `ws://127.0.0.1:PORT/path`.
+pub fn ws_url(addr: SocketAddr, path: &str) -> String {
+    format!("ws://{addr}{path}")
+}
+
+/// A self-signed certificate for `ws.test` and `localhost`, made now.
+pub struct TestCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub cert_der: Vec<u8>,
+}
+
+pub fn test_cert() -> TestCert {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["ws.test".to_string(), "localhost".to_string()])
+            .unwrap();
+    TestCert {
+        cert_pem: ck.cert.pem(),
+        key_pem: ck.signing_key.serialize_pem(),
+        cert_der: ck.cert.der().to_vec(),
+    }
+}
+
+/// A raw server that answers one upgrade request correctly, then runs
+/// `after` on the socket (to misbehave).
+pub fn raw_upgrade_server(
+    after: impl FnOnce(TcpStream) + Send + 'static,
+) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let l = listener();
+    let addr = l.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                return;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        let key = text
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap();
+        let accept = ws_proto::handshake::accept_key(key.as_bytes());
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        s.write_all(resp.as_bytes()).unwrap();
+        after(s);
+    });
+    (addr, h)
+}
+
+/// What an event client reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ev {
+    Open(Option<String>),
+    Text(String),
+    Binary(Vec<u8>),
+    Segment(Vec<u8>),
+    Fragment {
+        data: Vec<u8>,
+        first: bool,
+        fin: bool,
+    },
+    Closed(u16, String),
+    Error(String),
+}
+
+/// Records every callback of an event client.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    inner: Arc<(Mutex<Vec<Ev>>, Condvar)>,
+}
+
+/// A short classification of an error, for assertions.
+pub fn classify(e: &Error) -> String {
+    match e {
+        Error::Resolve { .. } => "resolve".into(),
+        Error::Connect { source, .. } => format!("connect:{:?}", source.kind()),
+        Error::Tls(_) => "tls".into(),
+        Error::Handshake(HandshakeError::Status { status, body, .. }) => {
+            format!("status:{status}:{}", String::from_utf8_lossy(body))
+        }
+        Error::Handshake(h) => format!("handshake:{h:?}"),
+        Error::Timeout(t) => format!("timeout:{t:?}"),
+        Error::ConnectionLost { .. } => "lost".into(),
+        Error::Protocol(p) => format!("protocol:{}", p.close_code()),
+        other => format!("other:{other}"),
+    }
+}
+
+impl Recorder {
+    pub fn push(&self, ev: Ev) {
+        let (m, cv) = &*self.inner;
+        m.lock().unwrap().push(ev);
+        cv.notify_all();
+    }
+
+    /// Installs every callback (incomplete frames only with `fragments`).
+    pub fn attach(&self, b: ClientBuilder, fragments: bool) -> ClientBuilder {
+        let (r1, r2, r3, r4, r5, r6) = (
+            self.clone(),
+            self.clone(),
+            self.clone(),
+            self.clone(),
+            self.clone(),
+            self.clone(),
+        );
+        let b = b
+            .on_open(move |_, info| r1.push(Ev::Open(info.protocol.clone())))
+            .on_message(move |_, t| r2.push(Ev::Text(t.to_string())))
+            .on_binary(move |_, b| r3.push(Ev::Binary(b.to_vec())))
+            .on_binary_segment(move |_, s| r4.push(Ev::Segment(s.to_vec())))
+            .on_closed(move |_, code, reason| {
+                r5.push(Ev::Closed(code.as_u16(), reason.to_string()))
+            })
+            .on_error(move |_, e| r6.push(Ev::Error(classify(e))));
+        if fragments {
+            let r = self.clone();
+            b.on_incomplete_frame(move |_, f| {
+                r.push(Ev::Fragment {
+                    data: f.data.to_vec(),
+                    first: f.first,
+                    fin: f.fin,
+                })
+            })
+        } else {
+            b
+        }
+    }
+
+    pub fn events(&self) -> Vec<Ev> {
+        self.inner.0.lock().unwrap().clone()
+    }
+
+    /// Waits (at most `limit`) until `pred` holds for the events so far.
+    pub fn wait(&self, limit: Duration, mut pred: impl FnMut(&[Ev]) -> bool) -> bool {
+        let (m, cv) = &*self.inner;
+        let end = Instant::now() + limit;
+        let mut g = m.lock().unwrap();
+        loop {
+            if pred(&g) {
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = cv.wait_timeout(g, left).unwrap().0;
+        }
+    }
+
+    /// Waits for the terminal callback and returns it.
+    pub fn wait_terminal(&self, limit: Duration) -> Option<Ev> {
+        self.wait(limit, |e| e.iter().any(is_terminal));
+        self.events().into_iter().find(is_terminal)
+    }
+
+    /// How many on_closed and on_error calls there were.
+    pub fn terminal_counts(&self) -> (usize, usize) {
+        let ev = self.events();
+        (
+            ev.iter().filter(|e| matches!(e, Ev::Closed(..))).count(),
+            ev.iter().filter(|e| matches!(e, Ev::Error(..))).count(),
+        )
+    }
+}
+
+pub fn is_terminal(e: &Ev) -> bool {
+    matches!(e, Ev::Closed(..) | Ev::Error(..))
+}
+
+/// The close code used by tests that close normally.
+pub const NORMAL: CloseCode = CloseCode::NORMAL;

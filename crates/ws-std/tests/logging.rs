@@ -1,0 +1,107 @@
+//! Every log line of the crate carries its connection's id (`[ws#N]`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use ws_proto::CloseCode;
+use ws_std::{ServerOptions, WebSocketClient};
+
+struct Capture(Mutex<Vec<(String, String)>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((record.target().to_string(), record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: Capture = Capture(Mutex::new(Vec::new()));
+
+#[test]
+fn every_line_names_its_connection() {
+    log::set_logger(&LOGGER).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+
+    let server = echo_server(ServerOptions::default());
+    let rec = Recorder::default();
+    let client = rec
+        .attach(
+            WebSocketClient::builder(ws_url(server.local_addr(), "/")),
+            false,
+        )
+        .build()
+        .unwrap();
+    client.open().unwrap();
+    assert!(rec.wait(Duration::from_secs(3), |e| e
+        .iter()
+        .any(|e| matches!(e, Ev::Open(_)))));
+    client.close(CloseCode::NORMAL, "").unwrap();
+    assert!(rec.wait_terminal(Duration::from_secs(3)).is_some());
+    // A failing connection logs too.
+    let failing = rec_error("ws://nowhere.invalid/");
+    assert!(server.shutdown());
+
+    let lines: Vec<(String, String)> = LOGGER.0.lock().unwrap().clone();
+    let ours: Vec<&String> = lines
+        .iter()
+        .filter(|(t, _)| t.starts_with("ws_std"))
+        .map(|(_, m)| m)
+        .collect();
+    assert!(ours.len() >= 6, "{ours:#?}");
+    for line in &ours {
+        assert!(
+            line.starts_with("[ws#"),
+            "line without a connection id: {line}"
+        );
+    }
+    let id = client.id().to_string();
+    let of_client: Vec<_> = ours.iter().filter(|l| l.starts_with(&id)).collect();
+    assert!(
+        of_client.iter().any(|l| l.contains("connecting")),
+        "{of_client:#?}"
+    );
+    assert!(
+        of_client.iter().any(|l| l.contains("open")),
+        "{of_client:#?}"
+    );
+    assert!(
+        of_client.iter().any(|l| l.contains("closed")),
+        "{of_client:#?}"
+    );
+    // The server side of the connection logs under its own id.
+    assert!(
+        ours.iter()
+            .any(|l| !l.starts_with(&id) && l.contains("accepted")),
+        "{ours:#?}"
+    );
+    let failing = failing.to_string();
+    assert!(
+        ours.iter()
+            .any(|l| l.starts_with(&failing) && l.contains("failed")),
+        "{ours:#?}"
+    );
+}
+
+fn rec_error(url: &str) -> ws_std::ConnId {
+    let rec = Recorder::default();
+    let client = rec
+        .attach(WebSocketClient::builder(url), false)
+        .build()
+        .unwrap();
+    client.open().unwrap();
+    assert!(matches!(
+        rec.wait_terminal(Duration::from_secs(3)),
+        Some(Ev::Error(_))
+    ));
+    client.id()
+}
