@@ -146,6 +146,10 @@ pub struct Connection {
     close_queued: bool,
     close_sent: bool,
     close_received: Option<(CloseCode, String)>,
+    /// The peer's close is echoed only after the application has polled the
+    /// events that arrived before it (so it can still answer them): the
+    /// number of such events left, and the code to echo.
+    echo_after_events: Option<(usize, Option<CloseCode>)>,
     failure: Option<ConnectionError>,
     initiator: Option<Initiator>,
     shutdown_pending: bool,
@@ -286,6 +290,7 @@ impl Connection {
             close_queued: false,
             close_sent: false,
             close_received: None,
+            echo_after_events: None,
             failure: None,
             initiator: None,
             shutdown_pending: false,
@@ -388,6 +393,15 @@ impl Connection {
             || self.shutdown_pending
     }
 
+    /// Whether [`poll_event`](Self::poll_event) has an event. A driver that
+    /// hands events to the application later (from another thread) should
+    /// poll each one only when the application takes it: the peer's close
+    /// is echoed once the events before it have been polled, so the
+    /// application can still answer them.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Bytes of memory the connection currently holds for received data
     /// (receive buffer and message reassembly buffer capacities).
     pub fn retained_bytes(&self) -> usize {
@@ -440,6 +454,7 @@ impl Connection {
                 return;
             }
         }
+        self.flush_close_echo();
         if self.shutdown_sent {
             self.emit_closed();
         } else if self.close_received.is_some() {
@@ -770,7 +785,24 @@ impl Connection {
 
     /// The next event, if any. `Closed` is always the last one.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        // The application comes back for more only after it has handled the
+        // previous event: that is when a deferred close echo may go out.
+        if matches!(self.echo_after_events, Some((0, _))) {
+            self.flush_close_echo();
+        }
+        let e = self.events.pop_front()?;
+        if let Some((left, _)) = self.echo_after_events.as_mut() {
+            *left = left.saturating_sub(1);
+        }
+        Some(e)
+    }
+
+    fn flush_close_echo(&mut self) {
+        if let Some((_, code)) = self.echo_after_events.take() {
+            if !self.close_queued {
+                self.queue_close_raw(code, "");
+            }
+        }
     }
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
@@ -1240,14 +1272,19 @@ impl Connection {
         self.initiator.get_or_insert(Initiator::Remote);
         self.stop_input();
         if !self.close_queued {
-            // Echo the status code (RFC 6455 §5.5.1); data not yet sent is
-            // still sent first.
+            // Echo the status code (RFC 6455 §5.5.1) once the application
+            // has seen the messages that came before the close; data it sends
+            // in answer to them goes out first.
             let echo = if code == CloseCode::NO_STATUS {
                 None
             } else {
                 Some(code)
             };
-            self.queue_close_raw(echo, "");
+            if self.events.is_empty() {
+                self.queue_close_raw(echo, "");
+            } else {
+                self.echo_after_events = Some((self.events.len(), echo));
+            }
         }
         self.check_close_complete();
     }
@@ -1509,7 +1546,10 @@ impl Connection {
     // ----- checks -------------------------------------------------------
 
     fn check_can_send(&self, op: &'static str) -> Result<(), Error> {
-        if self.state() == State::Open {
+        // Open, or the peer's close waits for the application to read the
+        // messages before it (it may still answer them).
+        let answering = self.echo_after_events.is_some() && self.failure.is_none();
+        if self.state() == State::Open || answering {
             Ok(())
         } else {
             Err(self.invalid(op))

@@ -1136,3 +1136,50 @@ fn an_empty_queue_takes_one_message_larger_than_the_limit() {
     p.drive();
     assert_eq!(messages(&p.server_events)[0].data.len(), 5000);
 }
+
+#[test]
+fn messages_before_a_close_can_still_be_answered() {
+    for dir in BOTH_DIRS {
+        let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
+        // The peer sends two messages and its close in one burst.
+        let mut burst = peer_frame(dir, true, 0, 1, b"one");
+        burst.extend(peer_frame(dir, true, 0, 1, b"two"));
+        burst.extend(peer_frame(dir, true, 0, 8, &1000u16.to_be_bytes()));
+        let now = p.now;
+        let me = match dir {
+            Dir::ClientToServer => &mut p.server,
+            Dir::ServerToClient => &mut p.client,
+        };
+        me.handle_input(now, &burst);
+        let mut buf = [0u8; 256];
+        assert_eq!(
+            me.poll_transmit(now, &mut buf),
+            None,
+            "no close echo before the app saw the messages"
+        );
+        let mut answered = 0;
+        while let Some(e) = me.poll_event() {
+            if let Event::Message(m) = e {
+                me.send(m.kind, m.data).unwrap();
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, 2);
+        // Now: two echoes, then the close echo; and no more sends.
+        let mut wire = Vec::new();
+        while let Some(ws_proto::Transmit::Data(n)) = me.poll_transmit(now, &mut buf) {
+            wire.extend_from_slice(&buf[..n]);
+        }
+        let mut ops = Vec::new();
+        let mut pos = 0;
+        while pos < wire.len() {
+            let (h, n) = ws_proto::frame::FrameHeader::parse(&wire[pos..])
+                .unwrap()
+                .unwrap();
+            ops.push(h.opcode.as_u8());
+            pos += n + h.payload_len as usize;
+        }
+        assert_eq!(ops, vec![1, 1, 8], "{dir:?}");
+        assert!(me.send_text("late").is_err());
+    }
+}

@@ -17,7 +17,6 @@
 //! [`Shared::drive`] is the only routine that drives the core (drain
 //! `poll_transmit`, drain `poll_event`, read `poll_timeout`).
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -47,8 +46,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Core {
     pub(crate) conn: Connection,
     tls: Option<rustls::Connection>,
-    /// Events drained from the core and not yet taken by the application.
-    events: VecDeque<Event>,
     /// The terminal `Closed` has been drained from the core.
     closed: bool,
     /// The first transport failure, with more detail than the core keeps.
@@ -107,7 +104,7 @@ impl Core {
 
     /// The transport failed: remember why, and tell the core.
     pub(crate) fn transport_error(&mut self, now: Instant, e: Error) {
-        if self.closed {
+        if self.closed || self.conn.state() == ws_proto::State::Closed {
             return;
         }
         wslog!(Debug, self.id, "transport error: {e}");
@@ -116,9 +113,24 @@ impl Core {
         self.conn.handle_transport_error(now, msg);
     }
 
-    /// Takes the next event.
+    /// Takes the next event, straight from the core: the core echoes a
+    /// peer's close only once the application has taken the events before
+    /// it, so replies to them still go out first.
     pub(crate) fn pop_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let ev = self.conn.poll_event()?;
+        if let Event::Closed(c) = &ev {
+            self.closed = true;
+            wslog!(
+                Debug,
+                self.id,
+                "closed: code {} {:?}, clean {}, error {:?}",
+                c.code,
+                c.reason,
+                c.clean,
+                c.error
+            );
+        }
+        Some(ev)
     }
 
     /// Takes the detailed transport failure (for the terminal event).
@@ -184,7 +196,6 @@ impl Shared {
             core: Mutex::new(Core {
                 conn,
                 tls,
-                events: VecDeque::new(),
                 closed: false,
                 failure: None,
                 scratch: vec![0; CHUNK].into_boxed_slice(),
@@ -266,22 +277,9 @@ impl Shared {
                     out.shutdown = false;
                 }
             }
-            while let Some(ev) = core.conn.poll_event() {
-                if let Event::Closed(c) = &ev {
-                    core.closed = true;
-                    wslog!(
-                        Debug,
-                        core.id,
-                        "closed: code {} {:?}, clean {}, error {:?}",
-                        c.code,
-                        c.reason,
-                        c.clean,
-                        c.error
-                    );
-                }
-                core.events.push_back(ev);
-                new_events = true;
-            }
+            // Events stay in the core until the application takes them
+            // (`pop_event`); only wake the readers.
+            new_events |= core.conn.has_events();
             match core.conn.poll_timeout() {
                 Some(t) if t <= now && round < MAX_TIMER_ROUNDS => core.conn.handle_timeout(now),
                 _ => break,
@@ -419,6 +417,7 @@ impl Reader {
     pub(crate) fn next_event(&mut self, shared: &Shared) -> Option<Event> {
         // Each round waits for IO, a deadline or a tick; it ends with an
         // event or the terminal state.
+        let mut released = false;
         loop {
             let deadline = {
                 let mut core = shared.core();
@@ -428,6 +427,17 @@ impl Reader {
                 if core.closed {
                     return None;
                 }
+                if !released && core.conn.wants_transmit() {
+                    // Taking events can release output (a deferred close
+                    // echo): send it before waiting (once per call, so a
+                    // peer that does not read cannot make this spin).
+                    released = true;
+                    let now = Instant::now();
+                    shared.drive(&mut core, now);
+                    drop(core);
+                    shared.flush(false);
+                    continue;
+                }
                 if self.eof {
                     // Nothing more to read: wait for the writer or a timer.
                     let wait = self.wait_for(core.conn.poll_timeout());
@@ -436,7 +446,7 @@ impl Reader {
                         .events_cv
                         .wait_timeout(core, wait)
                         .unwrap_or_else(PoisonError::into_inner);
-                    if core.events.is_empty() {
+                    if !core.conn.has_events() {
                         let now = Instant::now();
                         shared.drive(&mut core, now);
                     }

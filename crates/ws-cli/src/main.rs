@@ -1,0 +1,40 @@
+//! `wsx`: the project's command-line tool.
+//!
+//! - `wsx serve ADDR`: echo (or `--broadcast` chat) server.
+//! - `wsx connect URL`: interactive client (stdin lines → text messages), or
+//!   `--echo` to send every message back (Autobahn client role).
+//! - `wsx bench URL`: load generator with a summary table.
+//!
+//! Exit codes: 0 after a normal close (1000, 1001 or no status), 3 when the
+//! peer closed with another code, 1 on a connection error, 2 on bad arguments.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod connect;
+mod connect_mio;
+mod logger;
+mod opts;
+mod serve;
+mod serve_mio;
+mod tls;
+
+use clap::Parser;
+
+fn main() {
+    let cli = opts::Cli::parse();
+    let code = match cli.command {
+        opts::Command::Serve(a) => {
+            logger::init(a.quiet);
+            serve::run(a)
+        }
+        opts::Command::Connect(a) => {
+            logger::init(true);
+            connect::run(a)
+        }
+        opts::Command::Bench(a) => {
+            logger::init(true);
+            bench::run(a)
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,184 @@
+//! Command-line options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ws_proto::{DeflateConfig, Limits};
+
+/// wsx: a WebSocket server, client and load generator.
+#[derive(Parser, Debug)]
+#[command(name = "wsx", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run an echo server (or a broadcast chat room) on ADDR.
+    Serve(ServeArgs),
+    /// Connect to URL: stdin lines are sent as text, messages are printed.
+    Connect(ConnectArgs),
+    /// Load-test an echo server at URL and print a summary table.
+    Bench(BenchArgs),
+}
+
+/// Which driver runs the connections.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// ws-std: blocking, one thread per connection.
+    Std,
+    /// ws-mio: event loop, many connections per thread.
+    Mio,
+}
+
+/// Protocol options shared by every subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct ProtoArgs {
+    /// Do not use permessage-deflate.
+    #[arg(long)]
+    pub no_deflate: bool,
+    /// Messages shorter than this are sent uncompressed.
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    pub deflate_threshold: usize,
+    /// Largest message (and frame) accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub max_message: usize,
+    /// Most frames per message.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_fragments: usize,
+}
+
+impl ProtoArgs {
+    /// The core configuration these options describe.
+    pub fn config(&self) -> ws_proto::Config {
+        let limits = Limits::default()
+            .max_frame_payload(self.max_message)
+            .max_message_size(self.max_message)
+            .max_fragments(self.max_fragments)
+            .max_send_queue((self.max_message * 4).max(16 << 20));
+        ws_proto::Config::default()
+            .limits(limits)
+            .deflate(self.deflate())
+    }
+
+    /// The permessage-deflate settings, if enabled.
+    pub fn deflate(&self) -> Option<DeflateConfig> {
+        (!self.no_deflate).then(|| {
+            let mut d = DeflateConfig::default();
+            d.threshold = self.deflate_threshold;
+            d
+        })
+    }
+}
+
+/// `wsx serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:9001.
+    #[arg(default_value = "127.0.0.1:9001")]
+    pub addr: String,
+    /// Which driver serves connections.
+    #[arg(long, value_enum, default_value_t = Driver::Mio)]
+    pub driver: Driver,
+    /// Event-loop threads (mio driver).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+    /// Relay every message to every other connection instead of echoing.
+    #[arg(long)]
+    pub broadcast: bool,
+    /// Most connections at once (std driver: one thread each).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve wss:// with a certificate for localhost made at start-up.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// Allowed Origin values (repeatable); other origins get 403.
+    #[arg(long = "origin", value_name = "ORIGIN")]
+    pub origins: Vec<String>,
+    /// Log only warnings and errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Exit after this many connections have been served (tests).
+    #[arg(long, value_name = "N", hide = true)]
+    pub exit_after: Option<usize>,
+    #[command(flatten)]
+    pub proto: ProtoArgs,
+}
+
+/// `wsx connect`.
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// ws:// or wss:// URL.
+    pub url: String,
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "K: V")]
+    pub headers: Vec<String>,
+    /// Offer this subprotocol (repeatable, in order of preference).
+    #[arg(long = "protocol", value_name = "P")]
+    pub protocols: Vec<String>,
+    /// Which driver runs the connection.
+    #[arg(long, value_enum, default_value_t = Driver::Std)]
+    pub driver: Driver,
+    /// wss: accept any server certificate (testing only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// wss: trust this CA certificate (PEM) in addition to the web roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Send a ping every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub ping: Option<f64>,
+    /// Send every received message back unchanged until the peer closes.
+    #[arg(long)]
+    pub echo: bool,
+    /// Append binary messages to FILE instead of printing them as hex.
+    #[arg(long, value_name = "FILE")]
+    pub binary_out: Option<PathBuf>,
+    /// Offer client_no_context_takeover with permessage-deflate.
+    #[arg(long)]
+    pub deflate_client_no_context_takeover: bool,
+    /// Give up when the handshake takes longer than this (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+    #[command(flatten)]
+    pub proto: ProtoArgs,
+}
+
+/// `wsx bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// ws:// URL of an echo server.
+    pub url: String,
+    /// Concurrent connections.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub conns: usize,
+    /// Message size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub size: usize,
+    /// Messages in flight per connection.
+    #[arg(long, value_name = "W", default_value_t = 16)]
+    pub window: usize,
+    /// Duration of the measurement in seconds.
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub secs: f64,
+    /// Offer permessage-deflate.
+    #[arg(long)]
+    pub deflate: bool,
+    /// Send text messages instead of binary.
+    #[arg(long)]
+    pub text: bool,
+    /// Print the summary as one machine-readable line too.
+    #[arg(long)]
+    pub csv: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}

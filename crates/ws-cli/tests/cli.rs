@@ -1,0 +1,285 @@
+//! CLI tests: run the `wsx` binary against real loopback sockets.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ws_proto::{CloseCode, MessageKind};
+use ws_std::{Received, ServeOptions};
+
+const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+
+/// A running `wsx serve`, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Server {
+    let mut child = Command::new(WSX)
+        .args(["serve", "127.0.0.1:0", "--quiet"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("wsx: listening on ")
+        .expect(&line)
+        .to_string();
+    Server { child, url }
+}
+
+/// Runs `wsx connect` with stdin, returning (exit code, stdout, stderr), bounded in time.
+fn connect(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(WSX)
+        .arg("connect")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    wait(child, Duration::from_secs(20))
+}
+
+fn wait(mut child: Child, limit: Duration) -> (i32, String, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            let mut err = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code().unwrap_or(-1), out, err);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("wsx did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_and_connect_round_trip_std() {
+    let s = serve(&["--driver", "std"]);
+    let (code, out, err) = connect(&[&s.url], "hello\nwörld\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "hello\nwörld\n");
+    assert!(
+        err.contains("permessage-deflate"),
+        "deflate offered and accepted by default: {err}"
+    );
+}
+
+#[test]
+fn no_deflate_on_both_sides() {
+    let s = serve(&["--driver", "std", "--no-deflate"]);
+    let (code, out, err) = connect(&[&s.url], "x\n");
+    assert_eq!((code, out.as_str()), (0, "x\n"), "{err}");
+    assert!(err.contains("extensions None"), "{err}");
+}
+
+#[test]
+fn echo_mode_sends_everything_back_and_exit_codes_follow_the_close() {
+    for (close, want) in [(1000u16, 0), (4001, 3)] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = ws_std::serve(l, ServeOptions::default(), move |mut ws| {
+            ws.send_text("ping?").unwrap();
+            ws.send_binary(vec![1u8, 2, 3]).unwrap();
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                match ws.recv() {
+                    Ok(Received::Message(m)) => got.push((m.kind, m.data.to_vec())),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            ws.close(CloseCode::new(close).unwrap(), "done").unwrap();
+            while ws.recv().is_ok() {}
+            tx.send(got).unwrap();
+        })
+        .unwrap();
+        let (code, _, err) = connect(&["--echo", &format!("ws://{addr}/")], "");
+        assert_eq!(code, want, "close {close}: {err}");
+        let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (MessageKind::Text, b"ping?".to_vec()),
+                (MessageKind::Binary, vec![1, 2, 3])
+            ]
+        );
+        server.shutdown();
+    }
+}
+
+#[test]
+fn connection_errors_exit_1_with_a_message() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, _, err) = connect(&[&format!("ws://127.0.0.1:{port}/")], "");
+    assert_eq!(code, 1);
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_clear_message() {
+    let out = Command::new(WSX).args(["connect"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("URL"));
+    let out = Command::new(WSX)
+        .args(["serve", "--driver", "tokio"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+    let (code, _, err) = connect(&["ws://127.0.0.1:1/", "--header", "no-colon"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("Name: value"), "{err}");
+    let out = Command::new(WSX).args(["frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["serve", "connect", "bench"] {
+        let out = Command::new(WSX).args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: wsx"), "{text}");
+        assert!(text.contains("--no-deflate") || sub == "bench", "{text}");
+    }
+}
+
+#[test]
+fn origin_allow_list_rejects_with_403() {
+    let s = serve(&["--driver", "std", "--origin", "https://good.example"]);
+    let (code, _, err) = connect(&[&s.url, "--header", "Origin: https://evil.example"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("403"), "{err}");
+    let (code, out, err) = connect(
+        &[&s.url, "--header", "Origin: https://good.example"],
+        "ok\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+}
+
+#[test]
+fn broadcast_relays_to_the_other_clients() {
+    let s = serve(&["--driver", "std", "--broadcast"]);
+    let url = s.url.clone();
+    let mut listener = ws_std::connect(&url, &ws_std::ClientOptions::default()).unwrap();
+    // Give the server a moment to register the listener in the room.
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, _, err) = connect(&[&url], "to everyone\n");
+    assert_eq!(code, 0, "{err}");
+    match listener.recv().unwrap() {
+        Received::Message(m) => assert_eq!(m.as_text(), Some("to everyone")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn wss_with_a_self_signed_certificate() {
+    let s = serve(&["--driver", "std", "--tls-self-signed"]);
+    assert!(s.url.starts_with("wss://"));
+    let url = s.url.replace("127.0.0.1", "localhost");
+    let (code, out, err) = connect(&[&url, "--insecure"], "secret\n");
+    assert_eq!((code, out.as_str()), (0, "secret\n"), "{err}");
+    let (code, _, err) = connect(&[&url], "");
+    assert_eq!(
+        code, 1,
+        "an untrusted certificate must fail without --insecure"
+    );
+    assert!(
+        err.to_lowercase().contains("tls") || err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn binary_messages_print_as_hex_or_go_to_a_file() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = ws_std::serve(l, ServeOptions::default(), |mut ws| {
+        ws.send_binary(vec![0xde, 0xad, 0xbe, 0xef]).unwrap();
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        while ws.recv().is_ok() {}
+    })
+    .unwrap();
+    let (code, out, _) = connect(&[&format!("ws://{addr}/")], "");
+    assert_eq!((code, out.as_str()), (0, "deadbeef\n"));
+    let file = std::env::temp_dir().join(format!("wsx-bin-{}", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let (code, out, _) = connect(
+        &[
+            &format!("ws://{addr}/"),
+            "--binary-out",
+            file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert_eq!(std::fs::read(&file).unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
+    let _ = std::fs::remove_file(&file);
+    server.shutdown();
+}
+
+#[test]
+fn bench_prints_a_summary_table() {
+    let s = serve(&["--driver", "std"]);
+    let child = Command::new(WSX)
+        .args([
+            "bench", &s.url, "--conns", "2", "--size", "64", "--window", "4", "--secs", "1",
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = wait(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().nth(2).unwrap();
+    let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cols[1], "2");
+    let msgs: u64 = cols[5].parse().unwrap();
+    assert!(msgs > 100, "{out}");
+    assert_eq!(cols[11], "0", "no errors: {out}");
+}
