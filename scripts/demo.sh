@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The demo (README "Run the demo"): an echo server and a client on loopback.
+# The demo (README "Run the demo"): `wsx serve` and a `wsx connect` against it,
+# both via cargo run, on loopback. The client sends three lines, prints the
+# echoes, closes with 1000 and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet -p ws-proto --examples
 PORT="${PORT:-9001}"
-./target/debug/examples/proto_server "127.0.0.1:${PORT}" 1 &
+cargo build --quiet -p ws-cli
+cargo run --quiet -p ws-cli -- serve "127.0.0.1:${PORT}" &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true' EXIT
-./target/debug/examples/proto_client "127.0.0.1:${PORT}"
-wait "$SERVER"
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null && break
+  sleep 0.1
+done
+printf 'hello\nfrom wsx connect\nover permessage-deflate\n' |
+  cargo run --quiet -p ws-cli -- connect "ws://127.0.0.1:${PORT}/demo"

@@ -1,8 +1,123 @@
-//! `wsx connect --driver mio` (TEMPORARY until ws-mio lands).
+//! `wsx connect --driver mio`: one client connection on a ws-mio event loop.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use ws_mio::{ConnId, ConnectOptions, Ctx, EventLoop, Handler, Options};
+use ws_proto::{CloseCode, Closed, Message, OpenInfo};
+
+use crate::connect::{exit_code, Output};
 use crate::opts::ConnectArgs;
 
-/// Runs the mio client.
-pub fn run(_a: &ConnectArgs, _opts: ws_std::ClientOptions) -> i32 {
-    eprintln!("wsx: the mio driver is not available in this build; use --driver std");
-    1
+struct Client {
+    echo: bool,
+    url: String,
+    out: Output,
+    exit: Option<i32>,
+}
+
+impl Handler for Client {
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, info: &OpenInfo) {
+        if self.echo {
+            return;
+        }
+        eprintln!(
+            "wsx: connected to {} (protocol {:?}, extensions {:?}); type lines to send, EOF to close",
+            self.url, info.protocol, info.extensions
+        );
+        let handle = ctx.handle();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { break };
+                if handle.send_text(id, &line).is_err() {
+                    return;
+                }
+            }
+            let _ = handle.close(id, CloseCode::NORMAL, "");
+        });
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, m: Message) {
+        if self.echo {
+            let _ = ctx.send(id, m.kind, m.data);
+        } else {
+            self.out.message(m.kind, &m.data);
+        }
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, _id: ConnId, c: &Closed) {
+        self.exit = Some(match &c.error {
+            None => {
+                if !self.echo {
+                    eprintln!("wsx: closed: {} {}", c.code, c.reason);
+                }
+                exit_code(c)
+            }
+            Some(e) => {
+                eprintln!("wsx: {e}");
+                1
+            }
+        });
+        ctx.stop();
+    }
+}
+
+/// Runs the client on a mio loop; returns the exit code.
+pub fn run(a: &ConnectArgs, opts: ws_std::ClientOptions) -> i32 {
+    let mut co = ConnectOptions::new().config(opts.config.clone());
+    co.protocols = opts.protocols.clone();
+    co.origin = opts.origin.clone();
+    co.headers = opts.headers.clone();
+    if a.insecure {
+        co = co.tls(crate::tls::insecure_client());
+    } else if let Some(ca) = &a.ca {
+        let certs: Result<Vec<CertificateDer<'static>>, _> = match std::fs::read(ca) {
+            Ok(pem) => CertificateDer::pem_slice_iter(&pem).collect(),
+            Err(e) => {
+                eprintln!("wsx: {}: {e}", ca.display());
+                return 2;
+            }
+        };
+        match certs
+            .map_err(|e| e.to_string())
+            .and_then(|c| ws_mio::tls::client_config_trusting(&c).map_err(|e| e.to_string()))
+        {
+            Ok(cfg) => co = co.tls(cfg),
+            Err(e) => {
+                eprintln!("wsx: {}: {e}", ca.display());
+                return 2;
+            }
+        }
+    }
+    let client = Client {
+        echo: a.echo,
+        url: a.url.clone(),
+        out: Output::new(a.binary_out.as_deref()),
+        exit: None,
+    };
+    let mut ev = match EventLoop::new(Options::default().config(opts.config.clone()), client) {
+        Ok(ev) => ev,
+        Err(e) => {
+            eprintln!("wsx: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = ev.connect(&a.url, co) {
+        eprintln!("wsx: {e}");
+        return 1;
+    }
+    loop {
+        match ev.turn(Some(Duration::from_millis(200))) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                eprintln!("wsx: {e}");
+                return 1;
+            }
+        }
+    }
+    ev.handler().exit.unwrap_or(1)
 }

@@ -1,9 +1,111 @@
-//! `wsx serve --driver mio` (TEMPORARY until ws-mio lands).
+//! `wsx serve --driver mio`: N event loops sharing the listener.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use log::{info, warn};
+use ws_mio::{ConnId, Ctx, Decision, Handler, LoopGroup, Options};
+use ws_proto::{Closed, Message, OpenInfo, UpgradeRequest};
 
 use crate::opts::ServeArgs;
+use crate::serve::{announce, fail, origin_allowed};
 
-/// Runs the mio server.
-pub fn run(_a: &ServeArgs, _tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
-    crate::serve::fail("the mio driver is not available in this build; use --driver std")
+struct Server {
+    broadcast: bool,
+    origins: Arc<Vec<String>>,
+    served: Arc<AtomicUsize>,
+}
+
+impl Handler for Server {
+    fn on_upgrade(&mut self, _ctx: &mut Ctx<'_>, id: ConnId, req: &UpgradeRequest) -> Decision {
+        if origin_allowed(&self.origins, req.origin.as_deref()) {
+            Decision::accept()
+        } else {
+            warn!("{id} rejected origin {:?}", req.origin);
+            Decision::reject(403, "origin not allowed")
+        }
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, info: &OpenInfo) {
+        info!(
+            "{id} open from {:?} extensions={:?}",
+            ctx.peer_addr(id),
+            info.extensions
+        );
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, m: Message) {
+        if self.broadcast {
+            // Every connection of every loop, the sender included.
+            if ctx.handle().broadcast(m.kind, m.data).is_err() {
+                warn!("{id} broadcast dropped: command queue full");
+            }
+        } else if let Err(e) = ctx.send(id, m.kind, m.data) {
+            warn!("{id} echo refused: {e}");
+        }
+    }
+
+    fn on_close(&mut self, _ctx: &mut Ctx<'_>, id: ConnId, c: &Closed) {
+        match &c.error {
+            None => info!(
+                "{id} closed code={} reason={:?} clean={}",
+                c.code, c.reason, c.clean
+            ),
+            Some(e) => info!("{id} closed with error: {e}"),
+        }
+        self.served.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs the mio server until killed (or `--exit-after`).
+pub fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+    let addr: SocketAddr = match a.addr.parse() {
+        Ok(x) => x,
+        Err(e) => return fail(&format!("{}: {e} (the mio driver takes IP:PORT)", a.addr)),
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let served = Arc::new(AtomicUsize::new(0));
+    let origins = Arc::new(a.origins.clone());
+    let options = Options::default()
+        .config(a.proto.config())
+        .max_connections(a.max_connections.max(1));
+    let mut builder = LoopGroup::builder()
+        .loops(a.threads.max(1))
+        .options(options);
+    builder = match tls {
+        Some(t) => builder.listen_tls(addr, t),
+        None => builder.listen(addr),
+    };
+    let (broadcast, served2) = (a.broadcast, served.clone());
+    let group = match builder.spawn(move |_| Server {
+        broadcast,
+        origins: origins.clone(),
+        served: served2.clone(),
+    }) {
+        Ok(g) => g,
+        Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
+    };
+    let Some(local) = group.local_addr() else {
+        return fail("no local address");
+    };
+    announce(scheme, local);
+    info!(
+        "serving (mio driver, {} loops, {})",
+        a.threads.max(1),
+        if a.broadcast { "broadcast" } else { "echo" }
+    );
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if a.exit_after
+            .is_some_and(|n| served.load(Ordering::SeqCst) >= n)
+        {
+            group.shutdown(Duration::from_secs(1));
+            return match group.join() {
+                Ok(()) => 0,
+                Err(e) => fail(&e.to_string()),
+            };
+        }
+    }
 }

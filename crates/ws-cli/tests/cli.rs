@@ -104,6 +104,27 @@ fn serve_and_connect_round_trip_std() {
 }
 
 #[test]
+fn serve_and_connect_round_trip_mio_both_ends() {
+    // mio is the default server driver.
+    let s = serve(&["--threads", "2"]);
+    for driver in ["mio", "std"] {
+        let (code, out, err) = connect(&[&s.url, "--driver", driver], "one\ntwo\nthree\n");
+        assert_eq!(code, 0, "{driver}: {err}");
+        assert_eq!(out, "one\ntwo\nthree\n", "{driver}");
+    }
+}
+
+#[test]
+fn wss_on_the_mio_driver() {
+    let s = serve(&["--tls-self-signed"]);
+    let url = s.url.replace("127.0.0.1", "localhost");
+    for driver in ["mio", "std"] {
+        let (code, out, err) = connect(&[&url, "--insecure", "--driver", driver], "tls\n");
+        assert_eq!((code, out.as_str()), (0, "tls\n"), "{driver}: {err}");
+    }
+}
+
+#[test]
 fn no_deflate_on_both_sides() {
     let s = serve(&["--driver", "std", "--no-deflate"]);
     let (code, out, err) = connect(&[&s.url], "x\n");
@@ -113,7 +134,12 @@ fn no_deflate_on_both_sides() {
 
 #[test]
 fn echo_mode_sends_everything_back_and_exit_codes_follow_the_close() {
-    for (close, want) in [(1000u16, 0), (4001, 3)] {
+    for (close, want, driver) in [
+        (1000u16, 0, "std"),
+        (4001, 3, "std"),
+        (1000, 0, "mio"),
+        (4001, 3, "mio"),
+    ] {
         let (tx, rx) = std::sync::mpsc::channel();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
@@ -133,8 +159,11 @@ fn echo_mode_sends_everything_back_and_exit_codes_follow_the_close() {
             tx.send(got).unwrap();
         })
         .unwrap();
-        let (code, _, err) = connect(&["--echo", &format!("ws://{addr}/")], "");
-        assert_eq!(code, want, "close {close}: {err}");
+        let (code, _, err) = connect(
+            &["--echo", "--driver", driver, &format!("ws://{addr}/")],
+            "",
+        );
+        assert_eq!(code, want, "close {close} {driver}: {err}");
         let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(
             got,
@@ -203,7 +232,13 @@ fn origin_allow_list_rejects_with_403() {
 
 #[test]
 fn broadcast_relays_to_the_other_clients() {
-    let s = serve(&["--driver", "std", "--broadcast"]);
+    for driver in ["std", "mio"] {
+        broadcast_with(driver);
+    }
+}
+
+fn broadcast_with(driver: &str) {
+    let s = serve(&["--driver", driver, "--broadcast"]);
     let url = s.url.clone();
     let mut listener = ws_std::connect(&url, &ws_std::ClientOptions::default()).unwrap();
     // Give the server a moment to register the listener in the room.

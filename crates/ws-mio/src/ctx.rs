@@ -1,0 +1,179 @@
+//! The application's view of its loop during a callback.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ws_buf::BufferPool;
+use ws_proto::{Accept, Bytes, CloseCode, Connection, MessageKind, State};
+
+use crate::engine::Core;
+use crate::{ConnId, ConnectOptions, Decision, Error, Handle, LoopStats};
+
+/// Access to the loop from inside a [`Handler`](crate::Handler) callback or
+/// a task run with [`Handle::run_on`]: send, ping, close, accept, connect,
+/// and read any connection's state.
+///
+/// Commands take effect once the callback returns: the loop then writes
+/// what they queued (every command on every connection, in order).
+pub struct Ctx<'a> {
+    core: &'a mut Core,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(core: &'a mut Core) -> Ctx<'a> {
+        Ctx { core }
+    }
+
+    /// Queues a message for `id`. A full send queue gives
+    /// [`Error::Proto`]`(`[`ws_proto::Error::Backpressure`]`)` (see
+    /// [`Error::is_backpressure`]) and, once per episode,
+    /// [`Handler::on_backpressure`](crate::Handler::on_backpressure).
+    pub fn send(
+        &mut self,
+        id: ConnId,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        self.core.send(id, kind, data.into())
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), Error> {
+        self.send(
+            id,
+            MessageKind::Text,
+            Bytes::copy_from_slice(text.as_bytes()),
+        )
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, id: ConnId, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(id, MessageKind::Binary, data)
+    }
+
+    /// Sends `data` to every open connection of this loop (the payload is
+    /// shared, not copied); returns how many connections took it.
+    pub fn broadcast(&mut self, kind: MessageKind, data: impl Into<Bytes>) -> usize {
+        self.core.broadcast(kind, &data.into())
+    }
+
+    /// Queues a ping.
+    pub fn ping(&mut self, id: ConnId, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.core.ping(id, payload.into())
+    }
+
+    /// Starts the closing handshake of `id`.
+    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.core.close(id, code, reason)
+    }
+
+    /// Accepts an upgrade request that was answered with
+    /// [`Decision::Defer`].
+    pub fn accept(&mut self, id: ConnId, accept: Accept) -> Result<(), Error> {
+        self.core.accept(id, accept)
+    }
+
+    /// Refuses an upgrade request that was answered with
+    /// [`Decision::Defer`].
+    pub fn reject(
+        &mut self,
+        id: ConnId,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<(), Error> {
+        self.core.decide(
+            id,
+            Decision::Reject {
+                status,
+                headers,
+                body,
+            },
+        )
+    }
+
+    /// Opens a client connection to a `ws://` or `wss://` URL on this loop.
+    /// The id is valid at once; [`on_open`](crate::Handler::on_open) or
+    /// [`on_close`](crate::Handler::on_close) follows. Resolving a host
+    /// name blocks the loop: pass [`ConnectOptions::addr`] or an IP URL to
+    /// avoid that.
+    pub fn connect(&mut self, url: &str, options: ConnectOptions) -> Result<ConnId, Error> {
+        self.core.connect(url, options)
+    }
+
+    /// The protocol core of `id`, for its getters (`state`, `buffered_amount`,
+    /// `subprotocol`, `latency`, `stats`...).
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        self.core.get(id).map(|s| &s.conn)
+    }
+
+    /// The life-cycle state of `id`.
+    pub fn state(&self, id: ConnId) -> Option<State> {
+        self.connection(id).map(Connection::state)
+    }
+
+    /// Payload bytes queued for `id` and not yet handed to the transport.
+    pub fn buffered_amount(&self, id: ConnId) -> Option<usize> {
+        self.connection(id).map(Connection::buffered_amount)
+    }
+
+    /// Bytes of buffer memory held for `id`: the core's receive buffers
+    /// ([`Connection::retained_bytes`]) plus an unwritten remainder. Zero for
+    /// an idle connection whose core holds nothing.
+    pub fn retained_bytes(&self, id: ConnId) -> Option<usize> {
+        self.core.retained_bytes(id)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        self.core
+            .get(id)
+            .and_then(|s| s.transport.socket().peer_addr().ok())
+    }
+
+    /// Ids of every connection of this loop.
+    pub fn connection_ids(&self) -> Vec<ConnId> {
+        self.core.ids()
+    }
+
+    /// How many connections this loop holds.
+    pub fn connection_count(&self) -> usize {
+        self.core.live()
+    }
+
+    /// This loop's index in its group (0 when alone).
+    pub fn loop_index(&self) -> usize {
+        usize::from(self.core.index)
+    }
+
+    /// The loop's current time (read once per iteration).
+    pub fn now(&self) -> Instant {
+        self.core.now
+    }
+
+    /// A handle to this loop (and the rest of its group).
+    pub fn handle(&self) -> Handle {
+        self.core.handle.clone()
+    }
+
+    /// The loop's buffer pool.
+    pub fn pool(&self) -> &BufferPool {
+        &self.core.options.pool
+    }
+
+    /// The loop's counters.
+    pub fn loop_stats(&self) -> LoopStats {
+        self.core.stats
+    }
+
+    /// Starts a graceful shutdown of this loop once the callback returns
+    /// (see [`Handle::shutdown`]).
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.core.want_shutdown = Some(grace);
+    }
+
+    /// Stops this loop once the callback returns (see [`Handle::stop`]).
+    pub fn stop(&mut self) {
+        self.core.want_stop = true;
+    }
+}

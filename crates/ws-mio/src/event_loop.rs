@@ -1,0 +1,476 @@
+//! One event loop: a `mio::Poll`, the sessions, the handler, and the single
+//! routine that drives a connection (`EventLoop::drive`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Waker};
+use ws_proto::Event;
+
+use crate::engine::{Core, Notice, ReadStep, RunState};
+use crate::handle::{next_command, Command, Remote};
+use crate::id::{listener_index, split_token, WAKER_TOKEN};
+use crate::{net, ConnId, ConnectOptions, Ctx, Error, Handle, Handler, LoopStats, Options};
+
+/// How long to wait before accepting again after an accept error such as
+/// running out of file descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// An event loop: many connections, client and server role, on one thread.
+///
+/// Build it with [`EventLoop::new`], add listeners ([`listen`](Self::listen),
+/// [`listen_tls`](Self::listen_tls)) and outgoing connections
+/// ([`connect`](Self::connect)), then [`run`](Self::run) it (or call
+/// [`turn`](Self::turn) from your own loop). For several loops on several
+/// threads use [`LoopGroup`](crate::LoopGroup).
+pub struct EventLoop<H: Handler> {
+    handler: H,
+    core: Core,
+    events: Option<Events>,
+    started: bool,
+}
+
+impl<H: Handler> EventLoop<H> {
+    /// A loop with the given options and handler.
+    pub fn new(options: Options, handler: H) -> io::Result<EventLoop<H>> {
+        let parts = LoopParts::new(&options)?;
+        let handle = Handle::new(vec![parts.remote.clone()]);
+        Ok(EventLoop::from_parts(0, parts, handle, options, handler))
+    }
+
+    pub(crate) fn from_parts(
+        index: u16,
+        parts: LoopParts,
+        handle: Handle,
+        options: Options,
+        handler: H,
+    ) -> EventLoop<H> {
+        let events = Events::with_capacity(options.events_capacity.max(1));
+        EventLoop {
+            handler,
+            core: Core::new(index, parts.poll, parts.remote, parts.rx, handle, options),
+            events: Some(events),
+            started: false,
+        }
+    }
+
+    /// Listens on `addr` (e.g. `127.0.0.1:0`) for `ws://` connections;
+    /// returns the bound address.
+    pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let l = net::bind_listener(addr, self.core.options.backlog, false)?;
+        self.core.add_listener(l, None)
+    }
+
+    /// Listens on `addr` for `wss://` connections.
+    pub fn listen_tls(
+        &mut self,
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> io::Result<SocketAddr> {
+        let l = net::bind_listener(addr, self.core.options.backlog, false)?;
+        self.core.add_listener(l, Some(tls))
+    }
+
+    /// Accepts connections from an already bound listener (TLS when `tls` is
+    /// given).
+    pub fn add_listener(
+        &mut self,
+        listener: std::net::TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<SocketAddr> {
+        self.core.add_listener(listener, tls)
+    }
+
+    /// Opens a client connection (see [`Ctx::connect`]).
+    pub fn connect(&mut self, url: &str, options: ConnectOptions) -> Result<ConnId, Error> {
+        self.core.connect(url, options)
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        self.core.handle.clone()
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// Runs `f` with the loop's [`Ctx`] (between iterations), then carries
+    /// out what it queued.
+    pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R) -> R {
+        let r = f(&mut self.handler, &mut Ctx::new(&mut self.core));
+        self.settle();
+        r
+    }
+
+    /// The loop's counters.
+    pub fn stats(&self) -> LoopStats {
+        self.core.stats
+    }
+
+    /// Whether the loop still runs (it stops after [`Handle::stop`] or
+    /// [`Handle::shutdown`] has finished).
+    pub fn is_running(&self) -> bool {
+        self.core.run != RunState::Stopped
+    }
+
+    /// Runs until stopped or shut down.
+    pub fn run(&mut self) -> io::Result<()> {
+        while self.turn(None)? {}
+        Ok(())
+    }
+
+    /// One iteration: wait for readiness (at most `max_wait`, and never
+    /// past the earliest connection deadline), then handle what is ready,
+    /// the commands from handles, the due timers and the work a budget
+    /// carried over. Returns `false` once the loop has stopped.
+    pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
+        if self.core.run == RunState::Stopped {
+            return Ok(false);
+        }
+        if !self.started {
+            self.started = true;
+            self.core.now = Instant::now();
+            self.handler.on_start(&mut Ctx::new(&mut self.core));
+            self.settle();
+        }
+        self.check_control();
+        if self.core.run == RunState::Stopped {
+            return Ok(false);
+        }
+        let timeout = self.core.next_wait(max_wait);
+        let mut events = self
+            .events
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(self.core.options.events_capacity.max(1)));
+        let polled = self.core.poll.poll(&mut events, timeout);
+        self.core.now = Instant::now();
+        self.core.stats.iterations += 1;
+        if let Err(e) = polled {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.events = Some(events);
+                return Err(e);
+            }
+        }
+        for ev in events.iter() {
+            let token = ev.token();
+            if token == WAKER_TOKEN {
+                self.process_commands();
+            } else if let Some(li) = listener_index(token) {
+                self.accept(li);
+            } else {
+                let (slot, token_gen) = split_token(token);
+                let Some(gen) = token_gen.or_else(|| self.core.gen_of(slot)) else {
+                    continue;
+                };
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                self.on_ready(slot, gen, readable, writable);
+            }
+            self.settle();
+        }
+        self.events = Some(events);
+        if self.core.commands_carry {
+            self.process_commands();
+        }
+        self.accept_carried();
+        self.process_carry();
+        self.fire_timers();
+        self.core.resume_paused();
+        self.settle();
+        self.check_control();
+        Ok(self.core.run != RunState::Stopped)
+    }
+
+    // ----- the driving routine ------------------------------------------
+
+    /// The one routine that follows the core's driving contract for a
+    /// connection: write what `poll_transmit` hands out, deliver every
+    /// event, repeat while callbacks queue more; then re-arm the deadline
+    /// and the poll interest.
+    fn drive(&mut self, slot: u32, gen: u32) {
+        loop {
+            if let Some(sess) = self.core.session_mut(slot, gen) {
+                sess.f.dirty = false;
+            }
+            self.core.transmit(slot, gen);
+            // One event at a time, each handed to the handler before the
+            // next is polled: the core echoes a peer's close only once the
+            // events before it were taken, so replies to them go out first.
+            let mut delivered = false;
+            while let Some(ev) = self
+                .core
+                .session_mut(slot, gen)
+                .and_then(|sess| sess.conn.poll_event())
+            {
+                delivered = true;
+                let id = self.core.id(slot, gen);
+                self.dispatch(id, ev);
+            }
+            if !delivered {
+                break;
+            }
+        }
+        self.core.after_drive(slot, gen);
+    }
+
+    /// Hands one event to the handler.
+    fn dispatch(&mut self, id: ConnId, ev: Event) {
+        let h = &mut self.handler;
+        let mut ctx = Ctx::new(&mut self.core);
+        match ev {
+            Event::UpgradeRequest(req) => {
+                let decision = h.on_upgrade(&mut ctx, id, &req);
+                if let Err(e) = self.core.decide(id, decision) {
+                    log::debug!("ws-mio: upgrade decision for {id}: {e}");
+                }
+            }
+            Event::Open(info) => h.on_open(&mut ctx, id, &info),
+            Event::Message(m) => h.on_message(&mut ctx, id, m),
+            Event::Fragment(f) => h.on_fragment(&mut ctx, id, f),
+            Event::Ping(p) => h.on_ping(&mut ctx, id, &p),
+            Event::Pong(p) => h.on_pong(&mut ctx, id, &p),
+            Event::Closed(c) => {
+                h.on_close(&mut ctx, id, &c);
+                self.core.remove(id.slot(), id.gen());
+            }
+            _ => {}
+        }
+    }
+
+    /// Drives every session marked by a command and delivers the pending
+    /// notices, until neither is left.
+    fn settle(&mut self) {
+        loop {
+            if let Some(slot) = self.core.dirty.pop() {
+                if let Some(gen) = self.core.dirty_gen(slot) {
+                    self.drive(slot, gen);
+                }
+                continue;
+            }
+            if let Some((id, notice)) = self.core.notices.pop_front() {
+                if self.core.get(id).is_none() {
+                    continue;
+                }
+                let mut ctx = Ctx::new(&mut self.core);
+                match notice {
+                    Notice::Backpressure(n) => self.handler.on_backpressure(&mut ctx, id, n),
+                    Notice::Drain => self.handler.on_drain(&mut ctx, id),
+                }
+                continue;
+            }
+            break;
+        }
+    }
+
+    // ----- readiness ----------------------------------------------------
+
+    fn on_ready(&mut self, slot: u32, gen: u32, readable: bool, writable: bool) {
+        if writable {
+            self.core.finish_connect(slot, gen);
+            self.drive(slot, gen);
+        }
+        if readable {
+            self.read_ready(slot, gen);
+        }
+    }
+
+    /// Reads within the per-iteration budget, driving the connection after
+    /// every read.
+    fn read_ready(&mut self, slot: u32, gen: u32) {
+        let mut total = 0;
+        loop {
+            match self.core.read_once(slot, gen, &mut total) {
+                ReadStep::Fed => self.drive(slot, gen),
+                ReadStep::Ended => return self.drive(slot, gen),
+                ReadStep::Blocked(tls) => {
+                    if tls {
+                        self.drive(slot, gen);
+                    }
+                    return;
+                }
+                ReadStep::Budget => {
+                    self.core.carry_read(slot);
+                    return;
+                }
+                ReadStep::Paused => return self.core.pause(slot, gen),
+                ReadStep::Idle => return,
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        let budget = self.core.options.accept_budget;
+        for _ in 0..budget {
+            let Some(Some(l)) = self.core.listeners.get_mut(index) else {
+                return;
+            };
+            l.carry = false;
+            match l.sock.accept() {
+                Ok((stream, _peer)) => {
+                    let tls = l.tls.clone();
+                    self.core.add_accepted(stream, tls);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                    ) => {}
+                Err(e) => {
+                    log::warn!("ws-mio: accept failed: {e}; retrying in {ACCEPT_RETRY:?}");
+                    l.retry_at = Some(self.core.now + ACCEPT_RETRY);
+                    return;
+                }
+            }
+        }
+        if let Some(Some(l)) = self.core.listeners.get_mut(index) {
+            l.carry = true;
+        }
+    }
+
+    fn accept_carried(&mut self) {
+        let now = self.core.now;
+        for index in 0..self.core.listeners.len() {
+            let due = match self.core.listeners.get_mut(index) {
+                Some(Some(l)) if l.carry => true,
+                Some(Some(l)) if l.retry_at.is_some_and(|t| t <= now) => {
+                    l.retry_at = None;
+                    true
+                }
+                _ => false,
+            };
+            if due {
+                self.accept(index);
+                self.settle();
+            }
+        }
+    }
+
+    fn process_carry(&mut self) {
+        for slot in std::mem::take(&mut self.core.carry) {
+            let Some((gen, read, write)) = self.core.take_carry(slot) else {
+                continue;
+            };
+            if write {
+                self.drive(slot, gen);
+            }
+            if read {
+                self.read_ready(slot, gen);
+            }
+            self.settle();
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        // Bounded: a deadline that does not move forward cannot spin here.
+        let mut budget = 4 * self.core.live() + 64;
+        while budget > 0 {
+            budget -= 1;
+            let Some(entry) = self.core.pop_due_timer() else {
+                break;
+            };
+            let Some((slot, gen)) = entry else { continue };
+            self.core.on_timer(slot, gen);
+            self.drive(slot, gen);
+            self.settle();
+        }
+    }
+
+    // ----- commands and control -----------------------------------------
+
+    fn process_commands(&mut self) {
+        self.core.remote.clear_notified();
+        self.core.commands_carry = false;
+        for _ in 0..self.core.options.command_budget.max(1) {
+            let Some(cmd) = next_command(&self.core.rx) else {
+                return;
+            };
+            self.run_command(cmd);
+            self.settle();
+        }
+        self.core.commands_carry = true;
+    }
+
+    fn run_command(&mut self, cmd: Command) {
+        let r = match cmd {
+            Command::Send { id, kind, data } => self.core.send(id, kind, data),
+            Command::Ping { id, payload } => self.core.ping(id, payload),
+            Command::Close { id, code, reason } => self.core.close(id, code, &reason),
+            Command::Broadcast { kind, data } => {
+                self.core.broadcast(kind, &data);
+                Ok(())
+            }
+            Command::Run(task) => {
+                task(&mut Ctx::new(&mut self.core));
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            log::debug!("ws-mio: command from a handle refused: {e}");
+        }
+    }
+
+    /// Carries out stop and shutdown requests, and ends a shutdown whose
+    /// connections are all gone or whose grace period is over.
+    fn check_control(&mut self) {
+        if self.core.remote.stop_requested() || std::mem::take(&mut self.core.want_stop) {
+            self.core.abort_all("event loop stopped");
+            self.settle();
+            self.core.clear();
+            self.core.run = RunState::Stopped;
+            return;
+        }
+        let requested = self
+            .core
+            .remote
+            .take_shutdown()
+            .or(self.core.want_shutdown.take());
+        if let Some(grace) = requested {
+            self.core.begin_shutdown(grace);
+            self.settle();
+        }
+        if let RunState::Draining { deadline } = self.core.run {
+            if self.core.live() > 0 && self.core.now >= deadline {
+                self.core.abort_all("shutdown grace period expired");
+                self.settle();
+            }
+            if self.core.live() == 0 || self.core.now >= deadline {
+                self.core.clear();
+                self.core.run = RunState::Stopped;
+            }
+        }
+    }
+}
+
+/// What a loop needs that its handle must know about too: the poll (whose
+/// registry makes the waker), the waker's shared state, the queue.
+pub(crate) struct LoopParts {
+    pub(crate) poll: Poll,
+    pub(crate) remote: Arc<Remote>,
+    pub(crate) rx: Receiver<Command>,
+}
+
+impl LoopParts {
+    pub(crate) fn new(options: &Options) -> io::Result<LoopParts> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let (tx, rx) = mpsc::sync_channel(options.command_queue.max(1));
+        Ok(LoopParts {
+            poll,
+            remote: Arc::new(Remote::new(tx, waker)),
+            rx,
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! Loop and connection settings.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ws_buf::{BufferPool, PoolConfig};
+use ws_proto::Config;
+
+/// Settings of an event loop (shared by every loop of a
+/// [`LoopGroup`](crate::LoopGroup)).
+///
+/// The defaults suit a server with many mostly idle connections: 16 KiB
+/// reads, one 64 KiB scratch buffer per loop, and a per-wakeup budget of
+/// 64 KiB read and 256 KiB written per connection.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// Protocol configuration of accepted connections, and the default for
+    /// outgoing ones ([`ConnectOptions::config`] overrides it).
+    pub config: Config,
+    /// Where read buffers and unwritten remainders come from. Its
+    /// `max_outstanding_bytes` is the loop's read budget: while the pool
+    /// refuses a read buffer, the loop stops reading (backpressure) and
+    /// resumes once buffers come back. Clones share one budget, so the loops
+    /// of a group share it.
+    pub pool: BufferPool,
+    /// Size of each socket read (a pooled segment of this size is borrowed
+    /// for the read and returned right after the bytes are fed to the core).
+    pub read_size: usize,
+    /// Size of the loop's single scratch buffer that `poll_transmit` fills
+    /// before each socket write.
+    pub scratch_size: usize,
+    /// Most bytes read from one connection per loop iteration; the rest
+    /// waits for the next iteration, so one flooding peer cannot starve the
+    /// others.
+    pub read_budget: usize,
+    /// Most bytes written to one connection per drive of that connection.
+    pub write_budget: usize,
+    /// Most connections accepted per listener per loop iteration.
+    pub accept_budget: usize,
+    /// Most commands from [`Handle`](crate::Handle)s run per loop iteration.
+    pub command_budget: usize,
+    /// Capacity of the loop's command queue; a full queue makes `Handle`
+    /// calls fail with [`Error::QueueFull`](crate::Error::QueueFull).
+    pub command_queue: usize,
+    /// Capacity of the `mio::Events` buffer (readiness events per poll).
+    pub events_capacity: usize,
+    /// Most connections one loop holds; further accepts are closed at once
+    /// and `connect` fails with
+    /// [`Error::TooManyConnections`](crate::Error::TooManyConnections).
+    pub max_connections: usize,
+    /// Listen backlog of listeners the loop binds.
+    pub backlog: i32,
+    /// Set `TCP_NODELAY` on every connection.
+    pub nodelay: bool,
+    /// How often a loop whose reading is paused (pool over budget) checks
+    /// whether the pool has room again.
+    pub resume_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config: Config::default(),
+            pool: BufferPool::new(PoolConfig::default().with_max_outstanding_bytes(64 << 20)),
+            read_size: 16 << 10,
+            scratch_size: 64 << 10,
+            read_budget: 64 << 10,
+            write_budget: 256 << 10,
+            accept_budget: 256,
+            command_budget: 4096,
+            command_queue: 8192,
+            events_capacity: 1024,
+            max_connections: 1 << 22,
+            backlog: 4096,
+            nodelay: true,
+            resume_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+impl Options {
+    /// Sets the protocol configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+    /// Sets the buffer pool.
+    pub fn pool(mut self, pool: BufferPool) -> Self {
+        self.pool = pool;
+        self
+    }
+    /// Sets the read size (at least 1).
+    pub fn read_size(mut self, bytes: usize) -> Self {
+        self.read_size = bytes.max(1);
+        self
+    }
+    /// Sets the scratch buffer size (at least 1).
+    pub fn scratch_size(mut self, bytes: usize) -> Self {
+        self.scratch_size = bytes.max(1);
+        self
+    }
+    /// Sets the per-connection read budget per iteration (at least 1).
+    pub fn read_budget(mut self, bytes: usize) -> Self {
+        self.read_budget = bytes.max(1);
+        self
+    }
+    /// Sets the per-connection write budget per drive (at least 1).
+    pub fn write_budget(mut self, bytes: usize) -> Self {
+        self.write_budget = bytes.max(1);
+        self
+    }
+    /// Sets the accept budget per listener per iteration (at least 1).
+    pub fn accept_budget(mut self, n: usize) -> Self {
+        self.accept_budget = n.max(1);
+        self
+    }
+    /// Sets the command queue capacity (at least 1).
+    pub fn command_queue(mut self, n: usize) -> Self {
+        self.command_queue = n.max(1);
+        self
+    }
+    /// Sets the most connections per loop.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+    /// Sets the listen backlog.
+    pub fn backlog(mut self, n: i32) -> Self {
+        self.backlog = n;
+        self
+    }
+}
+
+/// Settings of one outgoing connection (see
+/// [`Ctx::connect`](crate::Ctx::connect)).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Protocol configuration; the loop's [`Options::config`] when `None`.
+    pub config: Option<Config>,
+    /// TLS client configuration for `wss://`; when `None`, the Mozilla roots
+    /// from `webpki-roots` with the *ring* provider
+    /// ([`tls::default_client_config`](crate::tls::default_client_config)).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Local address to bind before connecting (spreads many client
+    /// connections over several source addresses).
+    pub bind: Option<IpAddr>,
+    /// Connect to this address instead of resolving the URL's host (which
+    /// still goes into `Host` and TLS server name).
+    pub addr: Option<SocketAddr>,
+    /// Subprotocols offered, in order of preference.
+    pub protocols: Vec<String>,
+    /// The `Origin` header.
+    pub origin: Option<String>,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ConnectOptions {
+    /// Default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the protocol configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+    /// Sets the TLS client configuration.
+    pub fn tls(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// Binds this local address before connecting.
+    pub fn bind(mut self, ip: IpAddr) -> Self {
+        self.bind = Some(ip);
+        self
+    }
+    /// Connects to this address instead of resolving the host.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+    /// Offers a subprotocol.
+    pub fn protocol(mut self, p: impl Into<String>) -> Self {
+        self.protocols.push(p.into());
+        self
+    }
+    /// Sets the `Origin` header.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+    /// Adds a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Runs the Autobahn TestSuite cases (via the `kosoku` runner from PyPI, in a
+# virtualenv this script creates) against wsx in both roles and both drivers:
+#   server role: `wsx serve --driver D`, driven by `kosoku -m fuzzingclient`
+#   client role: `wsx connect --echo --driver D` per case, against `kosoku -m fuzzingserver`
+# permessage-deflate is on; limits are raised by command-line options only.
+#
+# Usage: scripts/autobahn.sh [--quick] [--roles "server client"] [--drivers "std mio"] [-p N]
+#   --quick   a documented subset (every section, fewer cases: see QUICK below)
+# Prints a summary table (role x driver x counts), compares every case with
+# conformance/expected.json, and exits non-zero on any failure or change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+ROLES="server client"
+DRIVERS="std mio"
+PAR=2
+QUICK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --roles) ROLES="$2"; shift ;;
+    --drivers) DRIVERS="$2"; shift ;;
+    -p) PAR="$2"; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+# The quick subset: all of sections 1-7 and 10 (protocol behaviour), one
+# performance case per 9.x group, and the first 3 sizes of every 12.x/13.x
+# compression group (negotiation variants included).
+QUICK_INCLUDE=(-i '1.*' -i '2.*' -i '3.*' -i '4.*' -i '5.*' -i '6.*' -i '7.*' -i '10.*'
+  -i '9.1.1' -i '9.2.1' -i '9.3.1' -i '9.4.1' -i '9.5.1' -i '9.6.1' -i '9.7.1' -i '9.8.1'
+  -i '12.*.1' -i '12.*.2' -i '12.*.3' -i '13.*.1' -i '13.*.2' -i '13.*.3')
+
+VENV="${AUTOBAHN_VENV:-$ROOT/target/autobahn-venv}"
+if [ ! -x "$VENV/bin/kosoku" ]; then
+  echo "== creating $VENV and installing kosoku"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check kosoku
+fi
+KOSOKU="$VENV/bin/kosoku"
+
+echo "== building wsx (release)"
+cargo build --quiet --release -p ws-cli --locked
+WSX="$ROOT/target/release/wsx"
+BIG=(--max-message 16777216 --max-fragments 65536 --deflate-threshold 0)
+OUT="$ROOT/target/autobahn"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+run_server_role() {
+  local driver="$1" port
+  port="$(free_port)"
+  "$WSX" serve "127.0.0.1:$port" --driver "$driver" --quiet "${BIG[@]}" >"$OUT/serve-$driver.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1 100); do grep -q listening "$OUT/serve-$driver.log" && break; sleep 0.05; done
+  local sel=()
+  [ "$QUICK" = 1 ] && sel=("${QUICK_INCLUDE[@]}")
+  echo "== server role, $driver driver (port $port)"
+  (cd "$OUT" && timeout 3000 "$KOSOKU" -m fuzzingclient -p "$PAR" "${sel[@]}" -o "$OUT/server-$driver" "127.0.0.1:$port" >"$OUT/kosoku-server-$driver.log" 2>&1) || true
+  kill "$pid" 2>/dev/null || true
+  tail -n 1 "$OUT/kosoku-server-$driver.log"
+}
+
+run_client_role() {
+  local driver="$1" port agent="wsx-$driver"
+  port="$(free_port)"
+  (cd "$OUT" && exec "$KOSOKU" -m fuzzingserver -o "$OUT/client-$driver" "127.0.0.1:$port" >"$OUT/kosoku-client-$driver.log" 2>&1) &
+  local kpid=$!
+  PIDS+=("$kpid")
+  for _ in $(seq 1 100); do grep -q listening "$OUT/kosoku-client-$driver.log" && break; sleep 0.05; done
+  echo "== client role, $driver driver (port $port)"
+  local count
+  count="$(printf '' | timeout 30 "$WSX" connect "ws://127.0.0.1:$port/getCaseCount" --driver "$driver" 2>/dev/null | head -n 1)"
+  local ids=()
+  if [ "$QUICK" = 1 ]; then
+    mapfile -t ids < <(python3 "$ROOT/scripts/autobahn_cases.py" "${QUICK_INCLUDE[@]}")
+  else
+    mapfile -t ids < <(seq 1 "$count")
+  fi
+  local n=0
+  for i in "${ids[@]}"; do
+    timeout 600 "$WSX" connect --echo --driver "$driver" --deflate-client-no-context-takeover "${BIG[@]}" \
+      "ws://127.0.0.1:$port/runCase?case=$i&agent=$agent" </dev/null >/dev/null 2>>"$OUT/client-$driver.stderr" || true
+    n=$((n + 1))
+  done
+  printf '' | timeout 60 "$WSX" connect "ws://127.0.0.1:$port/updateReports?agent=$agent" --driver "$driver" >/dev/null 2>&1 || true
+  sleep 1
+  kill "$kpid" 2>/dev/null || true
+  echo "ran $n of $count cases"
+}
+
+for role in $ROLES; do
+  for driver in $DRIVERS; do
+    "run_${role}_role" "$driver"
+  done
+done
+
+python3 "$ROOT/scripts/autobahn_summary.py" "$OUT" "$ROOT/conformance/expected.json" "$QUICK" $ROLES -- $DRIVERS
