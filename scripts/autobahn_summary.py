@@ -49,7 +49,7 @@ def main():
                 continue
             ok = sum(1 for b, c in cases.values() if b in PASS and c in PASS)
             bad = sorted((c for c, (b, bc) in cases.items() if not (b in PASS and bc in PASS)), key=key)
-            exp = expected.get(role, {})
+            exp = expected.get(role, {}) if isinstance(expected.get(role), dict) else {}
             changed = [c for c in cases if exp and exp.get(c) and exp[c] != ("pass" if c not in bad else "fail")]
             missing = [] if quick or not exp else [c for c in exp if c not in cases]
             note = ""

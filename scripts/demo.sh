@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-9001}"
 cargo build --quiet -p ws-cli
-cargo run --quiet -p ws-cli -- serve "127.0.0.1:${PORT}" &
+READY="$(mktemp)"
+cargo run --quiet -p ws-cli -- serve "127.0.0.1:${PORT}" | tee "$READY" &
 SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true' EXIT
+trap 'kill "$SERVER" 2>/dev/null || true; pkill -P "$$" wsx 2>/dev/null || true; rm -f "$READY"' EXIT
 for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null && break
+  grep -q listening "$READY" && break
   sleep 0.1
 done
 printf 'hello\nfrom wsx connect\nover permessage-deflate\n' |

@@ -146,10 +146,11 @@ pub struct Connection {
     close_queued: bool,
     close_sent: bool,
     close_received: Option<(CloseCode, String)>,
-    /// The peer's close is echoed only after the application has polled the
-    /// events that arrived before it (so it can still answer them): the
-    /// number of such events left, and the code to echo.
-    echo_after_events: Option<(usize, Option<CloseCode>)>,
+    /// Our close frame (an echo of the peer's close, or the one failing the
+    /// connection) waits until the application has polled the events that
+    /// arrived before it, so it can still answer them: the number of such
+    /// events left, and the close frame's code and reason.
+    echo_after_events: Option<(usize, Option<CloseCode>, String)>,
     failure: Option<ConnectionError>,
     initiator: Option<Initiator>,
     shutdown_pending: bool,
@@ -787,20 +788,20 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         // The application comes back for more only after it has handled the
         // previous event: that is when a deferred close echo may go out.
-        if matches!(self.echo_after_events, Some((0, _))) {
+        if matches!(self.echo_after_events, Some((0, _, _))) {
             self.flush_close_echo();
         }
         let e = self.events.pop_front()?;
-        if let Some((left, _)) = self.echo_after_events.as_mut() {
+        if let Some((left, _, _)) = self.echo_after_events.as_mut() {
             *left = left.saturating_sub(1);
         }
         Some(e)
     }
 
     fn flush_close_echo(&mut self) {
-        if let Some((_, code)) = self.echo_after_events.take() {
+        if let Some((_, code, reason)) = self.echo_after_events.take() {
             if !self.close_queued {
-                self.queue_close_raw(code, "");
+                self.queue_close_raw(code, &reason);
             }
         }
     }
@@ -1283,7 +1284,7 @@ impl Connection {
             if self.events.is_empty() {
                 self.queue_close_raw(echo, "");
             } else {
-                self.echo_after_events = Some((self.events.len(), echo));
+                self.echo_after_events = Some((self.events.len(), echo, String::new()));
             }
         }
         self.check_close_complete();
@@ -1299,9 +1300,14 @@ impl Connection {
             let mut reason = e.to_string();
             truncate_utf8(&mut reason, 123);
             self.failure = Some(ConnectionError::Protocol(e));
-            if !self.close_queued {
-                self.drop_queued_data();
-                self.queue_close(code, &reason);
+            // Data already queued (or sent by the application in answer to
+            // the events before the violation) goes out before the close.
+            if !self.close_queued && self.echo_after_events.is_none() {
+                if self.events.is_empty() {
+                    self.queue_close(code, &reason);
+                } else {
+                    self.echo_after_events = Some((self.events.len(), Some(code), reason));
+                }
             }
         }
         if self.close_sent {
@@ -1548,7 +1554,7 @@ impl Connection {
     fn check_can_send(&self, op: &'static str) -> Result<(), Error> {
         // Open, or the peer's close waits for the application to read the
         // messages before it (it may still answer them).
-        let answering = self.echo_after_events.is_some() && self.failure.is_none();
+        let answering = self.echo_after_events.is_some();
         if self.state() == State::Open || answering {
             Ok(())
         } else {

@@ -1183,3 +1183,50 @@ fn messages_before_a_close_can_still_be_answered() {
         assert!(me.send_text("late").is_err());
     }
 }
+
+#[test]
+fn messages_before_a_violation_can_still_be_answered() {
+    for dir in BOTH_DIRS {
+        let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
+        let mut burst = peer_frame(dir, true, 0, 1, b"fine");
+        burst.extend(peer_frame(dir, true, 0, 5, b"reserved opcode"));
+        burst.extend(peer_frame(dir, true, 0, 9, b"never answered"));
+        let now = p.now;
+        let me = match dir {
+            Dir::ClientToServer => &mut p.server,
+            Dir::ServerToClient => &mut p.client,
+        };
+        me.handle_input(now, &burst);
+        while let Some(e) = me.poll_event() {
+            if let Event::Message(m) = e {
+                me.send(m.kind, m.data).unwrap();
+            }
+        }
+        let mut buf = [0u8; 256];
+        let mut wire = Vec::new();
+        while let Some(ws_proto::Transmit::Data(n)) = me.poll_transmit(now, &mut buf) {
+            wire.extend_from_slice(&buf[..n]);
+        }
+        let mut frames = Vec::new();
+        let mut pos = 0;
+        while pos < wire.len() {
+            let (h, n) = ws_proto::frame::FrameHeader::parse(&wire[pos..])
+                .unwrap()
+                .unwrap();
+            let mut payload = wire[pos + n..pos + n + h.payload_len as usize].to_vec();
+            if let Some(k) = h.mask {
+                ws_proto::mask::apply_mask(&mut payload, k, 0);
+            }
+            frames.push((h.opcode.as_u8(), payload));
+            pos += n + h.payload_len as usize;
+        }
+        assert_eq!(
+            frames.len(),
+            2,
+            "{dir:?}: echo then close, no pong: {frames:?}"
+        );
+        assert_eq!(frames[0], (1, b"fine".to_vec()));
+        assert_eq!(frames[1].0, 8);
+        assert_eq!(&frames[1].1[..2], &1002u16.to_be_bytes());
+    }
+}
