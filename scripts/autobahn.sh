@@ -5,8 +5,9 @@
 #   client role: `wsx connect --echo --driver D` per case, against `kosoku -m fuzzingserver`
 # permessage-deflate is on; limits are raised by command-line options only.
 #
-# Usage: scripts/autobahn.sh [--quick] [--roles "server client"] [--drivers "std mio"] [-p N]
-#   --quick   a documented subset (every section, fewer cases: see QUICK below)
+# Usage: scripts/autobahn.sh [--quick] [--debug] [--roles "server client"] [--drivers "std mio"] [-p N]
+#   --quick   a documented subset (every section, fewer cases: see QUICK_INCLUDE below)
+#   --debug   use the debug build of wsx (what `cargo test` already built) instead of release
 # Prints a summary table (role x driver x counts), compares every case with
 # conformance/expected.json, and exits non-zero on any failure or change.
 set -euo pipefail
@@ -16,9 +17,11 @@ ROLES="server client"
 DRIVERS="std mio"
 PAR=2
 QUICK=0
+PROFILE=release
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --debug) PROFILE=debug ;;
     --roles) ROLES="$2"; shift ;;
     --drivers) DRIVERS="$2"; shift ;;
     -p) PAR="$2"; shift ;;
@@ -26,12 +29,12 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-# The quick subset: all of sections 1-7 and 10 (protocol behaviour), one
-# performance case per 9.x group, and the first 3 sizes of every 12.x/13.x
-# compression group (negotiation variants included).
+# The quick subset (CI): all of sections 1-7 and 10 (protocol behaviour: framing,
+# pings, reserved bits and opcodes, fragmentation, UTF-8, close handling), the
+# smallest case of the 9.1 (text) and 9.2 (binary) performance groups, and the
+# first case of every 12.x/13.x compression group (every negotiation variant).
 QUICK_INCLUDE=(-i '1.*' -i '2.*' -i '3.*' -i '4.*' -i '5.*' -i '6.*' -i '7.*' -i '10.*'
-  -i '9.1.1' -i '9.2.1' -i '9.3.1' -i '9.4.1' -i '9.5.1' -i '9.6.1' -i '9.7.1' -i '9.8.1'
-  -i '12.*.1' -i '12.*.2' -i '12.*.3' -i '13.*.1' -i '13.*.2' -i '13.*.3')
+  -i '9.1.1' -i '9.2.1' -i '12.*.1' -i '13.*.1')
 
 VENV="${AUTOBAHN_VENV:-$ROOT/target/autobahn-venv}"
 if [ ! -x "$VENV/bin/kosoku" ]; then
@@ -41,9 +44,13 @@ if [ ! -x "$VENV/bin/kosoku" ]; then
 fi
 KOSOKU="$VENV/bin/kosoku"
 
-echo "== building wsx (release)"
-cargo build --quiet --release -p ws-cli --locked
-WSX="$ROOT/target/release/wsx"
+echo "== building wsx ($PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build --quiet --release -p ws-cli --locked
+else
+  cargo build --quiet -p ws-cli --locked
+fi
+WSX="$ROOT/target/$PROFILE/wsx"
 BIG=(--max-message 16777216 --max-fragments 65536 --deflate-threshold 0)
 OUT="$ROOT/target/autobahn"
 rm -rf "$OUT"
@@ -78,7 +85,12 @@ run_client_role() {
   for _ in $(seq 1 100); do grep -q listening "$OUT/kosoku-client-$driver.log" && break; sleep 0.05; done
   echo "== client role, $driver driver (port $port)"
   local count
-  count="$(printf '' | timeout 30 "$WSX" connect "ws://127.0.0.1:$port/getCaseCount" --driver "$driver" 2>/dev/null | head -n 1)"
+  # kosoku may reset this connection right after sending the count: ignore the exit code.
+  count="$( (printf '' | timeout 30 "$WSX" connect "ws://127.0.0.1:$port/getCaseCount" --driver "$driver" 2>/dev/null || true) | head -n 1)"
+  if ! [[ "$count" =~ ^[0-9]+$ ]]; then
+    echo "could not read the case count (got '$count')" >&2
+    count=0
+  fi
   local ids=()
   if [ "$QUICK" = 1 ]; then
     mapfile -t ids < <(python3 "$ROOT/scripts/autobahn_cases.py" "${QUICK_INCLUDE[@]}")

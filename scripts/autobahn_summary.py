@@ -68,7 +68,10 @@ def main():
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} |")
     print()
+    total_pass = sum(r[3] for r in rows)
+    total_fail = sum(r[4] for r in rows)
     print("autobahn: " + ("FAILED" if failed else "all cases pass"))
+    print(f"autobahn: {total_pass} passed, {total_fail} failed")
     sys.exit(1 if failed else 0)
 
 

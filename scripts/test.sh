@@ -13,3 +13,5 @@ echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== Autobahn TestSuite, quick subset, both roles x both drivers (scripts/autobahn.sh --quick)"
+./scripts/autobahn.sh --quick --debug

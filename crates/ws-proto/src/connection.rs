@@ -384,14 +384,7 @@ impl Connection {
     /// Whether `poll_transmit` has something to hand out (drivers use this to
     /// ask for writable readiness only when needed).
     pub fn wants_transmit(&self) -> bool {
-        self.raw_pos < self.raw_out.len()
-            || self.current.is_some()
-            || (!self.close_sent
-                && (!self.pending_pongs.is_empty()
-                    || !self.ctrl_q.is_empty()
-                    || !self.data_q.is_empty()
-                    || self.close_frame.is_some()))
-            || self.shutdown_pending
+        self.has_frames_or_raw() || self.shutdown_pending
     }
 
     /// Whether [`poll_event`](Self::poll_event) has an event. A driver that
