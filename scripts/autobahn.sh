@@ -33,8 +33,11 @@ done
 # pings, reserved bits and opcodes, fragmentation, UTF-8, close handling), the
 # smallest case of the 9.1 (text) and 9.2 (binary) performance groups, and the
 # first case of every 12.x/13.x compression group (every negotiation variant).
+# (kosoku matches a pattern as a prefix, so the compression cases are listed one by one.)
 QUICK_INCLUDE=(-i '1.*' -i '2.*' -i '3.*' -i '4.*' -i '5.*' -i '6.*' -i '7.*' -i '10.*'
-  -i '9.1.1' -i '9.2.1' -i '12.*.1' -i '13.*.1')
+  -i '9.1.1' -i '9.2.1'
+  -i '12.1.1' -i '12.2.1' -i '12.3.1' -i '12.4.1' -i '12.5.1'
+  -i '13.1.1' -i '13.2.1' -i '13.3.1' -i '13.4.1' -i '13.5.1' -i '13.6.1' -i '13.7.1')
 
 VENV="${AUTOBAHN_VENV:-$ROOT/target/autobahn-venv}"
 if [ ! -x "$VENV/bin/kosoku" ]; then
