@@ -227,8 +227,6 @@ struct DeflateState {
 const MAX_PENDING_PONGS: usize = 16;
 /// At most this many unanswered pings are remembered for latency matching.
 const MAX_PINGS_TRACKED: usize = 16;
-/// An empty receive buffer larger than this is freed rather than kept.
-const KEEP_RBUF_CAPACITY: usize = 64 << 10;
 /// The start of a non-101 response body that is kept for the error.
 const MAX_ERROR_BODY: usize = 1024;
 
@@ -421,7 +419,10 @@ impl Connection {
         }
         self.rbuf.extend_from_slice(data);
         self.process();
-        if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_RBUF_CAPACITY {
+        // An empty receive buffer is dropped: its spare capacity belongs to
+        // an allocation shared with the messages just delivered, and keeping
+        // it would pin that whole allocation while the connection is idle.
+        if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
         }
     }

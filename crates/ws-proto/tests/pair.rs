@@ -1230,3 +1230,17 @@ fn messages_before_a_violation_can_still_be_answered() {
         assert_eq!(&frames[1].1[..2], &1002u16.to_be_bytes());
     }
 }
+
+#[test]
+fn an_idle_connection_retains_no_receive_buffer() {
+    for chunking in ALL_CHUNKINGS {
+        let mut p = Pair::open(client_cfg(), server_cfg(), chunking);
+        p.client.send_binary(payload(70_000)).unwrap();
+        p.client.send_text("small").unwrap();
+        p.server.send_binary(payload(3000)).unwrap();
+        p.drive();
+        assert_eq!(messages(&p.server_events).len(), 2);
+        assert_eq!(p.server.retained_bytes(), 0, "{chunking:?}");
+        assert_eq!(p.client.retained_bytes(), 0, "{chunking:?}");
+    }
+}

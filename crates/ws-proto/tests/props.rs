@@ -29,9 +29,15 @@ fn run(msgs: &[Msg], seed: u64, max_chunk: usize, frag: usize, deflate: bool, di
         seed,
         max: max_chunk,
     };
+    // Tiny fragment sizes make thousands of frames per message: lift the
+    // fragment limit (its own test is in limits.rs).
+    let limits = ws_proto::Limits::default().max_fragments(1 << 20);
     let mut p = Pair::open(
-        client_cfg().fragment_size(frag).deflate(d.clone()),
-        server_cfg().fragment_size(frag).deflate(d),
+        client_cfg()
+            .fragment_size(frag)
+            .deflate(d.clone())
+            .limits(limits.clone()),
+        server_cfg().fragment_size(frag).deflate(d).limits(limits),
         chunking,
     );
     assert_eq!(p.client.deflate_params().is_some(), deflate);
