@@ -102,37 +102,25 @@ pub fn run(a: BenchArgs) -> i32 {
         f64::from(lat[i]) / 1000.0
     };
     let errors = totals.errors.load(Ordering::SeqCst);
+    // One set of figures, printed as a table row and, with --csv, as a line.
+    let cols = [
+        a.conns.to_string(),
+        a.size.to_string(),
+        a.window.to_string(),
+        if a.deflate { "on" } else { "off" }.to_string(),
+        msgs.to_string(),
+        format!("{:.0}", msgs as f64 / elapsed),
+        format!("{:.1}", bytes as f64 / elapsed / 1e6),
+        format!("{:.3}", pct(0.5)),
+        format!("{:.3}", pct(0.99)),
+        format!("{:.3}", pct(1.0)),
+        errors.to_string(),
+    ];
     println!("| conns | size | window | deflate | messages | msg/s | MB/s | p50 ms | p99 ms | max ms | errors |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} | {} |",
-        a.conns,
-        a.size,
-        a.window,
-        if a.deflate { "on" } else { "off" },
-        msgs,
-        msgs as f64 / elapsed,
-        bytes as f64 / elapsed / 1e6,
-        pct(0.5),
-        pct(0.99),
-        pct(1.0),
-        errors
-    );
+    println!("| {} |", cols.join(" | "));
     if a.csv {
-        println!(
-            "csv,{},{},{},{},{},{:.1},{:.3},{:.3},{:.3},{:.3},{}",
-            a.conns,
-            a.size,
-            a.window,
-            a.deflate,
-            msgs,
-            msgs as f64 / elapsed,
-            bytes as f64 / elapsed / 1e6,
-            pct(0.5),
-            pct(0.99),
-            pct(1.0),
-            errors
-        );
+        println!("csv,{}", cols.join(","));
     }
     if msgs == 0 || errors > 0 {
         1

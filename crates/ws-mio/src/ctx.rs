@@ -39,11 +39,7 @@ impl<'a> Ctx<'a> {
 
     /// Queues a text message.
     pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), Error> {
-        self.send(
-            id,
-            MessageKind::Text,
-            Bytes::copy_from_slice(text.as_bytes()),
-        )
+        self.core.send_text(id, text)
     }
 
     /// Queues a binary message.

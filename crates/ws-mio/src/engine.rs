@@ -814,6 +814,13 @@ impl Core {
         self.after_command(id, r)
     }
 
+    /// Queues a text message from a `&str` (the core skips the UTF-8 check).
+    pub(crate) fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), Error> {
+        let sess = self.get_mut(id)?;
+        let r = sess.conn.send_text(text);
+        self.after_command(id, r)
+    }
+
     /// Queues a ping.
     pub(crate) fn ping(&mut self, id: ConnId, payload: Bytes) -> Result<(), Error> {
         let r = self.get_mut(id)?.conn.ping(payload);

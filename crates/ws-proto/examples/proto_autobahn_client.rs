@@ -12,12 +12,14 @@
     reason = "an example driver owns its socket and clock"
 )]
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+#[path = "common/drive.rs"]
+mod drive;
+
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use ws_proto::deflate::DeflateOffer;
-use ws_proto::{ClientRequest, Config, Connection, DeflateConfig, Event, Limits, Transmit};
+use ws_proto::{ClientRequest, Config, Connection, DeflateConfig, Event, Limits};
 
 fn main() {
     let addr = std::env::args()
@@ -62,64 +64,16 @@ fn session(addr: &str, resource: &str, echo: bool) -> std::io::Result<Option<Str
     );
     let mut conn = Connection::client(cfg, &ClientRequest::new(addr, resource), Instant::now());
     let mut first = None;
-    let mut buf = vec![0u8; 256 << 10];
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        while let Some(t) = conn.poll_transmit(Instant::now(), &mut buf) {
-            match t {
-                Transmit::Data(n) => {
-                    if let Err(e) = stream.write_all(&buf[..n]) {
-                        conn.handle_transport_error(Instant::now(), e.to_string());
-                    }
-                }
-                Transmit::Shutdown => {
-                    let _ = stream.shutdown(Shutdown::Write);
-                }
+    let give_up = Instant::now() + Duration::from_secs(120);
+    drive::run(&mut stream, &mut conn, Some(give_up), |conn, ev| {
+        if let Event::Message(m) = ev {
+            if first.is_none() {
+                first = m.as_text().map(str::to_string);
+            }
+            if echo {
+                let _ = conn.send(m.kind, m.data);
             }
         }
-        let mut acted = false;
-        while let Some(ev) = conn.poll_event() {
-            match ev {
-                Event::Message(m) => {
-                    if first.is_none() {
-                        first = m.as_text().map(str::to_string);
-                    }
-                    if echo {
-                        let _ = conn.send(m.kind, m.data);
-                        acted = true;
-                    }
-                }
-                Event::Closed(_) => return Ok(first),
-                _ => {}
-            }
-        }
-        if acted {
-            continue;
-        }
-        let now = Instant::now();
-        let timeout = conn
-            .poll_timeout()
-            .map(|t| t.saturating_duration_since(now));
-        if timeout == Some(Duration::ZERO) {
-            conn.handle_timeout(now);
-            continue;
-        }
-        stream.set_read_timeout(Some(
-            timeout
-                .unwrap_or(Duration::from_secs(5))
-                .max(Duration::from_millis(1)),
-        ))?;
-        match stream.read(&mut buf) {
-            Ok(0) => conn.handle_eof(Instant::now()),
-            Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                conn.handle_timeout(Instant::now())
-            }
-            Err(e) => conn.handle_transport_error(Instant::now(), e.to_string()),
-        }
-    }
-    Err(std::io::Error::new(
-        ErrorKind::TimedOut,
-        "session did not finish",
-    ))
+    })?;
+    Ok(first)
 }

@@ -11,11 +11,13 @@
     reason = "an example driver owns its socket and clock"
 )]
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+#[path = "common/drive.rs"]
+mod drive;
+
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ws_proto::{ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, Transmit};
+use ws_proto::{ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -41,69 +43,31 @@ fn main() -> std::io::Result<()> {
         Instant::now(),
     );
     let lines = ["hello", "from the sans-IO core", "over a plain TcpStream"];
-    let mut sent = 0;
     let mut echoed = 0;
-    let mut buf = vec![0u8; 64 << 10];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        while let Some(t) = conn.poll_transmit(Instant::now(), &mut buf) {
-            match t {
-                Transmit::Data(n) => stream.write_all(&buf[..n])?,
-                Transmit::Shutdown => stream.shutdown(Shutdown::Write)?,
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let closed = drive::run(&mut stream, &mut conn, Some(give_up), |conn, ev| match ev {
+        Event::Open(info) => {
+            println!("open (extensions: {:?})", info.extensions);
+            for l in lines {
+                let _ = conn.send_text(l);
             }
         }
-        let mut acted = false;
-        while let Some(ev) = conn.poll_event() {
-            match ev {
-                Event::Open(info) => {
-                    println!("open (extensions: {:?})", info.extensions);
-                    for l in lines {
-                        let _ = conn.send_text(l);
-                        sent += 1;
-                    }
-                    acted = true;
-                }
-                Event::Message(m) => {
-                    println!("echo: {}", m.as_text().unwrap_or("<binary>"));
-                    echoed += 1;
-                    if echoed == sent {
-                        let _ = conn.close(CloseCode::NORMAL, "done");
-                        acted = true;
-                    }
-                }
-                Event::Closed(c) => {
-                    println!("closed: {} clean={} error={:?}", c.code, c.clean, c.error);
-                    let ok = c.clean && echoed == lines.len();
-                    std::process::exit(if ok { 0 } else { 1 });
-                }
-                _ => {}
+        Event::Message(m) => {
+            println!("echo: {}", m.as_text().unwrap_or("<binary>"));
+            echoed += 1;
+            if echoed == lines.len() {
+                let _ = conn.close(CloseCode::NORMAL, "done");
             }
         }
-        if acted {
-            continue;
-        }
-        let now = Instant::now();
-        let timeout = conn
-            .poll_timeout()
-            .map(|t| t.saturating_duration_since(now));
-        if timeout == Some(Duration::ZERO) {
-            conn.handle_timeout(now);
-            continue;
-        }
-        stream.set_read_timeout(Some(
-            timeout
-                .unwrap_or(Duration::from_secs(1))
-                .max(Duration::from_millis(1)),
-        ))?;
-        match stream.read(&mut buf) {
-            Ok(0) => conn.handle_eof(Instant::now()),
-            Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                conn.handle_timeout(Instant::now())
-            }
-            Err(e) => conn.handle_transport_error(Instant::now(), e.to_string()),
-        }
-    }
-    eprintln!("timed out");
-    std::process::exit(2)
+        _ => {}
+    })?;
+    println!(
+        "closed: {} clean={} error={:?}",
+        closed.code, closed.clean, closed.error
+    );
+    std::process::exit(if closed.clean && echoed == lines.len() {
+        0
+    } else {
+        1
+    });
 }

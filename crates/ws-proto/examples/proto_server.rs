@@ -13,11 +13,13 @@
     reason = "an example driver owns its socket and clock"
 )]
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+#[path = "common/drive.rs"]
+mod drive;
+
+use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
-use ws_proto::{Accept, Config, Connection, DeflateConfig, Event, Limits, Transmit};
+use ws_proto::{Accept, Config, Connection, DeflateConfig, Event, Limits};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -45,12 +47,10 @@ fn main() -> std::io::Result<()> {
 
 fn serve(mut stream: TcpStream, big: bool) -> std::io::Result<()> {
     let mut deflate = DeflateConfig::default();
+    let mut cfg = Config::default();
     if big {
         // Echo servers under test compress every message, even tiny ones.
         deflate.threshold = 0;
-    }
-    let mut cfg = Config::default().deflate(Some(deflate));
-    if big {
         cfg = cfg.limits(
             Limits::default()
                 .max_frame_payload(16 << 20)
@@ -59,61 +59,24 @@ fn serve(mut stream: TcpStream, big: bool) -> std::io::Result<()> {
                 .max_send_queue(64 << 20),
         );
     }
-    let mut conn = Connection::server(cfg, Instant::now());
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        // The driving contract: transmit, events, timeout, then wait.
-        while let Some(t) = conn.poll_transmit(Instant::now(), &mut buf) {
-            match t {
-                Transmit::Data(n) => stream.write_all(&buf[..n])?,
-                Transmit::Shutdown => stream.shutdown(Shutdown::Write)?,
+    let mut conn = Connection::server(cfg.deflate(Some(deflate)), Instant::now());
+    let closed = drive::run(&mut stream, &mut conn, None, |conn, ev| match ev {
+        Event::UpgradeRequest(req) => {
+            if !big {
+                println!("upgrade request for {}", req.path);
             }
+            let _ = conn.accept(Accept::new());
         }
-        let mut acted = false;
-        while let Some(ev) = conn.poll_event() {
-            match ev {
-                Event::UpgradeRequest(req) => {
-                    if !big {
-                        println!("upgrade request for {}", req.path);
-                    }
-                    let _ = conn.accept(Accept::new());
-                    acted = true;
-                }
-                Event::Message(m) => {
-                    let _ = conn.send(m.kind, m.data);
-                    acted = true;
-                }
-                Event::Closed(c) => {
-                    if !big {
-                        println!(
-                            "closed: {} {:?} clean={} error={:?}",
-                            c.code, c.reason, c.clean, c.error
-                        );
-                    }
-                    return Ok(());
-                }
-                _ => {}
-            }
+        Event::Message(m) => {
+            let _ = conn.send(m.kind, m.data);
         }
-        if acted {
-            continue; // commands queued output: transmit it first
-        }
-        let now = Instant::now();
-        let timeout = conn
-            .poll_timeout()
-            .map(|t| t.saturating_duration_since(now));
-        if timeout == Some(std::time::Duration::ZERO) {
-            conn.handle_timeout(now);
-            continue;
-        }
-        stream.set_read_timeout(timeout)?;
-        match stream.read(&mut buf) {
-            Ok(0) => conn.handle_eof(Instant::now()),
-            Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                conn.handle_timeout(Instant::now())
-            }
-            Err(e) => conn.handle_transport_error(Instant::now(), e.to_string()),
-        }
+        _ => {}
+    })?;
+    if !big {
+        println!(
+            "closed: {} {:?} clean={} error={:?}",
+            closed.code, closed.reason, closed.clean, closed.error
+        );
     }
+    Ok(())
 }

@@ -620,7 +620,7 @@ impl Connection {
     /// and the message reaches the configured threshold, split into frames of
     /// at most `fragment_size` payload bytes.
     pub fn send(&mut self, kind: MessageKind, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.send_message(kind, data.into(), true)
+        self.send_message(kind, data.into(), true, false)
     }
 
     /// Sends a text message.
@@ -629,12 +629,13 @@ impl Connection {
             MessageKind::Text,
             Bytes::copy_from_slice(text.as_bytes()),
             true,
+            true,
         )
     }
 
     /// Sends a binary message.
     pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.send_message(MessageKind::Binary, data.into(), true)
+        self.send_message(MessageKind::Binary, data.into(), true, false)
     }
 
     /// Sends a whole message without compressing it (per-message opt-out).
@@ -643,7 +644,7 @@ impl Connection {
         kind: MessageKind,
         data: impl Into<Bytes>,
     ) -> Result<(), Error> {
-        self.send_message(kind, data.into(), false)
+        self.send_message(kind, data.into(), false, false)
     }
 
     /// Sends part of a message. The first call starts a message of `kind`;
@@ -1318,18 +1319,20 @@ impl Connection {
 
     // ----- sending ------------------------------------------------------
 
+    /// `utf8_known`: the caller passed a `&str`, so text needs no check.
     fn send_message(
         &mut self,
         kind: MessageKind,
         data: Bytes,
         compress: bool,
+        utf8_known: bool,
     ) -> Result<(), Error> {
         self.check_can_send("send")?;
         if self.tx_fragment {
             return Err(Error::FragmentSequence);
         }
         self.check_queue(data.len())?;
-        if kind == MessageKind::Text && std::str::from_utf8(&data).is_err() {
+        if kind == MessageKind::Text && !utf8_known && std::str::from_utf8(&data).is_err() {
             return Err(Error::InvalidUtf8);
         }
         let (payload, rsv1) = match self.deflate.as_mut() {

@@ -14,8 +14,8 @@ use common::*;
 use rustls::RootCertStore;
 use ws_proto::{CloseCode, Config, HandshakeError, MessageKind, State};
 use ws_std::{
-    accept, connect, server_config_from_pem, ClientOptions, Error, Received, ServerOptions,
-    Timeout, TlsClientOptions, UpgradeResponse, WebSocket,
+    accept, connect, ClientOptions, Error, Received, ServerOptions, Timeout, TlsClientOptions,
+    UpgradeResponse, WebSocket,
 };
 
 fn recv_message(ws: &mut WebSocket) -> ws_proto::Message {
@@ -157,10 +157,9 @@ fn server_closes_with_code_and_reason() {
 }
 
 fn tls_server(cert: &TestCert) -> ws_std::ServerHandle {
-    let config = server_config_from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
     let seen = ws_std::serve(
         listener(),
-        ws_std::ServeOptions::default().server(ServerOptions::default().tls(config)),
+        ws_std::ServeOptions::default().server(tls_options(cert)),
         |mut ws| {
             // Tell the client which SNI name arrived, then echo.
             let sni = ws.tls_server_name().unwrap_or("none").to_string();
@@ -310,10 +309,9 @@ fn split_reader_blocked_in_recv_does_not_block_the_writer() {
 #[test]
 fn split_over_tls_shares_the_session() {
     let cert = test_cert();
-    let config = server_config_from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
     let server = ws_std::serve(
         listener(),
-        ws_std::ServeOptions::default().server(ServerOptions::default().tls(config)),
+        ws_std::ServeOptions::default().server(tls_options(&cert)),
         batch_echo,
     )
     .unwrap();

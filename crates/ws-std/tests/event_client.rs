@@ -13,8 +13,8 @@ use common::*;
 use ws_buf::{BufferPool, PoolConfig};
 use ws_proto::{CloseCode, Config, DeflateConfig, MessageKind};
 use ws_std::{
-    serve, server_config_from_pem, Error, ReadyState, Received, ServeOptions, ServerOptions,
-    TlsClientOptions, UpgradeResponse, WebSocketClient,
+    serve, Error, ReadyState, Received, ServeOptions, ServerOptions, TlsClientOptions,
+    UpgradeResponse, WebSocketClient,
 };
 
 const T: Duration = Duration::from_secs(3);
@@ -212,13 +212,7 @@ fn on_error_with_status_and_body_for_401() {
 #[test]
 fn on_error_for_an_untrusted_certificate() {
     let cert = test_cert();
-    let config = server_config_from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
-    let server = serve(
-        listener(),
-        ServeOptions::default().server(ServerOptions::default().tls(config)),
-        echo,
-    )
-    .unwrap();
+    let server = echo_server(tls_options(&cert));
     let url = format!("wss://localhost:{}/", server.local_addr().port());
     let mut options = ws_std::ClientOptions::default();
     options.connect_to = Some(server.local_addr());
@@ -645,13 +639,7 @@ fn permessage_deflate_on_and_off() {
 #[test]
 fn wss_event_client() {
     let cert = test_cert();
-    let config = server_config_from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
-    let server = serve(
-        listener(),
-        ServeOptions::default().server(ServerOptions::default().tls(config)),
-        echo,
-    )
-    .unwrap();
+    let server = echo_server(tls_options(&cert));
     let mut options = ws_std::ClientOptions::default().tls(
         TlsClientOptions::default()
             .add_root_pem(cert.cert_pem.as_bytes())

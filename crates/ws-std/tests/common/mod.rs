@@ -43,6 +43,13 @@ pub fn echo(mut ws: WebSocket) {
     }
 }
 
+/// Server options presenting `cert` over TLS.
+pub fn tls_options(cert: &TestCert) -> ServerOptions {
+    let config =
+        ws_std::server_config_from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
+    ServerOptions::default().tls(config)
+}
+
 /// A thread-per-connection echo server on 127.0.0.1.
 pub fn echo_server(options: ServerOptions) -> ServerHandle {
     serve(listener(), ServeOptions::default().server(options), echo).unwrap()
