@@ -80,7 +80,13 @@ fn open_echo_close_with_states_and_callbacks() {
     assert!(stats.recycled >= 1, "{stats:?}");
 
     client.close(CloseCode::NORMAL, "bye").unwrap();
-    assert_eq!(client.state(), ReadyState::Closing);
+    // Closing at once; on a busy machine the IO thread may already have
+    // finished the closing handshake, so Closed is fine too — never Open.
+    assert!(
+        matches!(client.state(), ReadyState::Closing | ReadyState::Closed),
+        "{:?}",
+        client.state()
+    );
     assert!(matches!(client.send_text("late"), Err(Error::Closed)));
     assert_eq!(terminal(&rec), Ev::Closed(1000, String::new()));
     assert_eq!(client.state(), ReadyState::Closed);
