@@ -109,6 +109,17 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// permessage-deflate: offered (client) or accepted (server) when `Some`.
     pub deflate: Option<DeflateConfig>,
+    /// How long the receive, reassembly and compression buffers are kept
+    /// after the last input or send once they are empty (default 1 s).
+    ///
+    /// While a connection is busy its buffers are reused from message to
+    /// message, so the steady state allocates nothing; once it has been quiet
+    /// for this long they are freed, so an idle connection holds no buffer.
+    /// [`Connection::poll_timeout`](crate::Connection::poll_timeout) includes
+    /// this moment while there is something to free. `Duration::ZERO` frees
+    /// them as soon as they are empty (least memory, one or two allocations
+    /// per message).
+    pub release_buffers_after: Duration,
     /// Seed for the connection's RNG (masking keys, `Sec-WebSocket-Key`).
     /// `None` seeds from the operating system's entropy source; tests pass a
     /// fixed seed to get byte-exact output.
@@ -127,6 +138,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             deflate: None,
+            release_buffers_after: Duration::from_secs(1),
             rng_seed: None,
         }
     }
@@ -176,6 +188,11 @@ impl Config {
     /// Enables permessage-deflate with these settings, or disables it.
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.deflate = deflate;
+        self
+    }
+    /// Sets [`release_buffers_after`](Self::release_buffers_after).
+    pub fn release_buffers_after(mut self, after: Duration) -> Self {
+        self.release_buffers_after = after;
         self
     }
     /// Fixes the RNG seed (tests).

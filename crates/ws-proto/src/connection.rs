@@ -125,6 +125,17 @@ pub struct Connection {
 
     // Receiving.
     rbuf: BytesMut,
+    /// Reassembly (fragmented messages) and inflate output, reused from
+    /// message to message; taken into `msg.buf` while a message is built.
+    asm: BytesMut,
+    /// Compressed output of `send`, reused from message to message.
+    zbuf: BytesMut,
+    /// The largest size each of `rbuf`, `asm`, `zbuf` reached since it was
+    /// last freed (their allocations may be shared with delivered messages,
+    /// so `capacity()` alone undercounts).
+    buf_sizes: [usize; 3],
+    /// The latest input or send: buffers are freed a while after it.
+    last_activity: Instant,
     rx_header: Option<FrameHeader>,
     rx_progress: usize,
     rx_validate: bool,
@@ -272,6 +283,10 @@ impl Connection {
             now,
             hs: Handshake::ServerAwaitRequest,
             rbuf: BytesMut::new(),
+            asm: BytesMut::new(),
+            zbuf: BytesMut::new(),
+            buf_sizes: [0; 3],
+            last_activity: now,
             rx_header: None,
             rx_progress: 0,
             rx_validate: false,
@@ -394,10 +409,67 @@ impl Connection {
         !self.events.is_empty()
     }
 
-    /// Bytes of memory the connection currently holds for received data
-    /// (receive buffer and message reassembly buffer capacities).
+    /// Bytes of memory the connection currently holds in its buffers: the
+    /// receive buffer, the reassembly/inflate buffer and the compression
+    /// output buffer (each counted at the largest size it reached since it
+    /// was last freed). Queued outgoing messages are counted by
+    /// [`buffered_amount`](Self::buffered_amount) instead.
+    ///
+    /// While busy, the buffers are kept for reuse; they are freed
+    /// [`Config::release_buffers_after`] after the last activity, or by
+    /// [`release_buffers`](Self::release_buffers).
     pub fn retained_bytes(&self) -> usize {
-        self.rbuf.capacity() + self.msg.as_ref().map_or(0, |m| m.buf.capacity())
+        let building = self.msg.as_ref().map_or(0, |m| m.buf.capacity());
+        self.buf_sizes.iter().sum::<usize>() + building
+    }
+
+    /// Frees the receive, reassembly and compression buffers now, where they
+    /// hold no data (a partly received frame or message keeps its buffer).
+    /// Drivers call this under memory pressure; otherwise the connection does
+    /// it by itself after [`Config::release_buffers_after`] of quiet.
+    pub fn release_buffers(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+            self.buf_sizes[0] = 0;
+        }
+        self.asm = BytesMut::new();
+        self.buf_sizes[1] = 0;
+        self.zbuf = BytesMut::new();
+        self.buf_sizes[2] = 0;
+    }
+
+    /// When the buffers are due to be freed, if there is anything to free.
+    fn buffer_release_at(&self) -> Option<Instant> {
+        let [r, a, z] = self.buf_sizes;
+        let releasable = (r > 0 && self.rbuf.is_empty()) || a > 0 || z > 0;
+        (releasable && !self.cfg.release_buffers_after.is_zero())
+            .then(|| self.last_activity + self.cfg.release_buffers_after)
+    }
+
+    /// Makes room in the receive buffer for `n` more bytes: reuse its
+    /// allocation when nothing else holds it any more; otherwise grow to
+    /// twice the larger of what is needed and the largest size it reached
+    /// (bounded by one maximal frame), so
+    /// that inputs of varying size settle on one allocation instead of
+    /// growing step by step.
+    fn make_room(&mut self, n: usize) {
+        let len = self.rbuf.len();
+        if self.rbuf.capacity() - len >= n || self.rbuf.try_reclaim(n) {
+            return;
+        }
+        let ceiling = self.cfg.limits.max_frame_payload + FrameHeader::MAX_LEN;
+        let needed = len.saturating_add(n);
+        let target = needed
+            .max(self.buf_sizes[0])
+            .saturating_mul(2)
+            .min(ceiling)
+            .max(needed);
+        self.rbuf.reserve(target - len);
+    }
+
+    /// Records the size a buffer reached (see `buf_sizes`).
+    fn note_size(size: &mut usize, buf: &BytesMut) {
+        *size = (*size).max(buf.capacity());
     }
 
     // ----- inputs -------------------------------------------------------
@@ -417,13 +489,19 @@ impl Connection {
             }
             return;
         }
+        self.last_activity = now;
+        let was_open = matches!(self.hs, Handshake::Done);
+        self.make_room(data.len());
         self.rbuf.extend_from_slice(data);
+        Self::note_size(&mut self.buf_sizes[0], &self.rbuf);
         self.process();
-        // An empty receive buffer is dropped: its spare capacity belongs to
-        // an allocation shared with the messages just delivered, and keeping
-        // it would pin that whole allocation while the connection is idle.
-        if self.rbuf.is_empty() {
+        // The buffer is kept for the next input while the connection is busy
+        // (its allocation is reclaimed once the application has dropped the
+        // messages that share it: no allocation per message). The handshake
+        // is not steady state, and with no release delay nothing is kept.
+        if self.rbuf.is_empty() && (!was_open || self.cfg.release_buffers_after.is_zero()) {
             self.rbuf = BytesMut::new();
+            self.buf_sizes[0] = 0;
         }
     }
 
@@ -487,6 +565,9 @@ impl Connection {
     /// Fires the timers whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        if self.buffer_release_at().is_some_and(|t| now >= t) {
+            self.release_buffers();
+        }
         if self.closed_emitted {
             return;
         }
@@ -807,7 +888,13 @@ impl Connection {
         if self.closed_emitted {
             return None;
         }
-        let mut t = [self.close_deadline, None, None, None];
+        let mut t = [
+            self.close_deadline,
+            None,
+            None,
+            None,
+            self.buffer_release_at(),
+        ];
         if !matches!(self.hs, Handshake::Done) {
             t[1] = self.handshake_deadline;
         } else if self.state() == State::Open {
@@ -1062,6 +1149,7 @@ impl Connection {
             if avail < len {
                 if self.rbuf.capacity() < len {
                     self.rbuf.reserve(len - self.rbuf.len());
+                    Self::note_size(&mut self.buf_sizes[0], &self.rbuf);
                 }
                 return;
             }
@@ -1135,7 +1223,11 @@ impl Connection {
             },
             compressed: h.rsv1,
             utf8: Utf8Validator::new(),
-            buf: BytesMut::new(),
+            buf: {
+                // While the message is built its buffer is counted as `msg.buf`.
+                self.buf_sizes[1] = 0;
+                std::mem::take(&mut self.asm)
+            },
             frames: 0,
             size: 0,
         });
@@ -1210,6 +1302,10 @@ impl Connection {
             return self.fail(ProtocolError::InvalidUtf8);
         }
         let kind = m.kind;
+        if !m.compressed && !streaming && (!fin || m.frames > 1) {
+            m.buf.extend_from_slice(&payload);
+        }
+        let cap = m.buf.capacity();
         if streaming {
             let first = m.frames == 1;
             let data = if m.compressed {
@@ -1218,8 +1314,7 @@ impl Connection {
                 payload
             };
             if fin {
-                self.msg = None;
-                self.stats.messages_in += 1;
+                self.finish_message(cap);
             }
             self.events.push_back(Event::Fragment(Fragment {
                 kind,
@@ -1230,23 +1325,28 @@ impl Connection {
             return;
         }
         if !fin {
-            if !m.compressed {
-                m.buf.extend_from_slice(&payload);
-            }
             return;
         }
-        let data = if m.compressed {
+        let data = if m.compressed || m.frames > 1 {
             m.buf.split().freeze()
-        } else if m.frames == 1 {
-            payload
         } else {
-            m.buf.extend_from_slice(&payload);
-            m.buf.split().freeze()
+            payload
         };
-        self.msg = None;
-        self.stats.messages_in += 1;
+        self.finish_message(cap);
         self.events
             .push_back(Event::Message(Message { kind, data }));
+    }
+
+    /// A message is complete: its (now empty) buffer, which had grown to
+    /// `cap`, goes back for reuse.
+    fn finish_message(&mut self, cap: usize) {
+        if let Some(mut m) = self.msg.take() {
+            if !self.cfg.release_buffers_after.is_zero() {
+                self.asm = std::mem::take(&mut m.buf);
+                self.buf_sizes[1] = cap;
+            }
+        }
+        self.stats.messages_in += 1;
     }
 
     fn on_close_frame(&mut self, payload: &[u8]) {
@@ -1313,6 +1413,9 @@ impl Connection {
     fn stop_input(&mut self) {
         self.input_closed = true;
         self.rbuf = BytesMut::new();
+        self.asm = BytesMut::new();
+        self.buf_sizes[0] = 0;
+        self.buf_sizes[1] = 0;
         self.rx_header = None;
         self.msg = None;
     }
@@ -1337,9 +1440,15 @@ impl Connection {
         }
         let (payload, rsv1) = match self.deflate.as_mut() {
             Some(d) if compress && data.len() >= d.threshold => {
-                let mut out = BytesMut::with_capacity(data.len() / 2 + 16);
-                d.compressor.compress(&data, &mut out);
-                (out.freeze(), true)
+                self.last_activity = self.now;
+                d.compressor.compress(&data, &mut self.zbuf);
+                Self::note_size(&mut self.buf_sizes[2], &self.zbuf);
+                let out = self.zbuf.split().freeze();
+                if self.cfg.release_buffers_after.is_zero() {
+                    self.zbuf = BytesMut::new();
+                    self.buf_sizes[2] = 0;
+                }
+                (out, true)
             }
             _ => (data, false),
         };

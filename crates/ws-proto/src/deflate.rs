@@ -1079,6 +1079,11 @@ fn reserve_bounded(out: &mut BytesMut, room: usize, cap_limit: usize) {
     if out.capacity() >= needed {
         return;
     }
+    // A reused buffer whose earlier contents were handed out (and dropped)
+    // gets its whole allocation back without allocating.
+    if out.try_reclaim(room) && out.capacity() >= needed {
+        return;
+    }
     let target = out
         .capacity()
         .saturating_mul(2)

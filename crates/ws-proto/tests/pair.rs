@@ -1232,7 +1232,7 @@ fn messages_before_a_violation_can_still_be_answered() {
 }
 
 #[test]
-fn an_idle_connection_retains_no_receive_buffer() {
+fn an_idle_connection_frees_its_buffers_after_the_release_delay() {
     for chunking in ALL_CHUNKINGS {
         let mut p = Pair::open(client_cfg(), server_cfg(), chunking);
         p.client.send_binary(payload(70_000)).unwrap();
@@ -1240,7 +1240,41 @@ fn an_idle_connection_retains_no_receive_buffer() {
         p.server.send_binary(payload(3000)).unwrap();
         p.drive();
         assert_eq!(messages(&p.server_events).len(), 2);
+        // Busy: the buffers are kept for the next message, but bounded.
+        let kept = p.server.retained_bytes();
+        assert!(kept > 0 && kept <= 4 * 70_000, "{chunking:?}: kept {kept}");
+        let delay = ws_proto::Config::default().release_buffers_after;
+        assert!(p.server.poll_timeout().is_some(), "a release is scheduled");
+        p.advance(delay / 2);
+        assert!(
+            p.server.retained_bytes() > 0,
+            "{chunking:?}: freed too early"
+        );
+        p.advance(delay);
         assert_eq!(p.server.retained_bytes(), 0, "{chunking:?}");
         assert_eq!(p.client.retained_bytes(), 0, "{chunking:?}");
+        assert_eq!(p.server.poll_timeout(), None, "nothing left to free");
     }
+}
+
+#[test]
+fn zero_release_delay_frees_buffers_at_once_and_release_buffers_on_demand() {
+    let cfg = server_cfg().release_buffers_after(Duration::ZERO);
+    let mut p = Pair::open(client_cfg(), cfg, Chunking::Whole);
+    p.client.send_binary(payload(70_000)).unwrap();
+    p.client.send_text("small").unwrap();
+    p.drive();
+    assert_eq!(messages(&p.server_events).len(), 2);
+    assert_eq!(p.server.retained_bytes(), 0);
+    assert_eq!(p.server.poll_timeout(), None);
+
+    p.server.send_binary(payload(3000)).unwrap();
+    p.drive();
+    assert!(p.client.retained_bytes() > 0);
+    p.client.release_buffers();
+    assert_eq!(p.client.retained_bytes(), 0);
+    // And the connection still works afterwards.
+    p.server.send_text("again").unwrap();
+    p.drive();
+    assert_eq!(messages(&p.client_events).len(), 2);
 }
