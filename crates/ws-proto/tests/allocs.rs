@@ -3,6 +3,7 @@
 //! `alloc` and `realloc` made on the test's thread while messages are echoed
 //! (client sends masked, server receives and sends the same bytes back,
 //! client receives), after a warm-up.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
