@@ -96,8 +96,11 @@ pub(crate) struct Session {
 /// Session flags.
 #[derive(Default)]
 pub(crate) struct Flags {
-    /// In `Core::dirty`, waiting to be driven.
+    /// Waiting to be driven (cleared by every drive).
     pub(crate) dirty: bool,
+    /// Listed in `Core::dirty` (cleared when taken from it), so a session
+    /// marked again after a drive is not listed twice.
+    queued: bool,
     /// In `Core::carry`, with read and/or write work left by a budget.
     in_carry: bool,
     pub(crate) carry_read: bool,
@@ -319,18 +322,26 @@ impl Core {
             .get_mut(slot as usize)
             .and_then(|s| s.sess.as_deref_mut())
         {
-            if !sess.f.dirty {
-                sess.f.dirty = true;
+            sess.f.dirty = true;
+            if !sess.f.queued {
+                sess.f.queued = true;
                 self.dirty.push(slot);
             }
         }
     }
 
-    /// The generation of a dirty session in `slot`, clearing nothing.
-    pub(crate) fn dirty_gen(&self, slot: u32) -> Option<u32> {
-        self.slots
-            .get(slot as usize)
-            .and_then(|s| s.sess.as_ref().filter(|x| x.f.dirty).map(|_| s.gen))
+    /// Takes the next session from the dirty list: `Some(Some((slot, gen)))`
+    /// when it still needs a drive, `Some(None)` when it was driven since.
+    pub(crate) fn pop_dirty(&mut self) -> Option<Option<(u32, u32)>> {
+        let slot = self.dirty.pop()?;
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return Some(None);
+        };
+        let gen = s.gen;
+        Some(s.sess.as_deref_mut().and_then(|x| {
+            x.f.queued = false;
+            x.f.dirty.then_some((slot, gen))
+        }))
     }
 
     /// Reading stopped on the budget: read again next iteration.

@@ -31,6 +31,9 @@ pub struct EventLoop<H: Handler> {
     core: Core,
     events: Option<Events>,
     started: bool,
+    /// The carry list being processed, swapped with `core.carry` each turn
+    /// so neither list loses its capacity (no allocation per turn).
+    carry_work: Vec<u32>,
 }
 
 impl<H: Handler> EventLoop<H> {
@@ -54,6 +57,7 @@ impl<H: Handler> EventLoop<H> {
             core: Core::new(index, parts.poll, parts.remote, parts.rx, handle, options),
             events: Some(events),
             started: false,
+            carry_work: Vec::new(),
         }
     }
 
@@ -251,8 +255,8 @@ impl<H: Handler> EventLoop<H> {
     /// notices, until neither is left.
     fn settle(&mut self) {
         loop {
-            if let Some(slot) = self.core.dirty.pop() {
-                if let Some(gen) = self.core.dirty_gen(slot) {
+            if let Some(next) = self.core.pop_dirty() {
+                if let Some((slot, gen)) = next {
                     self.drive(slot, gen);
                 }
                 continue;
@@ -359,7 +363,9 @@ impl<H: Handler> EventLoop<H> {
     }
 
     fn process_carry(&mut self) {
-        for slot in std::mem::take(&mut self.core.carry) {
+        let mut work = std::mem::take(&mut self.carry_work);
+        std::mem::swap(&mut work, &mut self.core.carry);
+        for slot in work.drain(..) {
             let Some((gen, read, write)) = self.core.take_carry(slot) else {
                 continue;
             };
@@ -371,6 +377,7 @@ impl<H: Handler> EventLoop<H> {
             }
             self.settle();
         }
+        self.carry_work = work;
     }
 
     fn fire_timers(&mut self) {

@@ -134,6 +134,9 @@ pub struct Connection {
     /// last freed (their allocations may be shared with delivered messages,
     /// so `capacity()` alone undercounts).
     buf_sizes: [usize; 3],
+    /// Room asked of each of those buffers since its allocation was last
+    /// made or reclaimed (see `reserve_reused`).
+    epochs: [usize; 3],
     /// The latest input or send: buffers are freed a while after it.
     last_activity: Instant,
     rx_header: Option<FrameHeader>,
@@ -286,6 +289,7 @@ impl Connection {
             asm: BytesMut::new(),
             zbuf: BytesMut::new(),
             buf_sizes: [0; 3],
+            epochs: [0; 3],
             last_activity: now,
             rx_header: None,
             rx_progress: 0,
@@ -420,7 +424,8 @@ impl Connection {
     /// [`release_buffers`](Self::release_buffers).
     pub fn retained_bytes(&self) -> usize {
         let building = self.msg.as_ref().map_or(0, |m| m.buf.capacity());
-        self.buf_sizes.iter().sum::<usize>() + building
+        let [r, a, z] = self.buf_sizes;
+        r + a.max(building) + z
     }
 
     /// Frees the receive, reassembly and compression buffers now, where they
@@ -446,25 +451,15 @@ impl Connection {
             .then(|| self.last_activity + self.cfg.release_buffers_after)
     }
 
-    /// Makes room in the receive buffer for `n` more bytes: reuse its
-    /// allocation when nothing else holds it any more; otherwise grow to
-    /// twice the larger of what is needed and the largest size it reached
-    /// (bounded by one maximal frame), so
-    /// that inputs of varying size settle on one allocation instead of
-    /// growing step by step.
+    /// Makes room in the receive buffer for `n` more bytes (see [`reserve_reused`]).
     fn make_room(&mut self, n: usize) {
-        let len = self.rbuf.len();
-        if self.rbuf.capacity() - len >= n || self.rbuf.try_reclaim(n) {
-            return;
-        }
-        let ceiling = self.cfg.limits.max_frame_payload + FrameHeader::MAX_LEN;
-        let needed = len.saturating_add(n);
-        let target = needed
-            .max(self.buf_sizes[0])
-            .saturating_mul(2)
-            .min(ceiling)
-            .max(needed);
-        self.rbuf.reserve(target - len);
+        let ceiling = if matches!(self.hs, Handshake::Done) {
+            self.cfg.limits.max_frame_payload + FrameHeader::MAX_LEN
+        } else {
+            self.cfg.limits.max_handshake_bytes
+        };
+        let (peak, epoch) = (&mut self.buf_sizes[0], &mut self.epochs[0]);
+        reserve_reused(&mut self.rbuf, n, peak, epoch, ceiling);
     }
 
     /// Records the size a buffer reached (see `buf_sizes`).
@@ -1148,8 +1143,7 @@ impl Connection {
             }
             if avail < len {
                 if self.rbuf.capacity() < len {
-                    self.rbuf.reserve(len - self.rbuf.len());
-                    Self::note_size(&mut self.buf_sizes[0], &self.rbuf);
+                    self.make_room(len - self.rbuf.len());
                 }
                 return;
             }
@@ -1223,11 +1217,7 @@ impl Connection {
             },
             compressed: h.rsv1,
             utf8: Utf8Validator::new(),
-            buf: {
-                // While the message is built its buffer is counted as `msg.buf`.
-                self.buf_sizes[1] = 0;
-                std::mem::take(&mut self.asm)
-            },
+            buf: std::mem::take(&mut self.asm),
             frames: 0,
             size: 0,
         });
@@ -1284,6 +1274,15 @@ impl Connection {
             };
             let before = m.buf.len();
             let limit = before + max.saturating_sub(m.size);
+            // Room for a frame like the previous one to inflate in one step
+            // (plus the flush tail's step): several messages of one read
+            // then share one allocation, reused once the application has
+            // dropped them.
+            let want = d.decompressor.first_room(payload.len()) + 256;
+            let ceiling = limit.saturating_add(1);
+            let room = want.min(ceiling.saturating_sub(before));
+            let (peak, epoch) = (&mut self.buf_sizes[1], &mut self.epochs[1]);
+            reserve_reused(&mut m.buf, room, peak, epoch, ceiling);
             match d.decompressor.decompress(&payload, fin, &mut m.buf, limit) {
                 Ok(_) => {}
                 Err(InflateError::TooLarge) => {
@@ -1303,9 +1302,11 @@ impl Connection {
         }
         let kind = m.kind;
         if !m.compressed && !streaming && (!fin || m.frames > 1) {
+            let ceiling = max.saturating_add(1);
+            let (peak, epoch) = (&mut self.buf_sizes[1], &mut self.epochs[1]);
+            reserve_reused(&mut m.buf, payload.len(), peak, epoch, ceiling);
             m.buf.extend_from_slice(&payload);
         }
-        let cap = m.buf.capacity();
         if streaming {
             let first = m.frames == 1;
             let data = if m.compressed {
@@ -1314,7 +1315,7 @@ impl Connection {
                 payload
             };
             if fin {
-                self.finish_message(cap);
+                self.finish_message();
             }
             self.events.push_back(Event::Fragment(Fragment {
                 kind,
@@ -1332,18 +1333,18 @@ impl Connection {
         } else {
             payload
         };
-        self.finish_message(cap);
+        self.finish_message();
         self.events
             .push_back(Event::Message(Message { kind, data }));
     }
 
-    /// A message is complete: its (now empty) buffer, which had grown to
-    /// `cap`, goes back for reuse.
-    fn finish_message(&mut self, cap: usize) {
+    /// A message is complete: its (now empty) buffer goes back for reuse.
+    fn finish_message(&mut self) {
         if let Some(mut m) = self.msg.take() {
-            if !self.cfg.release_buffers_after.is_zero() {
+            if self.cfg.release_buffers_after.is_zero() {
+                self.buf_sizes[1] = 0;
+            } else {
                 self.asm = std::mem::take(&mut m.buf);
-                self.buf_sizes[1] = cap;
             }
         }
         self.stats.messages_in += 1;
@@ -1441,6 +1442,12 @@ impl Connection {
         let (payload, rsv1) = match self.deflate.as_mut() {
             Some(d) if compress && data.len() >= d.threshold => {
                 self.last_activity = self.now;
+                // Room for the first deflate step in the reused buffer:
+                // several messages queued at once share one allocation.
+                let ceiling = self.cfg.limits.max_send_queue;
+                let room = deflate::deflate_room(data.len());
+                let (peak, epoch) = (&mut self.buf_sizes[2], &mut self.epochs[2]);
+                reserve_reused(&mut self.zbuf, room, peak, epoch, ceiling);
                 d.compressor.compress(&data, &mut self.zbuf);
                 Self::note_size(&mut self.buf_sizes[2], &self.zbuf);
                 let out = self.zbuf.split().freeze();
@@ -1723,4 +1730,45 @@ fn truncate_utf8(s: &mut String, max: usize) {
         }
         s.truncate(end);
     }
+}
+
+/// Makes room for `n` more bytes in a buffer that is reused from message to
+/// message, and records in `peak` the largest capacity it had.
+///
+/// Its allocation is reclaimed without allocating once nothing else (no
+/// delivered message) holds it. When it cannot be (messages of one read
+/// still wait in the event queue, or the application keeps them), a new
+/// allocation is made of twice the room asked for since the last one
+/// (`epoch`), bounded by `ceiling` (but never below what is needed): the
+/// buffer settles on a size that holds a whole burst, and from then on is
+/// reclaimed between bursts instead of allocating again and again.
+fn reserve_reused(
+    buf: &mut BytesMut,
+    n: usize,
+    peak: &mut usize,
+    epoch: &mut usize,
+    ceiling: usize,
+) {
+    let len = buf.len();
+    if buf.capacity() == 0 {
+        // A freed (or never used) buffer starts a fresh history.
+        *epoch = 0;
+    }
+    let fits = buf.capacity() - len >= n;
+    if fits {
+        *epoch = epoch.saturating_add(n);
+    } else if buf.try_reclaim(n) {
+        *epoch = n;
+    } else {
+        let needed = len.saturating_add(n);
+        let target = epoch
+            .saturating_add(n)
+            .max(needed)
+            .saturating_mul(2)
+            .min(ceiling)
+            .max(needed);
+        buf.reserve(target - len);
+        *epoch = needed;
+    }
+    *peak = (*peak).max(buf.capacity());
 }

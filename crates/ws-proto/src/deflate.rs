@@ -540,7 +540,7 @@ impl Compressor {
     fn deflate_sync(&mut self, input: &[u8], out: &mut BytesMut) -> bool {
         let mut rest = input;
         loop {
-            let room = (rest.len() + rest.len() / 8 + 64).min(DEFLATE_STEP);
+            let room = deflate_room(rest.len());
             let len = out.len();
             out.resize(len + room, 0);
             let (in_before, out_before) = (self.inner.total_in(), self.inner.total_out());
@@ -580,6 +580,9 @@ pub struct Decompressor {
     in_message: bool,
     /// The DEFLATE stream ended (a block with BFINAL set) and nothing was fed since.
     at_stream_start: bool,
+    /// What the latest `decompress` call produced: the first step of the next one starts
+    /// there, so a stream of similar messages inflates each in one step.
+    last_output: usize,
 }
 
 impl fmt::Debug for Decompressor {
@@ -612,6 +615,7 @@ impl Decompressor {
             inner: Decompress::new_with_window_bits(false, window_bits),
             no_context_takeover,
             window_bits,
+            last_output: 0,
             in_message: false,
             at_stream_start: true,
         }
@@ -645,7 +649,10 @@ impl Decompressor {
         let start = out.len();
         let result = self.decompress_inner(input, fin, out, limit);
         match result {
-            Ok(()) => Ok(out.len() - start),
+            Ok(()) => {
+                self.last_output = out.len() - start;
+                Ok(self.last_output)
+            }
             Err(e) => {
                 out.truncate(limit);
                 self.inner.reset(false);
@@ -654,6 +661,16 @@ impl Decompressor {
                 Err(e)
             }
         }
+    }
+
+    /// The output room of the first inflate step for `input_len` compressed bytes: what the
+    /// previous call produced (plus the room to see that the output is complete), or four
+    /// times the input, at least 256 bytes, at most [`INFLATE_STEP`] unless the previous
+    /// output was larger. Reserving this plus 256 bytes before
+    /// [`decompress`](Self::decompress) lets a message like the previous one inflate without
+    /// growing `out`.
+    pub fn first_room(&self, input_len: usize) -> usize {
+        first_inflate_step(input_len).max(self.last_output.saturating_add(256))
     }
 
     fn decompress_inner(
@@ -668,13 +685,14 @@ impl Decompressor {
         }
         if !input.is_empty() {
             self.in_message = true;
-            self.inflate(input, out, limit)?;
+            let step = self.first_room(input.len());
+            self.inflate(input, out, limit, step)?;
         }
         if fin {
             // A stream that just ended with a BFINAL block needs no flush marker; anything else
             // gets the tail that the sender removed.
             if self.in_message && !self.at_stream_start {
-                self.inflate(&TAIL, out, limit)?;
+                self.inflate(&TAIL, out, limit, first_inflate_step(TAIL.len()))?;
             }
             self.in_message = false;
             if self.no_context_takeover {
@@ -691,10 +709,10 @@ impl Decompressor {
         mut input: &[u8],
         out: &mut BytesMut,
         limit: usize,
+        mut step: usize,
     ) -> Result<(), InflateError> {
         // Output space is zero-filled before inflating into it, so start near the expected size
-        // and double while inflate fills it, up to the step.
-        let mut step = input.len().saturating_mul(4).clamp(256, INFLATE_STEP);
+        // (`step`) and double while inflate fills it.
         loop {
             let len = out.len();
             // One byte past the limit is enough to detect that the limit is exceeded.
@@ -1069,6 +1087,21 @@ fn counter_delta(before: u64, after: u64) -> usize {
     usize::try_from(after.saturating_sub(before)).unwrap_or(usize::MAX)
 }
 
+/// The output room of a deflate step for `input_len` bytes still to compress: room for
+/// incompressible input plus block overhead, at most 64 KiB.
+pub(crate) fn deflate_room(input_len: usize) -> usize {
+    input_len
+        .saturating_add(input_len / 8)
+        .saturating_add(64)
+        .min(DEFLATE_STEP)
+}
+
+/// The output room of the first inflate step for `input_len` compressed bytes: four times the
+/// input, at least 256 bytes and at most [`INFLATE_STEP`].
+pub(crate) fn first_inflate_step(input_len: usize) -> usize {
+    input_len.saturating_mul(4).clamp(256, INFLATE_STEP)
+}
+
 /// Makes room for `room` more bytes without letting the capacity grow past `cap_limit` (unless
 /// `len + room` itself needs more). Grows by doubling otherwise, for amortised O(n) copying.
 ///
@@ -1084,8 +1117,8 @@ fn reserve_bounded(out: &mut BytesMut, room: usize, cap_limit: usize) {
     if out.try_reclaim(room) && out.capacity() >= needed {
         return;
     }
-    let target = out
-        .capacity()
+    let target = needed
+        .max(out.capacity())
         .saturating_mul(2)
         .max(256)
         .min(cap_limit)

@@ -1240,9 +1240,10 @@ fn an_idle_connection_frees_its_buffers_after_the_release_delay() {
         p.server.send_binary(payload(3000)).unwrap();
         p.drive();
         assert_eq!(messages(&p.server_events).len(), 2);
-        // Busy: the buffers are kept for the next message, but bounded.
+        // Busy: the buffers are kept for the next message, but bounded (the
+        // receive and reassembly buffers at most about twice the burst each).
         let kept = p.server.retained_bytes();
-        assert!(kept > 0 && kept <= 4 * 70_000, "{chunking:?}: kept {kept}");
+        assert!(kept > 0 && kept <= 5 * 70_000, "{chunking:?}: kept {kept}");
         let delay = ws_proto::Config::default().release_buffers_after;
         assert!(p.server.poll_timeout().is_some(), "a release is scheduled");
         p.advance(delay / 2);
