@@ -29,11 +29,7 @@ impl Handler for Echo {
 fn std_echo(mut ws: WebSocket) {
     while let Ok(r) = ws.recv() {
         match r {
-            Received::Message(m) => {
-                if ws.send(m.kind, m.data).is_err() {
-                    return;
-                }
-            }
+            Received::Message(m) if ws.send(m.kind, m.data).is_err() => return,
             Received::Closed(_) => return,
             _ => {}
         }
