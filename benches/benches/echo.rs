@@ -28,10 +28,13 @@ impl Handler for Echo {
 
 fn std_echo(mut ws: WebSocket) {
     while let Ok(r) = ws.recv() {
-        match r {
-            Received::Message(m) if ws.send(m.kind, m.data).is_err() => return,
+        let sent = match r {
+            Received::Message(m) => ws.send(m.kind, m.data),
             Received::Closed(_) => return,
-            _ => {}
+            _ => Ok(()),
+        };
+        if sent.is_err() {
+            return;
         }
     }
 }
