@@ -172,6 +172,10 @@ pub struct BenchArgs {
     /// Offer permessage-deflate.
     #[arg(long)]
     pub deflate: bool,
+    /// Which driver runs the connections: std (one thread per connection)
+    /// or mio (all connections on one event-loop thread).
+    #[arg(long, value_enum, default_value_t = Driver::Std)]
+    pub driver: Driver,
     /// Send text messages instead of binary.
     #[arg(long)]
     pub text: bool,
