@@ -415,3 +415,85 @@ fn bench_on_the_mio_driver_reports_a_dead_server() {
     let (code, out, _err) = wait(child, Duration::from_secs(30));
     assert_eq!(code, 1, "{out}");
 }
+
+/// Sends one binary message of `len` bytes to the echo server at `url` and
+/// returns the sizes of the frames the echo came back in.
+fn echo_frame_sizes(url: &str, len: usize) -> Vec<usize> {
+    let cfg = ws_proto::Config::default().streaming(true);
+    let mut ws = ws_std::connect(url, &ws_std::ClientOptions::default().config(cfg)).unwrap();
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    ws.send(MessageKind::Binary, payload.clone()).unwrap();
+    let mut sizes = Vec::new();
+    let mut echoed = Vec::new();
+    loop {
+        match ws.recv().unwrap() {
+            Received::Fragment(f) => {
+                sizes.push(f.data.len());
+                echoed.extend_from_slice(&f.data);
+                if f.fin {
+                    break;
+                }
+            }
+            Received::Message(m) => {
+                sizes.push(m.data.len());
+                echoed.extend_from_slice(&m.data);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(echoed, payload, "the echo is the message");
+    let _ = ws.close(CloseCode::NORMAL, "");
+    sizes
+}
+
+#[test]
+fn fragment_size_sets_the_frames_the_server_sends() {
+    for driver in ["mio", "std"] {
+        let s = serve(&[
+            "--driver",
+            driver,
+            "--no-deflate",
+            "--fragment-size",
+            "1000",
+        ]);
+        assert_eq!(
+            echo_frame_sizes(&s.url, 2500),
+            vec![1000, 1000, 500],
+            "{driver}"
+        );
+        let s = serve(&["--driver", driver, "--no-deflate"]);
+        assert_eq!(
+            echo_frame_sizes(&s.url, 40_000),
+            vec![32767, 40_000 - 32767],
+            "{driver}: the core's default"
+        );
+        let s = serve(&["--driver", driver, "--fragment-size", "4194304"]);
+        assert_eq!(echo_frame_sizes(&s.url, 40_000), vec![40_000], "{driver}");
+    }
+}
+
+#[test]
+fn bench_fragment_size_is_accepted_by_both_drivers() {
+    let s = serve(&["--driver", "mio"]);
+    for driver in ["std", "mio"] {
+        let cols = bench_csv(
+            &s.url,
+            &[
+                "--driver",
+                driver,
+                "--conns",
+                "2",
+                "--size",
+                "5000",
+                "--window",
+                "2",
+                "--fragment-size",
+                "1000",
+            ],
+        );
+        let msgs: u64 = cols[4].parse().unwrap();
+        assert!(msgs > 10, "{driver}: {cols:?}");
+        assert_eq!(cols[10], "0", "{driver}: {cols:?}");
+    }
+}
