@@ -42,6 +42,7 @@ PB=$PEERS_TARGET/release
 # name | supports permessage-deflate | command (ADDR is replaced)
 SERVERS=(
     "ws-mio|yes|$WSX serve ADDR --driver mio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000"
+    "ws-mio-1frame|yes|$WSX serve ADDR --driver mio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000 --fragment-size 4194304"
     "ws-std|yes|$WSX serve ADDR --driver std --quiet --max-message 4194304 --max-connections 100000"
     "tungstenite|no|$PB/tungstenite_echo ADDR"
     "tokio-tungstenite|no|$PB/tokio_tungstenite_echo ADDR"
@@ -155,20 +156,23 @@ echo "Command: scripts/peers.sh $SECS (wsx bench --driver $BENCH_DRIVER, ${SECS}
 echo
 echo "Messages/s (echoed, counted by the load generator). Ratios = ws-mio / peer (and ws-std / tungstenite, the two thread-per-connection servers): > 1 means ours is ahead."
 echo
-echo "| scenario | deflate | ws-mio | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | ws-mio / tungstenite | ws-mio / tokio-tungstenite | ws-mio / fastwebsockets | ws-std / tungstenite |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| scenario | deflate | ws-mio | ws-mio, 1 frame/msg | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | ws-mio / tungstenite | ws-mio / tokio-tungstenite | ws-mio / fastwebsockets | ws-std / tungstenite |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for d in off on; do
     for sc in "${SCENARIOS[@]}"; do
         IFS='|' read -r label _ <<<"$sc"
         m=$(cell "ws-mio|$label|$d")
+        m1=$(cell "ws-mio-1frame|$label|$d")
         st=$(cell "ws-std|$label|$d")
         t=$(cell "tungstenite|$label|$d")
         tt=$(cell "tokio-tungstenite|$label|$d")
         f=$(cell "fastwebsockets|$label|$d")
         if [ "$d" = on ]; then t="n/a"; tt="n/a"; f="n/a"; fi
-        echo "| $label | $d | $m | $st | $t | $tt | $f | $(ratio "$m" "$t") | $(ratio "$m" "$tt") | $(ratio "$m" "$f") | $(ratio "$st" "$t") |"
+        echo "| $label | $d | $m | $m1 | $st | $t | $tt | $f | $(ratio "$m" "$t") | $(ratio "$m" "$tt") | $(ratio "$m" "$f") | $(ratio "$st" "$t") |"
     done
 done
+echo
+echo "ws-mio, 1 frame/msg: the same server with --fragment-size 4194304 (every echo goes out as one frame, as the peers send it); ws-mio and ws-std use the core's default fragment size, 32767 bytes. The load generator sends 32767-byte fragments to every server."
 echo
 echo "n/a: the peer has no permessage-deflate (tungstenite and tokio-tungstenite 0.30 have no deflate feature; fastwebsockets has none)."
 echo
