@@ -5,27 +5,31 @@
 #
 #   scripts/peers.sh [SECS]
 #
-# SECS (default 3) is the measurement time of each `wsx bench` run. It builds
+# SECS (default 2) is the measurement time of each `wsx bench` run. It builds
 # wsx and the ws-mio load_client example (main workspace) and the peer
-# servers (benches/peers, its own workspace) in release mode, then for each
-# server: starts it on its own 127.0.0.1 port, opens $IDLE idle connections
-# with load_client and reads the server's VmRSS before and after, runs every
-# scenario with `wsx bench --driver $BENCH_DRIVER`, and stops it (by PID).
-# Prints one markdown table of messages/s and ratios, and one of memory.
+# servers (benches/peers, its own workspace) in release mode, starts every
+# server on its own 127.0.0.1 port, opens $IDLE idle connections to each
+# fresh server with load_client and reads the server's VmRSS before and
+# after, then runs every scenario against every server with
+# `wsx bench --driver $BENCH_DRIVER` ($REPEAT interleaved rounds, best kept)
+# and stops the servers (by PID). Prints one markdown table of messages/s
+# and ratios, and one of memory.
 #
 # Environment: CARGO_TARGET_DIR (main workspace), PEERS_TARGET_DIR (peers
 # workspace; default CARGO_TARGET_DIR, else benches/peers/target),
-# BENCH_DRIVER (mio or std, default mio), IDLE (default 2000),
+# BENCH_DRIVER (mio or std, default mio), IDLE (default 2000), REPEAT (rounds
+# over all servers and scenarios, default 3; the table shows the best round),
 # SERVER_THREADS (event loops / runtime workers, default nproc).
 #
 # Not a test. All traffic stays on 127.0.0.1; every wait is bounded.
 set -euo pipefail
 
-SECS=${1:-3}
+SECS=${1:-2}
 IDLE=${IDLE:-2000}
 BENCH_DRIVER=${BENCH_DRIVER:-mio}
 THREADS=${SERVER_THREADS:-$(nproc)}
 BASE_PORT=${BASE_PORT:-19101}
+REPEAT=${REPEAT:-3}
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MAIN_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -56,12 +60,12 @@ SCENARIOS=(
     "1 conn × 64 KiB, window 16|--conns 1 --size 65536 --window 16"
 )
 
-SERVER_PID=
+declare -A PID PORT
 cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    for name in "${!PID[@]}"; do
+        kill "${PID[$name]}" 2>/dev/null || true
+        wait "${PID[$name]}" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -92,25 +96,32 @@ bench() {
     fi
 }
 
-declare -A RESULT MEM
+declare -A RESULT MEM DEFLATE
+NAMES=()
+# Every server runs from the start (idle ones cost nothing), so the rounds
+# below can interleave them: slow drifts of the shared machine then hit
+# every server alike.
 i=0
 for s in "${SERVERS[@]}"; do
     IFS='|' read -r name deflate cmd <<<"$s"
     port=$((BASE_PORT + i))
     i=$((i + 1))
-    echo "== $name on 127.0.0.1:$port" >&2
     # shellcheck disable=SC2086
     ${cmd//ADDR/127.0.0.1:$port} >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    SERVER_PID=$!
+    PID[$name]=$!
     if ! wait_port "$port"; then
-        echo "  $name did not start: $(head -c 300 "$WORK/$name.err")" >&2
-        kill "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
+        echo "== $name did not start: $(head -c 300 "$WORK/$name.err")" >&2
         continue
     fi
-    # Idle memory first, on the fresh process.
-    sleep 0.5
-    before=$(rss_kib "$SERVER_PID")
+    PORT[$name]=$port
+    DEFLATE[$name]=$deflate
+    NAMES+=("$name")
+done
+
+# Idle memory first, on every fresh process.
+for name in "${NAMES[@]}"; do
+    port=${PORT[$name]} pid=${PID[$name]}
+    before=$(rss_kib "$pid")
     timeout 120 "$LOAD" "ws://127.0.0.1:$port/" --connections "$IDLE" --loops 1 --hold 3 \
         >"$WORK/load.out" 2>"$WORK/load.err" &
     load_pid=$!
@@ -119,28 +130,41 @@ for s in "${SERVERS[@]}"; do
         sleep 0.1
     done
     sleep 1
-    after=$(rss_kib "$SERVER_PID")
+    after=$(rss_kib "$pid")
     opened=$(awk '/^OPEN/ {sub("n=", "", $2); print $2}' "$WORK/load.out")
     if wait "$load_pid"; then echo_ok=yes; else echo_ok=no; fi
     if [ -n "$opened" ] && [ "$opened" -gt 0 ]; then
-        per=$(( (after - before) * 1024 / opened ))
-        MEM[$name]="$before|$after|$opened|$per|$echo_ok"
+        MEM[$name]="$before|$after|$opened|$(( (after - before) * 1024 / opened ))|$echo_ok"
     else
         MEM[$name]="$before|$after|0|-|$echo_ok"
     fi
-    echo "  idle: $opened connections, VmRSS $before -> $after KiB, echo check $echo_ok" >&2
+    echo "== $name idle: ${opened:-0} connections, VmRSS $before -> $after KiB, echo check $echo_ok" >&2
+done
+
+# keep_best KEY VALUE: RESULT[KEY] = the larger of the two ("err" loses).
+keep_best() {
+    local old=${RESULT["$1"]:-}
+    if [ -z "$old" ] || [ "$old" = err ]; then
+        RESULT["$1"]=$2
+    elif [ "$2" != err ] && [ "$2" -gt "$old" ]; then
+        RESULT["$1"]=$2
+    fi
+}
+
+for round in $(seq 1 "$REPEAT"); do
     for sc in "${SCENARIOS[@]}"; do
         IFS='|' read -r label args <<<"$sc"
-        RESULT["$name|$label|off"]=$(bench "$port" "$args")
-        echo "  $label: ${RESULT["$name|$label|off"]} msg/s" >&2
-        if [ "$deflate" = yes ]; then
-            RESULT["$name|$label|on"]=$(bench "$port" "$args --deflate")
-            echo "  $label, deflate: ${RESULT["$name|$label|on"]} msg/s" >&2
-        fi
+        for d in off on; do
+            for name in "${NAMES[@]}"; do
+                [ "$d" = on ] && [ "${DEFLATE[$name]}" != yes ] && continue
+                extra=
+                [ "$d" = on ] && extra=--deflate
+                r=$(bench "${PORT[$name]}" "$args $extra")
+                keep_best "$name|$label|$d" "$r"
+                echo "  round $round, $label, deflate $d, $name: $r msg/s" >&2
+            done
+        done
     done
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
 done
 
 # ratio A B: A / B with two decimals, or "–".
@@ -152,7 +176,7 @@ cell() { echo "${RESULT["$1"]:-–}"; }
 
 echo
 echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr), $(rustc --version)"
-echo "Command: scripts/peers.sh $SECS (wsx bench --driver $BENCH_DRIVER, ${SECS} s per run; servers with $THREADS threads/loops where they have a choice; load generator and server share the machine)"
+echo "Command: scripts/peers.sh $SECS (wsx bench --driver $BENCH_DRIVER, ${SECS} s per run, best of $REPEAT interleaved rounds; servers with $THREADS threads/loops where they have a choice; load generator and server share the machine)"
 echo
 echo "Messages/s (echoed, counted by the load generator). Ratios = ws-mio / peer (and ws-std / tungstenite, the two thread-per-connection servers): > 1 means ours is ahead."
 echo
