@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use ws_proto::{CloseCode, MessageKind};
 use ws_std::{ClientOptions, Received};
 
-use crate::opts::BenchArgs;
+use crate::opts::{BenchArgs, Driver};
 
 /// Most latency samples kept per connection.
-const MAX_SAMPLES: usize = 1 << 20;
+pub(crate) const MAX_SAMPLES: usize = 1 << 20;
 
 struct Totals {
     messages: AtomicU64,
@@ -27,22 +27,12 @@ pub fn run(a: BenchArgs) -> i32 {
         eprintln!("wsx: --conns, --window and --secs must be positive");
         return 2;
     }
-    let mut cfg = ws_proto::Config::default().limits(
-        ws_proto::Limits::default()
-            .max_frame_payload(a.size.max(1 << 20) * 2)
-            .max_message_size(a.size.max(1 << 20) * 2)
-            .max_send_queue((a.size * a.window * 2).max(16 << 20)),
-    );
-    if a.deflate {
-        cfg = cfg.deflate(Some(ws_proto::DeflateConfig::default()));
+    if a.driver == Driver::Mio {
+        return crate::bench_mio::run(&a);
     }
-    let opts = ClientOptions::default().config(cfg);
+    let opts = ClientOptions::default().config(config(&a));
     let payload = bytes::Bytes::from(make_payload(a.size));
-    let kind = if a.text {
-        MessageKind::Text
-    } else {
-        MessageKind::Binary
-    };
+    let kind = kind(&a);
     let totals = Arc::new(Totals {
         messages: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
@@ -89,10 +79,50 @@ pub fn run(a: BenchArgs) -> i32 {
     if !a.quiet {
         eprintln!();
     }
-    let mut lat = match totals.latencies.lock() {
+    let lat = match totals.latencies.lock() {
         Ok(l) => l.clone(),
         Err(_) => Vec::new(),
     };
+    let errors = totals.errors.load(Ordering::SeqCst);
+    report(&a, msgs, bytes, elapsed, lat, errors)
+}
+
+/// The core configuration of every bench connection (both drivers).
+pub(crate) fn config(a: &BenchArgs) -> ws_proto::Config {
+    let cfg = ws_proto::Config::default()
+        .fragment_size(a.fragment_size)
+        .limits(
+            ws_proto::Limits::default()
+                .max_frame_payload(a.size.max(1 << 20) * 2)
+                .max_message_size(a.size.max(1 << 20) * 2)
+                .max_send_queue((a.size * a.window * 2).max(16 << 20)),
+        );
+    if a.deflate {
+        cfg.deflate(Some(ws_proto::DeflateConfig::default()))
+    } else {
+        cfg
+    }
+}
+
+/// Text or binary, per `--text`.
+pub(crate) fn kind(a: &BenchArgs) -> MessageKind {
+    if a.text {
+        MessageKind::Text
+    } else {
+        MessageKind::Binary
+    }
+}
+
+/// Prints the summary (table row, and the csv line with `--csv`); returns
+/// the exit code: 1 when nothing was echoed or anything failed.
+pub(crate) fn report(
+    a: &BenchArgs,
+    msgs: u64,
+    bytes: u64,
+    elapsed: f64,
+    mut lat: Vec<u32>,
+    errors: u64,
+) -> i32 {
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
@@ -101,7 +131,6 @@ pub fn run(a: BenchArgs) -> i32 {
         let i = ((lat.len() - 1) as f64 * p).round() as usize;
         f64::from(lat[i]) / 1000.0
     };
-    let errors = totals.errors.load(Ordering::SeqCst);
     // One set of figures, printed as a table row and, with --csv, as a line.
     let cols = [
         a.conns.to_string(),
@@ -195,7 +224,7 @@ fn worker(
     }
 }
 
-fn progress(elapsed: Duration, total: Duration, msgs: u64) {
+pub(crate) fn progress(elapsed: Duration, total: Duration, msgs: u64) {
     let frac = (elapsed.as_secs_f64() / total.as_secs_f64()).min(1.0);
     let width = 30;
     let done = (frac * width as f64) as usize;
@@ -212,7 +241,7 @@ fn progress(elapsed: Duration, total: Duration, msgs: u64) {
 }
 
 /// Printable, mildly compressible bytes (valid UTF-8, so text mode works).
-fn make_payload(n: usize) -> Vec<u8> {
+pub(crate) fn make_payload(n: usize) -> Vec<u8> {
     let mut x: u32 = 0x2545_F491;
     (0..n)
         .map(|_| {

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_mio;
 mod connect;
 mod connect_mio;
 mod logger;

@@ -48,6 +48,10 @@ pub struct ProtoArgs {
     /// Most frames per message.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_fragments: usize,
+    /// Largest frame payload sent: longer messages go out as several frames
+    /// (the core's default; --max-message sends every message as one frame).
+    #[arg(long, value_name = "BYTES", default_value_t = ws_proto::Config::default().fragment_size)]
+    pub fragment_size: usize,
 }
 
 impl ProtoArgs {
@@ -60,6 +64,7 @@ impl ProtoArgs {
             .max_send_queue((self.max_message * 4).max(16 << 20));
         ws_proto::Config::default()
             .limits(limits)
+            .fragment_size(self.fragment_size)
             .deflate(self.deflate())
     }
 
@@ -172,6 +177,13 @@ pub struct BenchArgs {
     /// Offer permessage-deflate.
     #[arg(long)]
     pub deflate: bool,
+    /// Which driver runs the connections: std (one thread per connection)
+    /// or mio (all connections on one event-loop thread).
+    #[arg(long, value_enum, default_value_t = Driver::Std)]
+    pub driver: Driver,
+    /// Largest frame payload sent: longer messages go out as several frames.
+    #[arg(long, value_name = "BYTES", default_value_t = ws_proto::Config::default().fragment_size)]
+    pub fragment_size: usize,
     /// Send text messages instead of binary.
     #[arg(long)]
     pub text: bool,

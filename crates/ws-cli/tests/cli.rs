@@ -318,3 +318,182 @@ fn bench_prints_a_summary_table() {
     assert!(msgs > 100, "{out}");
     assert_eq!(cols[11], "0", "no errors: {out}");
 }
+
+/// Runs `wsx bench` against `url` with `args` and returns the csv fields
+/// (conns, size, window, deflate, messages, msg/s, MB/s, p50, p99, max, errors).
+fn bench_csv(url: &str, args: &[&str]) -> Vec<String> {
+    let child = Command::new(WSX)
+        .args(["bench", url, "--secs", "1", "--quiet", "--csv"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = wait(child, Duration::from_secs(30));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("csv,"))
+        .unwrap_or_else(|| panic!("no csv line: {out}"));
+    let cols: Vec<String> = line.split(',').map(String::from).collect();
+    assert_eq!(cols.len(), 11, "{line}");
+    cols
+}
+
+#[test]
+fn bench_on_the_mio_driver_loads_both_servers() {
+    for server_driver in ["mio", "std"] {
+        let s = serve(&["--driver", server_driver]);
+        let cols = bench_csv(
+            &s.url,
+            &[
+                "--driver", "mio", "--conns", "8", "--size", "100", "--window", "4",
+            ],
+        );
+        assert_eq!(cols[0], "8");
+        assert_eq!(cols[1], "100");
+        assert_eq!(cols[3], "off");
+        let msgs: u64 = cols[4].parse().unwrap();
+        assert!(msgs > 100, "{server_driver}: {cols:?}");
+        let rate: f64 = cols[5].parse().unwrap();
+        assert!(rate > 0.0, "{cols:?}");
+        assert_eq!(cols[10], "0", "no errors against {server_driver}: {cols:?}");
+    }
+}
+
+#[test]
+fn bench_on_the_mio_driver_with_deflate_text_and_large_messages() {
+    let s = serve(&["--driver", "mio"]);
+    // Text messages, permessage-deflate negotiated, messages bigger than one
+    // read and than one frame (fragment_size 32767).
+    let cols = bench_csv(
+        &s.url,
+        &[
+            "--driver",
+            "mio",
+            "--conns",
+            "2",
+            "--size",
+            "200000",
+            "--window",
+            "2",
+            "--deflate",
+            "--text",
+        ],
+    );
+    assert_eq!(cols[3], "on");
+    let msgs: u64 = cols[4].parse().unwrap();
+    assert!(msgs > 2, "{cols:?}");
+    assert_eq!(cols[10], "0", "no errors: {cols:?}");
+}
+
+#[test]
+fn bench_on_the_mio_driver_reports_a_dead_server() {
+    // Nothing listens there: the run fails with exit code 1 and counts errors.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(WSX)
+        .args([
+            "bench",
+            &format!("ws://127.0.0.1:{port}/"),
+            "--driver",
+            "mio",
+            "--conns",
+            "2",
+            "--secs",
+            "1",
+            "--quiet",
+            "--csv",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, _err) = wait(child, Duration::from_secs(30));
+    assert_eq!(code, 1, "{out}");
+}
+
+/// Sends one binary message of `len` bytes to the echo server at `url` and
+/// returns the sizes of the frames the echo came back in.
+fn echo_frame_sizes(url: &str, len: usize) -> Vec<usize> {
+    let cfg = ws_proto::Config::default().streaming(true);
+    let mut ws = ws_std::connect(url, &ws_std::ClientOptions::default().config(cfg)).unwrap();
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    ws.send(MessageKind::Binary, payload.clone()).unwrap();
+    let mut sizes = Vec::new();
+    let mut echoed = Vec::new();
+    loop {
+        match ws.recv().unwrap() {
+            Received::Fragment(f) => {
+                sizes.push(f.data.len());
+                echoed.extend_from_slice(&f.data);
+                if f.fin {
+                    break;
+                }
+            }
+            Received::Message(m) => {
+                sizes.push(m.data.len());
+                echoed.extend_from_slice(&m.data);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(echoed, payload, "the echo is the message");
+    let _ = ws.close(CloseCode::NORMAL, "");
+    sizes
+}
+
+#[test]
+fn fragment_size_sets_the_frames_the_server_sends() {
+    for driver in ["mio", "std"] {
+        let s = serve(&[
+            "--driver",
+            driver,
+            "--no-deflate",
+            "--fragment-size",
+            "1000",
+        ]);
+        assert_eq!(
+            echo_frame_sizes(&s.url, 2500),
+            vec![1000, 1000, 500],
+            "{driver}"
+        );
+        let s = serve(&["--driver", driver, "--no-deflate"]);
+        assert_eq!(
+            echo_frame_sizes(&s.url, 40_000),
+            vec![32767, 40_000 - 32767],
+            "{driver}: the core's default"
+        );
+        let s = serve(&["--driver", driver, "--fragment-size", "4194304"]);
+        assert_eq!(echo_frame_sizes(&s.url, 40_000), vec![40_000], "{driver}");
+    }
+}
+
+#[test]
+fn bench_fragment_size_is_accepted_by_both_drivers() {
+    let s = serve(&["--driver", "mio"]);
+    for driver in ["std", "mio"] {
+        let cols = bench_csv(
+            &s.url,
+            &[
+                "--driver",
+                driver,
+                "--conns",
+                "2",
+                "--size",
+                "5000",
+                "--window",
+                "2",
+                "--fragment-size",
+                "1000",
+            ],
+        );
+        let msgs: u64 = cols[4].parse().unwrap();
+        assert!(msgs > 10, "{driver}: {cols:?}");
+        assert_eq!(cols[10], "0", "{driver}: {cols:?}");
+    }
+}

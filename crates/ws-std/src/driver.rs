@@ -191,6 +191,13 @@ impl Shared {
             // partial writes.
             t.set_buffer_limit(None);
         }
+        // Only TLS connections decrypt into it (`pull_plaintext`): a plain
+        // connection holds no such buffer.
+        let plain = if tls.is_some() {
+            vec![0; CHUNK].into_boxed_slice()
+        } else {
+            Box::default()
+        };
         Shared {
             id,
             core: Mutex::new(Core {
@@ -199,7 +206,7 @@ impl Shared {
                 closed: false,
                 failure: None,
                 scratch: vec![0; CHUNK].into_boxed_slice(),
-                plain: vec![0; CHUNK].into_boxed_slice(),
+                plain,
                 id,
             }),
             events_cv: Condvar::new(),
