@@ -1754,6 +1754,13 @@ fn reserve_reused(
         // A freed (or never used) buffer starts a fresh history.
         *epoch = 0;
     }
+    if len == 0 && buf.capacity() < *peak && buf.try_reclaim(*peak) {
+        // Nothing holds the allocation any more: start over at its
+        // beginning, so the whole of it is free for the next burst (without
+        // this, a burst that starts in the tail runs out of room halfway
+        // while its first messages still hold the allocation).
+        *epoch = 0;
+    }
     let fits = buf.capacity() - len >= n;
     if fits {
         *epoch = epoch.saturating_add(n);
