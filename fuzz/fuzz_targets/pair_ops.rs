@@ -1,13 +1,30 @@
 //! A structured sequence of operations on an in-memory client/server pair:
 //! send, fragment, ping, close, advance time, deliver in pieces, cut the link.
 //! Invariants: no panic; at most one Closed per side, always last; while the
-//! link is intact and nobody closed, every message arrives exactly as sent.
+//! link is intact and nobody closed, every message arrives exactly as sent;
+//! after every operation each side's retained receive memory and its send
+//! queue stay within the configured limits.
 #![no_main]
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use ws_proto::{Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, MessageKind, Transmit};
+use ws_proto::{
+    Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, Limits, MessageKind, Transmit,
+};
+
+/// Limits of both sides: small, so that the memory bound below is tight.
+fn limits() -> Limits {
+    Limits::default()
+        .max_frame_payload(16 << 10)
+        .max_message_size(32 << 10)
+        .max_fragments(64)
+        .max_send_queue(64 << 10)
+}
+
+/// What a side may retain: the receive buffer (a frame plus a read's worth)
+/// and the reassembly buffer (a message, doubled for growth slack).
+const RETAINED_BOUND: usize = 2 * (32 << 10) + (16 << 10) + (64 << 10);
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -41,6 +58,7 @@ fuzz_target!(|input: Input| {
     let cfg = |seed| {
         Config::default()
             .rng_seed([seed; 32])
+            .limits(limits())
             .deflate(d.clone())
             .fragment_size(usize::from(input.frag) + 1)
             .ping_interval(Some(Duration::from_millis(500)))
@@ -85,6 +103,17 @@ fuzz_target!(|input: Input| {
         }
     };
 
+    // A send into an empty queue is always taken, so the queue may pass its
+    // limit by at most one message (the largest one given to `send`).
+    let largest = input
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Send { data, .. } | Op::Fragment { data, .. } => data.len(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
     for op in input.ops.iter().take(200) {
         match op {
             Op::Send { from_client, text, data } => {
@@ -139,6 +168,10 @@ fuzz_target!(|input: Input| {
         }
         pump(&mut c, now, &mut buf);
         pump(&mut s, now, &mut buf);
+        for side in [&c, &s] {
+            assert!(side.conn.retained_bytes() <= RETAINED_BOUND, "retained {}", side.conn.retained_bytes());
+            assert!(side.conn.buffered_amount() <= limits().max_send_queue + largest, "queued {}", side.conn.buffered_amount());
+        }
     }
     // Settle: deliver everything (bounded).
     for _ in 0..1000 {
