@@ -8,9 +8,9 @@
 //! suite; docs/limits.md lists every attack with its outcome.
 #![allow(clippy::unwrap_used)]
 
-mod common;
 #[path = "../../ws-std/tests/common/attacker.rs"]
 mod attacker;
+mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -115,7 +115,13 @@ impl Handler for App {
         self.flood_more(ctx, id);
     }
     fn on_close(&mut self, _: &mut Ctx<'_>, id: ConnId, c: &Closed) {
-        let path = self.sh.paths.lock().unwrap().remove(&id).unwrap_or_default();
+        let path = self
+            .sh
+            .paths
+            .lock()
+            .unwrap()
+            .remove(&id)
+            .unwrap_or_default();
         self.sh.ends.lock().unwrap().push((path, end_of(c)));
     }
 }
@@ -464,7 +470,10 @@ mod client {
     #[test]
     fn decompression_bomb() {
         let (end, peak, got) = attacked(true, |s| {
-            send(s, &frame(FIN | RSV1 | BINARY, false, &bomb(64 << 20, Role::Server)));
+            send(
+                s,
+                &frame(FIN | RSV1 | BINARY, false, &bomb(64 << 20, Role::Server)),
+            );
             await_close(s)
         });
         assert_eq!((got, end.code), (TOO_BIG, TOO_BIG), "{end:?}");
@@ -521,7 +530,9 @@ mod client {
             ("no upgrade", |a| {
                 format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {a}\r\n\r\n")
             }),
-            ("200", |_| "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".into()),
+            ("200", |_| {
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".into()
+            }),
             ("garbage", |_| "SSH-2.0-OpenSSH_9.6\r\n\r\n".into()),
             ("unasked extension", |a| {
                 format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {a}\r\nSec-WebSocket-Extensions: x-unknown\r\n\r\n")

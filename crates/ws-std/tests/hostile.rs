@@ -8,9 +8,9 @@
 //! docs/limits.md lists every attack with its outcome.
 #![allow(clippy::unwrap_used)]
 
-mod common;
 #[path = "common/attacker.rs"]
 mod attacker;
+mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -98,9 +98,11 @@ impl StdVictim {
     fn start(options: ServerOptions) -> StdVictim {
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
-        let server = serve(listener(), ServeOptions::default().server(options), move |ws| {
-            app(ws, &s)
-        })
+        let server = serve(
+            listener(),
+            ServeOptions::default().server(options),
+            move |ws| app(ws, &s),
+        )
         .unwrap();
         StdVictim {
             server: Some(server),
@@ -356,7 +358,10 @@ mod client {
     #[test]
     fn decompression_bomb() {
         let (end, peak, got) = attacked(true, |s| {
-            send(s, &frame(FIN | RSV1 | BINARY, false, &bomb(64 << 20, Role::Server)));
+            send(
+                s,
+                &frame(FIN | RSV1 | BINARY, false, &bomb(64 << 20, Role::Server)),
+            );
             await_close(s)
         });
         assert_eq!((got, end.code), (TOO_BIG, TOO_BIG), "{end:?}");
@@ -419,7 +424,9 @@ mod client {
             ("no upgrade", |a| {
                 format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {a}\r\n\r\n")
             }),
-            ("200", |_| "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".into()),
+            ("200", |_| {
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".into()
+            }),
             ("garbage", |_| "SSH-2.0-OpenSSH_9.6\r\n\r\n".into()),
             ("unasked extension", |a| {
                 format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {a}\r\nSec-WebSocket-Extensions: x-unknown\r\n\r\n")
@@ -456,7 +463,10 @@ mod client {
         let err = connect(&format!("ws://{addr}/"), &options()).unwrap_err();
         assert_eq!(classify(&err), "timeout:Handshake");
         let took = start.elapsed();
-        assert!(took >= HANDSHAKE_TIMEOUT.mul_f32(0.8) && took < HANDSHAKE_TIMEOUT * 3, "{took:?}");
+        assert!(
+            took >= HANDSHAKE_TIMEOUT.mul_f32(0.8) && took < HANDSHAKE_TIMEOUT * 3,
+            "{took:?}"
+        );
         h.join().unwrap();
     }
 

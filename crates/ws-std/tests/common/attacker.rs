@@ -12,8 +12,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ws_proto::deflate::{Compressor, DeflateParams, Role};
 use bytes::BytesMut;
+use ws_proto::deflate::{Compressor, DeflateParams, Role};
 use ws_proto::{Config, DeflateConfig, Limits};
 
 /// Longest single socket wait of the attacker.
@@ -258,7 +258,10 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Frame> {
         }
         n => u64::from(n),
     };
-    assert!(len <= 64 << 20, "frame of {len} bytes from the side under attack");
+    assert!(
+        len <= 64 << 20,
+        "frame of {len} bytes from the side under attack"
+    );
     let masked = h[1] & 0x80 != 0;
     let mut key = [0u8; 4];
     if masked {
@@ -300,7 +303,8 @@ pub fn await_close(s: &mut TcpStream) -> u16 {
 /// returns how long that took. Fails the test after `limit`.
 pub fn await_end(s: &mut TcpStream, limit: Duration) -> Duration {
     let start = Instant::now();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
@@ -471,9 +475,13 @@ pub trait Victim {
 /// a clean close) and that its retained memory stayed bounded.
 pub fn still_serves(v: &dyn Victim) {
     let mut s = upgrade(v.addr(), "/probe", "");
-    s.write_all(&frame(FIN | TEXT, true, b"still there?")).unwrap();
+    s.write_all(&frame(FIN | TEXT, true, b"still there?"))
+        .unwrap();
     let f = read_frame(&mut s).expect("no echo for the probe");
-    assert_eq!((f.opcode(), f.payload.as_slice()), (TEXT, &b"still there?"[..]));
+    assert_eq!(
+        (f.opcode(), f.payload.as_slice()),
+        (TEXT, &b"still there?"[..])
+    );
     assert_eq!(close_normally(&mut s, true), NORMAL);
     v.sample();
     assert!(
@@ -494,20 +502,34 @@ pub fn frames_get_close(v: &dyn Victim, path: &str, bytes: &[u8]) -> u16 {
 
 pub fn oversized_request_line(v: &dyn Victim) {
     let path = format!("/{}", "a".repeat(MAX_HEAD + 10));
-    assert_eq!(http_status(v.addr(), request(&path, "").as_bytes()), Some(414));
+    assert_eq!(
+        http_status(v.addr(), request(&path, "").as_bytes()),
+        Some(414)
+    );
     still_serves(v);
 }
 
 pub fn oversized_headers(v: &dyn Victim) {
     let big = format!("Cookie: {}\r\n", "c".repeat(MAX_HEAD));
-    assert_eq!(http_status(v.addr(), request("/", &big).as_bytes()), Some(431));
+    assert_eq!(
+        http_status(v.addr(), request("/", &big).as_bytes()),
+        Some(431)
+    );
     still_serves(v);
 }
 
 pub fn too_many_headers(v: &dyn Victim) {
-    let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-H{i}: v\r\n")).collect();
-    assert!(many.len() + 200 < MAX_HEAD, "the head must fit the byte limit");
-    assert_eq!(http_status(v.addr(), request("/", &many).as_bytes()), Some(431));
+    let many: String = (0..MAX_HEADERS + 1)
+        .map(|i| format!("X-H{i}: v\r\n"))
+        .collect();
+    assert!(
+        many.len() + 200 < MAX_HEAD,
+        "the head must fit the byte limit"
+    );
+    assert_eq!(
+        http_status(v.addr(), request("/", &many).as_bytes()),
+        Some(431)
+    );
     still_serves(v);
 }
 
@@ -595,7 +617,11 @@ pub fn length_just_over_frame_limit(v: &dyn Victim) {
     v.sample();
     assert_eq!(await_close(&mut s), TOO_BIG);
     assert_eq!(v.end("/attack").code, TOO_BIG);
-    assert!(v.peak() < MAX_FRAME, "retained {} for a refused frame", v.peak());
+    assert!(
+        v.peak() < MAX_FRAME,
+        "retained {} for a refused frame",
+        v.peak()
+    );
     still_serves(v);
 }
 
@@ -629,7 +655,11 @@ pub fn ping_flood_unread_pongs(v: &dyn Victim) {
     assert_eq!(code, NORMAL, "the flood is legal: the close must be normal");
     assert!(!pongs.is_empty() && pongs.len() as u64 <= count);
     assert!(pongs.windows(2).all(|w| w[0] < w[1]), "pongs out of order");
-    assert_eq!(*pongs.last().unwrap(), count - 1, "the latest ping must be answered");
+    assert_eq!(
+        *pongs.last().unwrap(),
+        count - 1,
+        "the latest ping must be answered"
+    );
     still_serves(v);
 }
 
@@ -648,7 +678,11 @@ pub fn fragmented_control_frame(v: &dyn Victim) {
 pub fn reserved_opcodes(v: &dyn Victim) {
     for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
         let bytes = frame(FIN | op, true, b"x");
-        assert_eq!(frames_get_close(v, "/attack", &bytes), PROTOCOL_ERROR, "opcode {op:#x}");
+        assert_eq!(
+            frames_get_close(v, "/attack", &bytes),
+            PROTOCOL_ERROR,
+            "opcode {op:#x}"
+        );
     }
     still_serves(v);
 }
@@ -656,7 +690,11 @@ pub fn reserved_opcodes(v: &dyn Victim) {
 pub fn rsv_bits_without_extension(v: &dyn Victim) {
     for rsv in [RSV1, RSV2, RSV3] {
         let bytes = frame(FIN | rsv | TEXT, true, b"x");
-        assert_eq!(frames_get_close(v, "/attack", &bytes), PROTOCOL_ERROR, "rsv {rsv:#x}");
+        assert_eq!(
+            frames_get_close(v, "/attack", &bytes),
+            PROTOCOL_ERROR,
+            "rsv {rsv:#x}"
+        );
     }
     still_serves(v);
 }
@@ -668,9 +706,15 @@ pub fn unmasked_client_frame(v: &dyn Victim) {
 }
 
 pub fn invalid_close_codes(v: &dyn Victim) {
-    for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2999, 5000, 65535] {
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2999, 5000, 65535,
+    ] {
         let bytes = close_frame(true, code, b"");
-        assert_eq!(frames_get_close(v, "/attack", &bytes), PROTOCOL_ERROR, "code {code}");
+        assert_eq!(
+            frames_get_close(v, "/attack", &bytes),
+            PROTOCOL_ERROR,
+            "code {code}"
+        );
     }
     still_serves(v);
 }
@@ -701,7 +745,10 @@ pub fn decompression_bomb(v: &dyn Victim) {
 
 pub fn compressed_control_frame(v: &dyn Victim) {
     let mut s = upgrade_deflate(v.addr(), "/attack");
-    send(&mut s, &frame(FIN | RSV1 | PING, true, &bomb(10, Role::Client)));
+    send(
+        &mut s,
+        &frame(FIN | RSV1 | PING, true, &bomb(10, Role::Client)),
+    );
     assert_eq!(await_close(&mut s), PROTOCOL_ERROR);
     still_serves(v);
 }
@@ -736,7 +783,8 @@ pub fn peer_vanishes_mid_frame(v: &dyn Victim) {
 /// Leaves unread bytes in our receive buffer and closes: the kernel then
 /// answers with a RST instead of a FIN.
 pub fn reset(mut s: TcpStream, masked: bool) {
-    s.write_all(&frame(FIN | PING, masked, b"answer me")).unwrap();
+    s.write_all(&frame(FIN | PING, masked, b"answer me"))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     drop(s);
 }
@@ -769,10 +817,17 @@ pub fn failed_tls_handshake(addr: SocketAddr) {
 pub fn origin_allow_list(v: &dyn Victim, allowed: &str) {
     let with = |o: &str| format!("Origin: {o}\r\n");
     assert_eq!(
-        http_status(v.addr(), request("/", &with("https://evil.example")).as_bytes()),
+        http_status(
+            v.addr(),
+            request("/", &with("https://evil.example")).as_bytes()
+        ),
         Some(403)
     );
-    assert_eq!(http_status(v.addr(), request("/", "").as_bytes()), Some(403), "no Origin");
+    assert_eq!(
+        http_status(v.addr(), request("/", "").as_bytes()),
+        Some(403),
+        "no Origin"
+    );
     let mut s = upgrade(v.addr(), "/ok", &with(allowed));
     assert_eq!(close_normally(&mut s, true), NORMAL);
 }
