@@ -13,18 +13,25 @@ use ws_proto::{
     Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, Limits, MessageKind, Transmit,
 };
 
-/// Limits of both sides: small, so that the memory bound below is tight.
+/// Limits of both sides. A message of at most `BIG` bytes never exceeds the
+/// frame or message limit (even expanded by deflate), and the fragment count
+/// is not limited: `send` splits a message into `len / fragment_size` frames,
+/// and a fragment size of 1 is legal. (`server_conn` and `client_conn`
+/// exercise the fragment limit.)
 fn limits() -> Limits {
     Limits::default()
-        .max_frame_payload(16 << 10)
-        .max_message_size(32 << 10)
-        .max_fragments(64)
+        .max_frame_payload(256 << 10)
+        .max_message_size(256 << 10)
+        .max_fragments(usize::MAX)
         .max_send_queue(64 << 10)
 }
 
+/// Larger messages may break the limits above: they count as disturbing.
+const BIG: usize = 64 << 10;
+
 /// What a side may retain: the receive buffer (a frame plus a read's worth)
 /// and the reassembly buffer (a message, doubled for growth slack).
-const RETAINED_BOUND: usize = 2 * (32 << 10) + (16 << 10) + (64 << 10);
+const RETAINED_BOUND: usize = 2 * (256 << 10) + (256 << 10) + (64 << 10);
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -120,8 +127,10 @@ fuzz_target!(|input: Input| {
                 let (side, log) = if *from_client { (&mut c, &mut sent_by_client) } else { (&mut s, &mut sent_by_server) };
                 let kind = if *text { MessageKind::Text } else { MessageKind::Binary };
                 let data = if *text { String::from_utf8_lossy(data).into_owned().into_bytes() } else { data.clone() };
+                let big = data.len() > BIG;
                 if side.conn.send(kind, data.clone()).is_ok() {
                     log.push((kind, data));
+                    disturbed |= big;
                 }
             }
             Op::Fragment { from_client, data, fin } => {
