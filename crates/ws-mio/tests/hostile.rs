@@ -144,6 +144,8 @@ impl MioVictim {
         };
         let group = b.spawn(move |_| App { sh: s.clone() }).unwrap();
         let addr = group.local_addr().unwrap();
+        // Measure the loop thread's heap growth from here on.
+        on_loop(group.handle(), 0, |_| heap::reset());
         MioVictim {
             group: Some(group),
             addr,
@@ -182,6 +184,9 @@ impl Victim for MioVictim {
     }
     fn peak(&self) -> usize {
         self.sh.peak.load(Ordering::SeqCst)
+    }
+    fn heap_peak(&self) -> usize {
+        on_loop(self.group.as_ref().unwrap().handle(), 0, |_| heap::peak())
     }
     fn end(&self, path: &str) -> End {
         let find = || {
@@ -283,7 +288,7 @@ mod server {
         let id = common::connect(client.handle(), &url, opts);
         match rx.recv_timeout(WAIT).unwrap() {
             ClientEv::Open(i) => assert_eq!(i, id),
-            ClientEv::End(e, _) => panic!("{e:?}"),
+            ClientEv::End(e, ..) => panic!("{e:?}"),
         }
         client.shutdown(Duration::from_millis(200));
         client.join().unwrap();
@@ -306,8 +311,9 @@ mod server {
 
 enum ClientEv {
     Open(ConnId),
-    /// The end, and the peak retained bytes seen.
-    End(End, usize),
+    /// The end, the peak retained bytes seen and the loop thread's peak
+    /// heap growth.
+    End(End, usize, usize),
 }
 
 /// A client application: samples its memory at every event, reports open
@@ -338,6 +344,9 @@ impl ClientApp {
 }
 
 impl Handler for ClientApp {
+    fn on_start(&mut self, _: &mut Ctx<'_>) {
+        heap::reset();
+    }
     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, _: &OpenInfo) {
         let _ = self.tx.send(ClientEv::Open(id));
         if self.flood {
@@ -366,7 +375,7 @@ impl Handler for ClientApp {
         if let Some((accepted, buffered)) = self.refused {
             end.detail = format!("refused after {accepted} bytes, {buffered} buffered");
         }
-        let _ = self.tx.send(ClientEv::End(end, self.peak));
+        let _ = self.tx.send(ClientEv::End(end, self.peak, heap::peak()));
     }
 }
 
@@ -383,7 +392,10 @@ mod client {
         let out = loop {
             match rx.recv_timeout(WAIT).expect("the client did not end") {
                 ClientEv::Open(_) => {}
-                ClientEv::End(e, peak) => break (e, peak, start.elapsed()),
+                ClientEv::End(e, peak, grew) => {
+                    assert!(grew <= HEAP_BOUND, "heap grew by {grew}");
+                    break (e, peak, start.elapsed());
+                }
             }
         };
         group.shutdown(Duration::from_millis(200));
@@ -609,7 +621,7 @@ mod client {
         let start = Instant::now();
         common::connect(group.handle(), &url, opts);
         match rx.recv_timeout(WAIT).unwrap() {
-            ClientEv::End(e, _) => assert_eq!((e.code, e.clean), (ABNORMAL, false), "{e:?}"),
+            ClientEv::End(e, ..) => assert_eq!((e.code, e.clean), (ABNORMAL, false), "{e:?}"),
             ClientEv::Open(_) => panic!("opened over a failed TLS handshake"),
         }
         assert!(start.elapsed() < Duration::from_secs(3));

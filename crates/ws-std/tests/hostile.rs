@@ -34,6 +34,7 @@ struct Shared {
     ends: Mutex<Vec<(String, End)>>,
     floods: Mutex<Vec<(String, Flood)>>,
     peak: AtomicUsize,
+    heap: AtomicUsize,
 }
 
 struct StdVictim {
@@ -62,12 +63,14 @@ fn end_of(r: &Result<Received, Error>) -> Option<End> {
 
 /// The application: echo; on `flood`, send 16 KiB messages until refused.
 fn app(mut ws: WebSocket, shared: &Shared) {
+    heap::reset();
     let path = ws.request().map(|r| r.path.clone()).unwrap_or_default();
     shared.writers.lock().unwrap().push(ws.writer());
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let r = ws.recv();
         shared.peak.fetch_max(ws.retained_bytes(), Ordering::SeqCst);
+        shared.heap.fetch_max(heap::peak(), Ordering::SeqCst);
         if let Some(end) = end_of(&r) {
             shared.ends.lock().unwrap().push((path, end));
             return;
@@ -86,6 +89,7 @@ fn app(mut ws: WebSocket, shared: &Shared) {
                     }
                     report.max_buffered = report.max_buffered.max(ws.buffered_amount());
                 }
+                shared.heap.fetch_max(heap::peak(), Ordering::SeqCst);
                 shared.floods.lock().unwrap().push((path.clone(), report));
             } else if ws.send(m.kind, m.data).is_err() {
                 continue;
@@ -140,6 +144,9 @@ impl Victim for StdVictim {
     }
     fn peak(&self) -> usize {
         self.shared.peak.load(Ordering::SeqCst)
+    }
+    fn heap_peak(&self) -> usize {
+        self.shared.heap.load(Ordering::SeqCst)
     }
     fn end(&self, path: &str) -> End {
         let find = || {
@@ -285,6 +292,7 @@ mod client {
             attack(&mut s)
         });
         let mut ws = connect(&format!("ws://{addr}/"), &options()).unwrap();
+        heap::reset();
         let mut peak = 0;
         let mut end = None;
         for _ in 0..1_000_000 {
@@ -295,6 +303,8 @@ mod client {
                 break;
             }
         }
+        let grew = heap::peak();
+        assert!(grew <= HEAP_BOUND, "heap grew by {grew}");
         (end.expect("no end"), peak, h.join().unwrap())
     }
 

@@ -26,6 +26,15 @@ pub const MAX_FRAGMENTS: usize = 64;
 pub const MAX_HEAD: usize = 4 << 10;
 pub const MAX_HEADERS: usize = 16;
 pub const MAX_SEND_QUEUE: usize = 256 << 10;
+/// Heap growth the side under attack may show on its own thread during one
+/// attack: `MEMORY_BOUND` for the core's receive buffers, the send queue,
+/// and 512 KiB for the driver's fixed buffers (read, scratch and TLS
+/// buffers, the wire queue, the loop's pool segments) and one
+/// permessage-deflate context pair (about 400 KiB of zlib state at 15-bit
+/// windows). Without the limits the attacks below would make it allocate
+/// 64 MiB or more.
+pub const HEAP_BOUND: usize = MEMORY_BOUND + MAX_SEND_QUEUE + (512 << 10);
+
 /// The handshake timeout of the side under attack.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -54,6 +63,83 @@ pub fn config() -> Config {
         .close_timeout(Duration::from_secs(1))
         .deflate(Some(DeflateConfig::default()))
 }
+
+// ----- heap meter ------------------------------------------------------------
+
+/// A global allocator that counts, per thread, the bytes allocated minus the
+/// bytes freed, and the peak of that balance. The side under attack runs on
+/// its own threads (ws-std: the connection thread, ws-mio: the loop
+/// thread), so its peak is what the attack made it hold, whatever the
+/// attacker threads allocate meanwhile.
+pub mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static CUR: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(n: isize) {
+        let _ = CUR.try_with(|c| {
+            let v = c.get() + n;
+            c.set(v);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+        });
+    }
+
+    /// The counting allocator (over `System`).
+    pub struct Meter;
+
+    // SAFETY: every call is forwarded to `System` unchanged; the counters
+    // are const-initialised thread-locals without destructors, which never
+    // allocate.
+    unsafe impl GlobalAlloc for Meter {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            // SAFETY: forwarded with the caller's guarantees.
+            let p = unsafe { System.alloc(l) };
+            if !p.is_null() {
+                add(l.size() as isize);
+            }
+            p
+        }
+        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+            // SAFETY: forwarded with the caller's guarantees.
+            let p = unsafe { System.alloc_zeroed(l) };
+            if !p.is_null() {
+                add(l.size() as isize);
+            }
+            p
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { System.dealloc(p, l) };
+            add(-(l.size() as isize));
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            // SAFETY: forwarded with the caller's guarantees.
+            let q = unsafe { System.realloc(p, l, new) };
+            if !q.is_null() {
+                add(new as isize - l.size() as isize);
+            }
+            q
+        }
+    }
+
+    /// Starts measuring this thread's heap growth from now.
+    pub fn reset() {
+        CUR.with(|c| c.set(0));
+        PEAK.with(|p| p.set(0));
+    }
+
+    /// The largest heap growth of this thread since `reset` (or its start).
+    pub fn peak() -> usize {
+        PEAK.with(|p| p.get().max(0) as usize)
+    }
+}
+
+#[global_allocator]
+static METER: heap::Meter = heap::Meter;
 
 // ----- close codes (RFC 6455 §7.4.1) ---------------------------------------
 
@@ -465,6 +551,9 @@ pub trait Victim {
     /// The largest retained bytes of one connection sampled so far (the
     /// application also samples after each event).
     fn peak(&self) -> usize;
+    /// The largest heap growth of its connection or loop thread so far
+    /// (see [`heap`]).
+    fn heap_peak(&self) -> usize;
     /// Waits (bounded) for the end of the connection that asked for `path`.
     fn end(&self, path: &str) -> End;
     /// Waits (bounded) for the report of a `flood` on `path`.
@@ -488,6 +577,11 @@ pub fn still_serves(v: &dyn Victim) {
         v.peak() <= MEMORY_BOUND,
         "retained {} > bound {MEMORY_BOUND}",
         v.peak()
+    );
+    assert!(
+        v.heap_peak() <= HEAP_BOUND,
+        "heap grew by {} > bound {HEAP_BOUND}",
+        v.heap_peak()
     );
 }
 
@@ -765,6 +859,11 @@ pub fn peer_stops_reading(v: &dyn Victim) -> (TcpStream, Flood) {
         "all 64 MiB were accepted for a peer that reads nothing"
     );
     assert!(v.peak() <= MEMORY_BOUND, "retained {}", v.peak());
+    assert!(
+        v.heap_peak() <= HEAP_BOUND,
+        "heap grew by {}",
+        v.heap_peak()
+    );
     (s, report)
 }
 
