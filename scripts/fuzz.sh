@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target for SECS seconds each (default 30) and prints
-# executions per target. Installs cargo-fuzz (nightly toolchain needed) if missing.
+# executions, exec/s and coverage per target. Installs cargo-fuzz (nightly
+# toolchain needed) if missing. Fails on the first crash, assertion failure or
+# leak (the input is saved under fuzz/artifacts/TARGET). scripts/test.sh (CI)
+# runs it with 10 s per target.
 # Usage: scripts/fuzz.sh [SECS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECS="${1:-30}"
 shift || true
+START=$SECONDS
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
+echo "== building the fuzz targets"
+cargo +nightly fuzz build
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
   mapfile -t TARGETS < <(cargo +nightly fuzz list)
@@ -36,3 +42,4 @@ for t in "${TARGETS[@]}"; do
 done
 echo
 cat fuzz-summary.txt
+echo "fuzzing took $((SECONDS - START)) s in all (build included)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README "Run the tests"; .ci/run calls exactly this).
 # Formatting, lints (including ws-proto's sans-IO fence in crates/ws-proto/clippy.toml),
-# docs without warnings, then every test in the workspace.
+# docs without warnings, every test in the workspace (the hostile-peer suites
+# included), then the short forms of the slow suites: fuzzing (10 s per
+# target) and the Autobahn TestSuite's quick subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -13,5 +15,7 @@ echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== fuzzing, short form: every cargo-fuzz target for 10 s (scripts/fuzz.sh 10; installs cargo-fuzz if missing, needs the nightly toolchain)"
+./scripts/fuzz.sh 10
 echo "== Autobahn TestSuite, quick subset, both roles x both drivers (scripts/autobahn.sh --quick)"
 ./scripts/autobahn.sh --quick --debug

@@ -1,13 +1,37 @@
 //! A structured sequence of operations on an in-memory client/server pair:
 //! send, fragment, ping, close, advance time, deliver in pieces, cut the link.
 //! Invariants: no panic; at most one Closed per side, always last; while the
-//! link is intact and nobody closed, every message arrives exactly as sent.
+//! link is intact and nobody closed, every message arrives exactly as sent;
+//! after every operation each side's retained receive memory and its send
+//! queue stay within the configured limits.
 #![no_main]
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use ws_proto::{Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, MessageKind, Transmit};
+use ws_proto::{
+    Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, Limits, MessageKind, Transmit,
+};
+
+/// Limits of both sides. A message of at most `BIG` bytes never exceeds the
+/// frame or message limit (even expanded by deflate), and the fragment count
+/// is not limited: `send` splits a message into `len / fragment_size` frames,
+/// and a fragment size of 1 is legal. (`server_conn` and `client_conn`
+/// exercise the fragment limit.)
+fn limits() -> Limits {
+    Limits::default()
+        .max_frame_payload(256 << 10)
+        .max_message_size(256 << 10)
+        .max_fragments(usize::MAX)
+        .max_send_queue(64 << 10)
+}
+
+/// Larger messages may break the limits above: they count as disturbing.
+const BIG: usize = 64 << 10;
+
+/// What a side may retain: the receive buffer (a frame plus a read's worth)
+/// and the reassembly buffer (a message, doubled for growth slack).
+const RETAINED_BOUND: usize = 2 * (256 << 10) + (256 << 10) + (64 << 10);
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -41,6 +65,7 @@ fuzz_target!(|input: Input| {
     let cfg = |seed| {
         Config::default()
             .rng_seed([seed; 32])
+            .limits(limits())
             .deflate(d.clone())
             .fragment_size(usize::from(input.frag) + 1)
             .ping_interval(Some(Duration::from_millis(500)))
@@ -85,14 +110,27 @@ fuzz_target!(|input: Input| {
         }
     };
 
+    // A send into an empty queue is always taken, so the queue may pass its
+    // limit by at most one message (the largest one given to `send`).
+    let largest = input
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Send { data, .. } | Op::Fragment { data, .. } => data.len(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
     for op in input.ops.iter().take(200) {
         match op {
             Op::Send { from_client, text, data } => {
                 let (side, log) = if *from_client { (&mut c, &mut sent_by_client) } else { (&mut s, &mut sent_by_server) };
                 let kind = if *text { MessageKind::Text } else { MessageKind::Binary };
                 let data = if *text { String::from_utf8_lossy(data).into_owned().into_bytes() } else { data.clone() };
+                let big = data.len() > BIG;
                 if side.conn.send(kind, data.clone()).is_ok() {
                     log.push((kind, data));
+                    disturbed |= big;
                 }
             }
             Op::Fragment { from_client, data, fin } => {
@@ -139,6 +177,10 @@ fuzz_target!(|input: Input| {
         }
         pump(&mut c, now, &mut buf);
         pump(&mut s, now, &mut buf);
+        for side in [&c, &s] {
+            assert!(side.conn.retained_bytes() <= RETAINED_BOUND, "retained {}", side.conn.retained_bytes());
+            assert!(side.conn.buffered_amount() <= limits().max_send_queue + largest, "queued {}", side.conn.buffered_amount());
+        }
     }
     // Settle: deliver everything (bounded).
     for _ in 0..1000 {

@@ -157,6 +157,11 @@ impl<'a> Ctx<'a> {
         &self.core.options.pool
     }
 
+    /// The loop's options.
+    pub(crate) fn options(&self) -> &crate::Options {
+        &self.core.options
+    }
+
     /// The loop's counters.
     pub fn loop_stats(&self) -> LoopStats {
         self.core.stats

@@ -13,7 +13,9 @@ use ws_proto::Event;
 use crate::engine::{Core, Notice, ReadStep, RunState};
 use crate::handle::{next_command, Command, Remote};
 use crate::id::{listener_index, split_token, WAKER_TOKEN};
-use crate::{net, ConnId, ConnectOptions, Ctx, Error, Handle, Handler, LoopStats, Options};
+use crate::{
+    net, ConnId, ConnectOptions, Ctx, Decision, Error, Handle, Handler, LoopStats, Options,
+};
 
 /// How long to wait before accepting again after an accept error such as
 /// running out of file descriptors.
@@ -233,7 +235,16 @@ impl<H: Handler> EventLoop<H> {
         let mut ctx = Ctx::new(&mut self.core);
         match ev {
             Event::UpgradeRequest(req) => {
-                let decision = h.on_upgrade(&mut ctx, id, &req);
+                let decision =
+                    if crate::options::origin_allowed(ctx.options(), req.origin.as_deref()) {
+                        h.on_upgrade(&mut ctx, id, &req)
+                    } else {
+                        log::info!(
+                            "ws-mio: {id}: origin {:?} not in the allow-list",
+                            req.origin
+                        );
+                        Decision::reject(403, "origin not allowed")
+                    };
                 if let Err(e) = self.core.decide(id, decision) {
                     log::debug!("ws-mio: upgrade decision for {id}: {e}");
                 }

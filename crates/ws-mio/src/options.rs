@@ -60,6 +60,15 @@ pub struct Options {
     /// How often a loop whose reading is paused (pool over budget) checks
     /// whether the pool has room again.
     pub resume_interval: Duration,
+    /// Origin allow-list of accepted connections (default `None`: every
+    /// origin, and none, is accepted). When set, an upgrade request whose
+    /// `Origin` header is missing or not in the list (compared ASCII
+    /// case-insensitively) is refused with 403 without calling
+    /// [`Handler::on_upgrade`](crate::Handler::on_upgrade). Browsers always
+    /// send `Origin`, so this stops other sites' pages from opening
+    /// connections with the user's cookies; non-browser clients can send
+    /// any `Origin` and must be authenticated by other means.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Default for Options {
@@ -79,6 +88,7 @@ impl Default for Options {
             backlog: 4096,
             nodelay: true,
             resume_interval: Duration::from_millis(10),
+            allowed_origins: None,
         }
     }
 }
@@ -133,6 +143,24 @@ impl Options {
     pub fn backlog(mut self, n: i32) -> Self {
         self.backlog = n;
         self
+    }
+    /// Accepts only upgrade requests whose `Origin` is one of `origins`;
+    /// others get 403 (see [`allowed_origins`](Self::allowed_origins)).
+    pub fn allow_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// Whether `origin` passes the allow-list of `options`.
+pub(crate) fn origin_allowed(options: &Options, origin: Option<&str>) -> bool {
+    match &options.allowed_origins {
+        None => true,
+        Some(list) => origin.is_some_and(|o| list.iter().any(|a| a.eq_ignore_ascii_case(o))),
     }
 }
 

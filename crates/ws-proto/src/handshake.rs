@@ -54,19 +54,22 @@ pub fn parse_request(
     let reject = |status, error| RequestRejection { status, error };
     let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut headers);
+    // A head past the limit: 414 when the request line alone does not fit,
+    // else 431, whether the whole head arrived at once or not.
+    let too_large = || {
+        let line_done = buf[..limits.max_handshake_bytes].contains(&b'\n');
+        Err(if line_done {
+            reject(431, HandshakeError::HeadTooLarge)
+        } else {
+            reject(414, HandshakeError::RequestLineTooLong)
+        })
+    };
     let parsed = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) if n <= limits.max_handshake_bytes => n,
-        Ok(httparse::Status::Complete(_)) => {
-            return Err(reject(431, HandshakeError::HeadTooLarge));
-        }
+        Ok(httparse::Status::Complete(_)) => return too_large(),
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_handshake_bytes {
-                let line_done = buf[..limits.max_handshake_bytes].contains(&b'\n');
-                return Err(if line_done {
-                    reject(431, HandshakeError::HeadTooLarge)
-                } else {
-                    reject(414, HandshakeError::RequestLineTooLong)
-                });
+                return too_large();
             }
             return Ok(None);
         }
@@ -474,6 +477,12 @@ mod tests {
             parse_request(long_line.as_bytes(), &limits)
                 .unwrap_err()
                 .status,
+            414
+        );
+        // The same when the whole request arrived in one read.
+        let whole = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(100));
+        assert_eq!(
+            parse_request(whole.as_bytes(), &limits).unwrap_err().status,
             414
         );
         let long_head = format!("GET / HTTP/1.1\r\nX: {}\r\n", "b".repeat(100));

@@ -349,7 +349,7 @@ impl Shared {
                 {
                     let now = Instant::now();
                     let mut core = self.core();
-                    core.transport_error(now, Error::from_io(e));
+                    core.transport_error(now, Error::from_write_io(e));
                     self.drive(&mut core, now);
                 }
                 out = lock(&self.out);

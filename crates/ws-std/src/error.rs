@@ -24,6 +24,10 @@ pub enum Timeout {
     /// The peer did not finish the closing handshake within
     /// `Config::close_timeout`.
     Close,
+    /// A socket write made no progress within the configured write timeout
+    /// (`ServerOptions::write_timeout`, `ClientOptions::write_timeout`): the
+    /// peer stopped reading.
+    Write,
 }
 
 impl fmt::Display for Timeout {
@@ -34,6 +38,7 @@ impl fmt::Display for Timeout {
             Timeout::Handshake => "WebSocket handshake timed out",
             Timeout::Idle => "no message received within the idle timeout",
             Timeout::Close => "closing handshake timed out",
+            Timeout::Write => "socket write timed out (the peer stopped reading)",
         })
     }
 }
@@ -170,6 +175,15 @@ impl From<ws_proto::Error> for Error {
 impl Error {
     /// Classifies an I/O error from the transport: resets, broken pipes and
     /// unexpected EOFs are [`Error::ConnectionLost`].
+    /// A failed socket write: a write timeout (`WouldBlock`/`TimedOut` on a
+    /// blocking socket) is [`Timeout::Write`].
+    pub(crate) fn from_write_io(e: io::Error) -> Error {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(Timeout::Write),
+            _ => Error::from_io(e),
+        }
+    }
+
     pub(crate) fn from_io(e: io::Error) -> Error {
         match e.kind() {
             io::ErrorKind::ConnectionReset

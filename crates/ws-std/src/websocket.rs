@@ -183,6 +183,14 @@ pub struct ServerOptions {
     pub write_timeout: Option<Duration>,
     /// The upgrade decision (default: accept without a subprotocol).
     pub on_upgrade: Option<UpgradeCallback>,
+    /// Origin allow-list (default `None`: every origin, and none, is
+    /// accepted). When set, a request whose `Origin` header is missing or
+    /// not in the list (compared ASCII case-insensitively) is refused with
+    /// 403 before `on_upgrade` runs. Browsers always send `Origin`, so this
+    /// stops other sites' pages from opening connections with the user's
+    /// cookies (cross-site WebSocket hijacking); non-browser clients can
+    /// send any `Origin` and must be authenticated by other means.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -192,6 +200,7 @@ impl fmt::Debug for ServerOptions {
             .field("tls", &self.tls.is_some())
             .field("write_timeout", &self.write_timeout)
             .field("on_upgrade", &self.on_upgrade.is_some())
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
@@ -219,6 +228,25 @@ impl ServerOptions {
     ) -> Self {
         self.on_upgrade = Some(Arc::new(f));
         self
+    }
+    /// Accepts only requests whose `Origin` is one of `origins` (e.g.
+    /// `"https://app.example"`); others get 403 (see
+    /// [`allowed_origins`](Self::allowed_origins)).
+    pub fn allow_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// Whether `origin` passes the allow-list `allowed` (`None`: no list).
+fn origin_allowed(allowed: Option<&[String]>, origin: Option<&str>) -> bool {
+    match allowed {
+        None => true,
+        Some(list) => origin.is_some_and(|o| list.iter().any(|a| a.eq_ignore_ascii_case(o))),
     }
 }
 
@@ -388,6 +416,15 @@ impl WebSocket {
         self.writer.buffered_amount()
     }
 
+    /// Bytes of receive memory the core holds for this connection (its
+    /// receive and reassembly buffers, [`Connection::retained_bytes`]):
+    /// bounded by the [`Limits`](ws_proto::Limits) whatever the peer sends.
+    /// The driver adds at most a 16 KiB read buffer and the 64 KiB wire
+    /// queue.
+    pub fn retained_bytes(&self) -> usize {
+        self.writer.retained_bytes()
+    }
+
     /// The latest ping round trip.
     pub fn latency(&self) -> Option<Duration> {
         self.writer.latency()
@@ -531,6 +568,12 @@ impl WsWriter {
     /// Payload bytes accepted by `send` and not yet handed to the socket.
     pub fn buffered_amount(&self) -> usize {
         self.shared.core().conn.buffered_amount()
+    }
+
+    /// Bytes of receive memory the core holds for this connection (see
+    /// [`WebSocket::retained_bytes`]).
+    pub fn retained_bytes(&self) -> usize {
+        self.shared.core().conn.retained_bytes()
     }
 
     /// The latest ping round trip.
@@ -685,9 +728,14 @@ pub(crate) fn accept_with_id(
         req.path,
         req.origin
     );
-    let decision = match &options.on_upgrade {
-        Some(f) => f(&req),
-        None => UpgradeResponse::accept(),
+    let decision = if !origin_allowed(options.allowed_origins.as_deref(), req.origin.as_deref()) {
+        wslog!(Info, id, "origin {:?} not in the allow-list", req.origin);
+        UpgradeResponse::reject(403, "origin not allowed")
+    } else {
+        match &options.on_upgrade {
+            Some(f) => f(&req),
+            None => UpgradeResponse::accept(),
+        }
     };
     let shared = halves.writer.shared.clone();
     let answered = match decision {
