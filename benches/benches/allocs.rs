@@ -7,11 +7,9 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
-use ws_proto::{
-    Accept, ClientRequest, Config, Connection, DeflateConfig, Event, MessageKind, Transmit,
-};
+use ws_benches::{open_pair, pump};
+use ws_proto::{Config, Connection, DeflateConfig, MessageKind};
 
 struct Counting;
 
@@ -39,39 +37,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn pump(from: &mut Connection, to: &mut Connection, now: Instant, buf: &mut [u8]) {
-    while let Some(t) = from.poll_transmit(now, buf) {
-        match t {
-            Transmit::Data(n) => to.handle_input(now, &buf[..n]),
-            Transmit::Shutdown => to.handle_eof(now),
-        }
-    }
-}
-
-fn open(deflate: bool) -> (Connection, Connection, Instant) {
-    let now = Instant::now();
-    let d = deflate.then(DeflateConfig::default);
-    let mut c = Connection::client(
-        Config::default().deflate(d.clone()),
-        &ClientRequest::new("h", "/"),
-        now,
-    );
-    let mut s = Connection::server(Config::default().deflate(d), now);
-    let mut buf = vec![0u8; 64 << 10];
-    pump(&mut c, &mut s, now, &mut buf);
-    while let Some(e) = s.poll_event() {
-        if matches!(e, Event::UpgradeRequest(_)) {
-            let _ = s.accept(Accept::new());
-        }
-    }
-    pump(&mut s, &mut c, now, &mut buf);
-    while c.poll_event().is_some() {}
-    (c, s, now)
-}
-
 /// Allocations per message: client sends, server receives.
 fn measure(size: usize, deflate: bool, n: u64) -> f64 {
-    let (mut c, mut s, now) = open(deflate);
+    let (mut c, mut s, now) =
+        open_pair(Config::default().deflate(deflate.then(DeflateConfig::default)));
     let payload = ws_proto::Bytes::from(vec![b'x'; size]);
     let mut buf = vec![0u8; 64 << 10];
     let mut round = |c: &mut Connection, s: &mut Connection| {

@@ -11,12 +11,12 @@
 )]
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ws_benches::{open_pair, pump};
 use ws_proto::frame::{FrameHeader, OpCode};
 use ws_proto::mask::{apply_mask, apply_mask_scalar, copy_masked};
-use ws_proto::{Accept, Bytes, ClientRequest, Config, Connection, Event, MessageKind, Transmit};
+use ws_proto::{Bytes, Config, Event, MessageKind};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -73,31 +73,6 @@ fn headers(c: &mut Criterion) {
     g.finish();
 }
 
-fn pump(from: &mut Connection, to: &mut Connection, now: Instant, buf: &mut [u8]) {
-    while let Some(t) = from.poll_transmit(now, buf) {
-        match t {
-            Transmit::Data(n) => to.handle_input(now, &buf[..n]),
-            Transmit::Shutdown => to.handle_eof(now),
-        }
-    }
-}
-
-fn open(cfg: Config) -> (Connection, Connection, Instant) {
-    let now = Instant::now();
-    let mut c = Connection::client(cfg.clone(), &ClientRequest::new("h", "/"), now);
-    let mut s = Connection::server(cfg, now);
-    let mut buf = vec![0u8; 64 << 10];
-    pump(&mut c, &mut s, now, &mut buf);
-    while let Some(e) = s.poll_event() {
-        if matches!(e, Event::UpgradeRequest(_)) {
-            s.accept(Accept::new()).unwrap();
-        }
-    }
-    pump(&mut s, &mut c, now, &mut buf);
-    while c.poll_event().is_some() {}
-    (c, s, now)
-}
-
 /// Client sends (masked), server receives and echoes, client receives.
 fn round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("round_trip");
@@ -109,7 +84,7 @@ fn round_trip(c: &mut Criterion) {
         (true, 64 << 10),
     ] {
         let cfg = Config::default().deflate(deflate.then(ws_proto::DeflateConfig::default));
-        let (mut cl, mut sv, now) = open(cfg);
+        let (mut cl, mut sv, now) = open_pair(cfg);
         let payload: Bytes = (0..size)
             .map(|i| b"abcdefghij klmnopqrstuvwxyz 0123456789\n"[(i * 7 + i / 13) % 39])
             .collect::<Vec<u8>>()

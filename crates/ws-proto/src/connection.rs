@@ -462,11 +462,6 @@ impl Connection {
         reserve_reused(&mut self.rbuf, n, peak, epoch, ceiling);
     }
 
-    /// Records the size a buffer reached (see `buf_sizes`).
-    fn note_size(size: &mut usize, buf: &BytesMut) {
-        *size = (*size).max(buf.capacity());
-    }
-
     // ----- inputs -------------------------------------------------------
 
     /// Feeds bytes received from the transport.
@@ -488,7 +483,6 @@ impl Connection {
         let was_open = matches!(self.hs, Handshake::Done);
         self.make_room(data.len());
         self.rbuf.extend_from_slice(data);
-        Self::note_size(&mut self.buf_sizes[0], &self.rbuf);
         self.process();
         // The buffer is kept for the next input while the connection is busy
         // (its allocation is reclaimed once the application has dropped the
@@ -1449,7 +1443,8 @@ impl Connection {
                 let (peak, epoch) = (&mut self.buf_sizes[2], &mut self.epochs[2]);
                 reserve_reused(&mut self.zbuf, room, peak, epoch, ceiling);
                 d.compressor.compress(&data, &mut self.zbuf);
-                Self::note_size(&mut self.buf_sizes[2], &self.zbuf);
+                // Several deflate steps may have grown it past that room.
+                self.buf_sizes[2] = self.buf_sizes[2].max(self.zbuf.capacity());
                 let out = self.zbuf.split().freeze();
                 if self.cfg.release_buffers_after.is_zero() {
                     self.zbuf = BytesMut::new();
