@@ -1359,24 +1359,27 @@ impl Connection {
                 }
             }
         };
-        self.close_received = Some((code, reason));
         self.initiator.get_or_insert(Initiator::Remote);
         self.stop_input();
         if !self.close_queued {
-            // Echo the status code (RFC 6455 §5.5.1) once the application
-            // has seen the messages that came before the close; data it sends
-            // in answer to them goes out first.
+            // Echo the status code and the reason (RFC 6455 §5.5.1; browsers,
+            // Node `ws` and Python `websockets` show the reason of the close
+            // that completes the handshake) once the application has seen the
+            // messages that came before the close; data it sends in answer to
+            // them goes out first. The reason came in a control frame, so it
+            // is at most 123 bytes and fits our own close frame.
             let echo = if code == CloseCode::NO_STATUS {
                 None
             } else {
                 Some(code)
             };
             if self.events.is_empty() {
-                self.queue_close_raw(echo, "");
+                self.queue_close_raw(echo, &reason);
             } else {
-                self.echo_after_events = Some((self.events.len(), echo, String::new()));
+                self.echo_after_events = Some((self.events.len(), echo, reason.clone()));
             }
         }
+        self.close_received = Some((code, reason));
         self.check_close_complete();
     }
 

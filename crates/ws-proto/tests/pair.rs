@@ -410,6 +410,36 @@ fn peer_close_reason_is_reported_and_echoed() {
 }
 
 #[test]
+fn close_reason_is_echoed_with_the_code_in_both_directions() {
+    // The side answering a close echoes code and reason, so the initiator's
+    // terminal event carries the reason it sent (what browsers show as
+    // CloseEvent.reason).
+    for dir in BOTH_DIRS {
+        let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
+        p.conn(dir)
+            .close(CloseCode::new(4001).unwrap(), "bye now")
+            .unwrap();
+        p.drive();
+        let (initiator, answerer) = match dir {
+            Dir::ClientToServer => (p.client_closed(), p.server_closed()),
+            Dir::ServerToClient => (p.server_closed(), p.client_closed()),
+        };
+        let (initiator, answerer) = (initiator.unwrap(), answerer.unwrap());
+        assert_eq!(
+            (answerer.code.as_u16(), answerer.reason.as_str()),
+            (4001, "bye now"),
+            "{dir:?}"
+        );
+        assert_eq!(
+            (initiator.code.as_u16(), initiator.reason.as_str()),
+            (4001, "bye now"),
+            "{dir:?}"
+        );
+        assert!(initiator.clean && answerer.clean, "{dir:?}");
+    }
+}
+
+#[test]
 fn empty_close_is_reported_as_1005() {
     let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
     p.inject(Dir::ServerToClient, &frame(true, 8, None, b""));
