@@ -42,11 +42,13 @@ pub struct ProtoArgs {
     /// Messages shorter than this are sent uncompressed.
     #[arg(long, value_name = "BYTES", default_value_t = 32)]
     pub deflate_threshold: usize,
-    /// Largest message (and frame) accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    /// Largest message accepted, in bytes (after inflation); frames are
+    /// bounded by it too.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_size)]
     pub max_message: usize,
-    /// Most frames per message.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    /// Most frames per message, plus one per 64 bytes the message carried
+    /// (only floods of empty or tiny fragments reach it).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_fragments)]
     pub max_fragments: usize,
     /// Largest frame payload sent: longer messages go out as several frames
     /// (the core's default; --max-message sends every message as one frame).
@@ -58,7 +60,6 @@ impl ProtoArgs {
     /// The core configuration these options describe.
     pub fn config(&self) -> ws_proto::Config {
         let limits = Limits::default()
-            .max_frame_payload(self.max_message)
             .max_message_size(self.max_message)
             .max_fragments(self.max_fragments)
             .max_send_queue((self.max_message * 4).max(16 << 20));

@@ -57,9 +57,7 @@ fn session(addr: &str, resource: &str, echo: bool) -> std::io::Result<Option<Str
     }];
     let cfg = Config::default().deflate(Some(deflate)).limits(
         Limits::default()
-            .max_frame_payload(16 << 20)
             .max_message_size(16 << 20)
-            .max_fragments(65_536)
             .max_send_queue(64 << 20),
     );
     let mut conn = Connection::client(cfg, &ClientRequest::new(addr, resource), Instant::now());

@@ -53,9 +53,7 @@ fn serve(mut stream: TcpStream, big: bool) -> std::io::Result<()> {
         deflate.threshold = 0;
         cfg = cfg.limits(
             Limits::default()
-                .max_frame_payload(16 << 20)
                 .max_message_size(16 << 20)
-                .max_fragments(65_536)
                 .max_send_queue(64 << 20),
         );
     }

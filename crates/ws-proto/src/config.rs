@@ -10,19 +10,32 @@ use crate::deflate::DeflateConfig;
 ///
 /// | limit | default | peer exceeds it → |
 /// |---|---|---|
-/// | `max_frame_payload` | 4 MiB | close 1009 |
+/// | `max_frame_payload` | none of its own: [`Limits::frame_payload_limit`] follows `max_message_size` | close 1009 |
 /// | `max_message_size` (after inflation) | 4 MiB | close 1009 |
-/// | `max_fragments` (per message, empty ones count) | 1,024 | close 1009 |
+/// | `max_fragments` (per message, empty ones count), plus one per [`BYTES_PER_EXTRA_FRAGMENT`] bytes of the message so far | 1,024 | close 1009 |
 /// | `max_handshake_bytes` (request/response head) | 16 KiB | HTTP 431, or 414 if the request line alone does not fit |
 /// | `max_headers` | 64 | HTTP 431 |
 /// | `max_send_queue` (queued outgoing payload bytes) | 16 MiB | `send` returns [`Error::Backpressure`](crate::Error::Backpressure) |
 ///
-/// The Autobahn TestSuite needs `max_frame_payload` and `max_message_size`
-/// of 16 MiB and `max_fragments` of 65,536; raise them per connection.
+/// Raising `max_message_size` alone lets every well-formed message up to that
+/// size in, however it is fragmented (the Autobahn TestSuite passes with
+/// `max_message_size` of 16 MiB and every other limit at its default):
+///
+/// - a frame is bounded by the message limit (plus deflate's worst-case
+///   expansion for a compressed frame, whose payload is held whole before it
+///   is inflated), unless `max_frame_payload` is set lower;
+/// - the fragment limit exists against floods of empty or tiny fragments,
+///   which cost CPU per frame but no memory. A message may have
+///   `max_fragments` fragments plus one more for every
+///   [`BYTES_PER_EXTRA_FRAGMENT`] bytes it has carried so far, so 4 MiB in
+///   64-byte fragments (65,536 of them) is fine while 1,025 empty or
+///   one-byte fragments are not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Largest accepted frame payload, in bytes.
+    /// Largest accepted frame payload, in bytes. By default frames have no
+    /// limit of their own; see [`Limits::frame_payload_limit`] for the one
+    /// that applies.
     pub max_frame_payload: usize,
     /// Largest accepted message, in bytes, counted after inflation.
     pub max_message_size: usize,
@@ -39,7 +52,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_frame_payload: 4 << 20,
+            max_frame_payload: usize::MAX,
             max_message_size: 4 << 20,
             max_fragments: 1024,
             max_handshake_bytes: 16 << 10,
@@ -49,7 +62,29 @@ impl Default for Limits {
     }
 }
 
+/// Past `max_fragments`, a message may have one more fragment for every this
+/// many payload bytes it has carried so far (see [`Limits`]).
+pub const BYTES_PER_EXTRA_FRAGMENT: usize = 64;
+
 impl Limits {
+    /// The largest frame payload accepted: `max_frame_payload`, but never
+    /// more than a compressed frame of a message at `max_message_size` can
+    /// take (deflate's stored blocks add 5 bytes per 64 KiB; we allow 1/1024
+    /// plus 1 KiB).
+    pub fn frame_payload_limit(&self) -> usize {
+        let m = self.max_message_size;
+        let follows_message = m.saturating_add(m / 1024).saturating_add(1024);
+        self.max_frame_payload.min(follows_message)
+    }
+
+    /// The number of fragments a message that has carried `bytes_so_far`
+    /// payload bytes may have: `max_fragments` plus one per
+    /// [`BYTES_PER_EXTRA_FRAGMENT`] bytes.
+    pub fn fragment_limit(&self, bytes_so_far: usize) -> usize {
+        self.max_fragments
+            .saturating_add(bytes_so_far / BYTES_PER_EXTRA_FRAGMENT)
+    }
+
     /// Sets `max_frame_payload`.
     pub fn max_frame_payload(mut self, v: usize) -> Self {
         self.max_frame_payload = v;

@@ -454,7 +454,7 @@ impl Connection {
     /// Makes room in the receive buffer for `n` more bytes (see [`reserve_reused`]).
     fn make_room(&mut self, n: usize) {
         let ceiling = if matches!(self.hs, Handshake::Done) {
-            self.cfg.limits.max_frame_payload + FrameHeader::MAX_LEN
+            self.cfg.limits.frame_payload_limit() + FrameHeader::MAX_LEN
         } else {
             self.cfg.limits.max_handshake_bytes
         };
@@ -907,7 +907,7 @@ impl Connection {
             Handshake::ServerAwaitDecision { .. } => {
                 // Bytes after the request wait for the application's answer,
                 // but never more than one maximal frame.
-                if self.rbuf.len() > self.cfg.limits.max_frame_payload + FrameHeader::MAX_LEN {
+                if self.rbuf.len() > self.cfg.limits.frame_payload_limit() + FrameHeader::MAX_LEN {
                     self.rbuf.clear();
                     self.server_reject_request(
                         400,
@@ -1118,7 +1118,7 @@ impl Connection {
                     Err(_) => return self.fail(ProtocolError::LengthTopBit),
                 },
             };
-            // check_header bounded the length by max_frame_payload.
+            // check_header bounded the length by frame_payload_limit().
             let len = header.payload_len as usize;
             let avail = self.rbuf.len().min(len);
             if avail > self.rx_progress {
@@ -1197,10 +1197,11 @@ impl Connection {
                 return Err(ProtocolError::ReservedBits);
             }
         }
-        if h.payload_len > limits.max_frame_payload as u64 {
+        let frame_limit = limits.frame_payload_limit();
+        if h.payload_len > frame_limit as u64 {
             return Err(ProtocolError::FrameTooLarge {
                 len: h.payload_len,
-                limit: limits.max_frame_payload,
+                limit: frame_limit,
             });
         }
         let m = self.msg.get_or_insert_with(|| InMessage {
@@ -1216,9 +1217,13 @@ impl Connection {
             size: 0,
         });
         m.frames += 1;
-        if m.frames > limits.max_fragments {
+        // Fragments cost CPU, not memory: the allowance grows with the bytes
+        // the message has carried, so only floods of empty or tiny fragments
+        // are cut off (see `Limits`).
+        let fragment_limit = limits.fragment_limit(m.size);
+        if m.frames > fragment_limit {
             return Err(ProtocolError::TooManyFragments {
-                limit: limits.max_fragments,
+                limit: fragment_limit,
             });
         }
         if !m.compressed && m.size as u64 + h.payload_len > limits.max_message_size as u64 {

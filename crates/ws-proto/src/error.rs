@@ -137,7 +137,7 @@ pub enum ProtocolError {
     CloseTooShort,
     /// A close code the peer may not send.
     InvalidCloseCode(u16),
-    /// A frame over `max_frame_payload`.
+    /// A frame over [`Limits::frame_payload_limit`](crate::Limits::frame_payload_limit).
     FrameTooLarge {
         /// The declared length.
         len: u64,
@@ -149,9 +149,10 @@ pub enum ProtocolError {
         /// The limit.
         limit: usize,
     },
-    /// A message with more than `max_fragments` frames.
+    /// A message with more frames than [`Limits::fragment_limit`](crate::Limits::fragment_limit)
+    /// allows for the bytes it carried (empty and tiny fragments).
     TooManyFragments {
-        /// The limit.
+        /// The limit in force when the fragment arrived.
         limit: usize,
     },
     /// Compressed data that does not inflate.

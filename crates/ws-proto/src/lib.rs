@@ -96,7 +96,7 @@ pub mod mask;
 pub mod utf8;
 
 pub use close::CloseCode;
-pub use config::{ClientRequest, Config, Limits};
+pub use config::{ClientRequest, Config, Limits, BYTES_PER_EXTRA_FRAGMENT};
 pub use connection::{Accept, Connection, Side, State, Stats, Transmit};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ConnectionError, Error, HandshakeError, ProtocolError};

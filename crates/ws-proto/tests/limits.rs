@@ -93,6 +93,67 @@ fn fragment_count_limit_counts_empty_fragments() {
 }
 
 #[test]
+fn default_limits_take_4_mib_in_64_byte_fragments_but_not_a_tiny_fragment_flood() {
+    // 65,536 fragments of 64 bytes (Autobahn 9.3.1): a well-formed message
+    // within max_message_size gets in with the default fragment limit.
+    let mut p = Pair::open(
+        client_cfg().fragment_size(64),
+        server_cfg(),
+        Chunking::Whole,
+    );
+    p.client.send_binary(vec![3u8; 4 << 20]).unwrap();
+    p.drive();
+    assert!(p.server_closed().is_none(), "{:?}", p.server_closed());
+    assert_eq!(messages(&p.server_events)[0].data.len(), 4 << 20);
+
+    // One-byte fragments: past 1,024 they earn an extra fragment per 64
+    // bytes only, so the flood is cut off after about 1,040 frames.
+    let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
+    p.inject(Dir::ClientToServer, &cframe(false, 2, b"x"));
+    let mut flood = Vec::new();
+    for _ in 0..2000 {
+        flood.extend_from_slice(&cframe(false, 0, b"x"));
+    }
+    p.inject(Dir::ClientToServer, &flood);
+    let e = failed_with(&p, CloseCode::MESSAGE_TOO_BIG);
+    let ProtocolError::TooManyFragments { limit } = e else {
+        panic!("{e:?}")
+    };
+    assert!((1024..1100).contains(&limit), "limit {limit}");
+    assert!(p.server.retained_bytes() < 64 << 10);
+}
+
+#[test]
+fn raising_the_message_limit_raises_the_frame_limit() {
+    let limits = Limits::default().max_message_size(16 << 20);
+    assert!(limits.frame_payload_limit() >= 16 << 20);
+    let mut p = Pair::open(
+        client_cfg().fragment_size(usize::MAX),
+        server_cfg().limits(limits.clone()),
+        Chunking::Whole,
+    );
+    p.client.send_binary(vec![5u8; 16 << 20]).unwrap();
+    p.drive();
+    assert!(p.server_closed().is_none());
+    assert_eq!(messages(&p.server_events)[0].data.len(), 16 << 20);
+    // ...but a frame declared past it is still refused on its header.
+    let mut p = Pair::open(
+        client_cfg(),
+        server_cfg().limits(limits.clone()),
+        Chunking::Whole,
+    );
+    let mut wire = vec![0x82, 0xFF];
+    wire.extend_from_slice(&((limits.frame_payload_limit() as u64) + 1).to_be_bytes());
+    wire.extend_from_slice(&[1, 2, 3, 4]);
+    p.inject(Dir::ClientToServer, &wire);
+    assert!(matches!(
+        failed_with(&p, CloseCode::MESSAGE_TOO_BIG),
+        ProtocolError::FrameTooLarge { .. }
+    ));
+    assert!(p.server.retained_bytes() < 64 << 10);
+}
+
+#[test]
 fn exactly_at_the_limits_is_accepted() {
     let limits = Limits::default()
         .max_frame_payload(1000)
