@@ -280,7 +280,7 @@ impl Connection {
         };
         Connection {
             side,
-            handshake_deadline: Some(now + cfg.handshake_timeout),
+            handshake_deadline: Some(after(now, cfg.handshake_timeout)),
             cfg,
             rng,
             now,
@@ -425,7 +425,7 @@ impl Connection {
     pub fn retained_bytes(&self) -> usize {
         let building = self.msg.as_ref().map_or(0, |m| m.buf.capacity());
         let [r, a, z] = self.buf_sizes;
-        r + a.max(building) + z
+        r.saturating_add(a.max(building)).saturating_add(z)
     }
 
     /// Frees the receive, reassembly and compression buffers now, where they
@@ -448,13 +448,16 @@ impl Connection {
         let [r, a, z] = self.buf_sizes;
         let releasable = (r > 0 && self.rbuf.is_empty()) || a > 0 || z > 0;
         (releasable && !self.cfg.release_buffers_after.is_zero())
-            .then(|| self.last_activity + self.cfg.release_buffers_after)
+            .then(|| after(self.last_activity, self.cfg.release_buffers_after))
     }
 
     /// Makes room in the receive buffer for `n` more bytes (see [`reserve_reused`]).
     fn make_room(&mut self, n: usize) {
         let ceiling = if matches!(self.hs, Handshake::Done) {
-            self.cfg.limits.frame_payload_limit() + FrameHeader::MAX_LEN
+            self.cfg
+                .limits
+                .frame_payload_limit()
+                .saturating_add(FrameHeader::MAX_LEN)
         } else {
             self.cfg.limits.max_handshake_bytes
         };
@@ -467,13 +470,13 @@ impl Connection {
     /// Feeds bytes received from the transport.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
         self.now = now;
-        self.stats.bytes_in += data.len() as u64;
+        self.stats.bytes_in = self.stats.bytes_in.saturating_add(data.len() as u64);
         if self.closed_emitted || self.input_closed {
             return;
         }
         if let Handshake::ClientReadBody { body, want, .. } = &mut self.hs {
             let take = want.saturating_sub(body.len()).min(data.len());
-            body.extend_from_slice(&data[..take]);
+            body.extend_from_slice(data.get(..take).unwrap_or_default());
             if body.len() >= *want {
                 self.finish_error_response();
             }
@@ -598,7 +601,7 @@ impl Connection {
             return;
         }
         if let (Some(idle), Some(last)) = (self.cfg.idle_timeout, self.last_received) {
-            if now >= last + idle {
+            if now >= after(last, idle) {
                 self.initiator.get_or_insert(Initiator::Local);
                 self.failure = Some(ConnectionError::IdleTimeout);
                 self.stop_input();
@@ -609,10 +612,10 @@ impl Connection {
         }
         if let (Some(at), Some(every)) = (self.next_ping, self.cfg.ping_interval) {
             if now >= at {
-                self.ping_counter += 1;
+                self.ping_counter = self.ping_counter.wrapping_add(1);
                 let payload = Bytes::copy_from_slice(&self.ping_counter.to_be_bytes());
                 self.queue_ping(payload, now);
-                self.next_ping = Some(now + every);
+                self.next_ping = Some(after(now, every));
             }
         }
     }
@@ -738,7 +741,7 @@ impl Connection {
         self.queue_data(first_opcode, false, data, fin);
         self.tx_fragment = !fin;
         if fin {
-            self.stats.messages_out += 1;
+            self.stats.messages_out = self.stats.messages_out.saturating_add(1);
         }
         Ok(())
     }
@@ -773,7 +776,7 @@ impl Connection {
         }
         self.initiator = Some(Initiator::Local);
         self.queue_close(code, reason);
-        self.close_deadline = Some(self.now + self.cfg.close_timeout);
+        self.close_deadline = Some(after(self.now, self.cfg.close_timeout));
         Ok(())
     }
 
@@ -786,12 +789,15 @@ impl Connection {
         if buf.is_empty() {
             return None;
         }
+        // `n` and `f.pos` only grow by the length of what was just copied
+        // into the rest of `buf` (or out of the rest of the frame), so they
+        // stay within `buf.len()` and the frame's length.
         let mut n = 0;
         if self.raw_pos < self.raw_out.len() {
-            let k = (self.raw_out.len() - self.raw_pos).min(buf.len());
-            buf[..k].copy_from_slice(&self.raw_out[self.raw_pos..self.raw_pos + k]);
-            self.raw_pos += k;
-            n += k;
+            let rest = self.raw_out.get(self.raw_pos..).unwrap_or_default();
+            let k = copy_prefix(buf, rest);
+            self.raw_pos = self.raw_pos.saturating_add(k);
+            n = k;
             if self.raw_pos == self.raw_out.len() {
                 self.raw_out = Vec::new();
                 self.raw_pos = 0;
@@ -806,26 +812,32 @@ impl Connection {
             };
             let hl = usize::from(f.head_len);
             if f.pos < hl {
-                let k = (hl - f.pos).min(buf.len() - n);
-                buf[n..n + k].copy_from_slice(&f.head[f.pos..f.pos + k]);
-                f.pos += k;
-                n += k;
+                let head = f.head.get(f.pos..hl).unwrap_or_default();
+                let k = copy_prefix(buf.get_mut(n..).unwrap_or_default(), head);
+                f.pos = f.pos.saturating_add(k);
+                n = n.saturating_add(k);
             }
             if f.pos >= hl {
-                let off = f.pos - hl;
-                let k = (f.payload.len() - off).min(buf.len() - n);
-                let src = &f.payload[off..off + k];
-                match f.mask {
-                    Some(m) => copy_masked(src, &mut buf[n..n + k], m, off),
-                    None => buf[n..n + k].copy_from_slice(src),
-                }
-                f.pos += k;
-                n += k;
+                let off = f.pos.saturating_sub(hl);
+                let src = f.payload.get(off..).unwrap_or_default();
+                let dst = buf.get_mut(n..).unwrap_or_default();
+                let k = match f.mask {
+                    Some(m) => {
+                        let k = src.len().min(dst.len());
+                        if let (Some(s), Some(d)) = (src.get(..k), dst.get_mut(..k)) {
+                            copy_masked(s, d, m, off);
+                        }
+                        k
+                    }
+                    None => copy_prefix(dst, src),
+                };
+                f.pos = f.pos.saturating_add(k);
+                n = n.saturating_add(k);
                 if f.counted {
-                    self.buffered -= k;
+                    self.buffered = self.buffered.saturating_sub(k);
                 }
             }
-            if f.pos < hl + f.payload.len() {
+            if f.pos < hl.saturating_add(f.payload.len()) {
                 break;
             }
             if let Some(f) = self.current.take() {
@@ -833,7 +845,7 @@ impl Connection {
             }
         }
         if n > 0 {
-            self.stats.bytes_out += n as u64;
+            self.stats.bytes_out = self.stats.bytes_out.saturating_add(n as u64);
             return Some(Transmit::Data(n));
         }
         if self.shutdown_pending && !self.has_frames_or_raw() {
@@ -842,7 +854,7 @@ impl Connection {
             if self.eof_received || !self.drain_after_shutdown {
                 self.emit_closed();
             } else {
-                self.close_deadline = Some(self.now + self.cfg.close_timeout);
+                self.close_deadline = Some(after(self.now, self.cfg.close_timeout));
             }
             return Some(Transmit::Shutdown);
         }
@@ -892,7 +904,7 @@ impl Connection {
                 .cfg
                 .idle_timeout
                 .zip(self.last_received)
-                .map(|(d, l)| l + d);
+                .map(|(d, l)| after(l, d));
         }
         t.into_iter().flatten().min()
     }
@@ -907,7 +919,8 @@ impl Connection {
             Handshake::ServerAwaitDecision { .. } => {
                 // Bytes after the request wait for the application's answer,
                 // but never more than one maximal frame.
-                if self.rbuf.len() > self.cfg.limits.frame_payload_limit() + FrameHeader::MAX_LEN {
+                let most = self.cfg.limits.frame_payload_limit();
+                if self.rbuf.len() > most.saturating_add(FrameHeader::MAX_LEN) {
                     self.rbuf.clear();
                     self.server_reject_request(
                         400,
@@ -982,7 +995,7 @@ impl Connection {
             let take = declared.unwrap_or(self.rbuf.len()).min(MAX_ERROR_BODY);
             let mut body = Vec::with_capacity(take);
             let now = take.min(self.rbuf.len());
-            body.extend_from_slice(&self.rbuf[..now]);
+            body.extend_from_slice(self.rbuf.get(..now).unwrap_or_default());
             self.rbuf.clear();
             self.hs = Handshake::ClientReadBody {
                 status: resp.status,
@@ -1087,7 +1100,7 @@ impl Connection {
         self.hs = Handshake::Done;
         self.handshake_deadline = None;
         self.last_received = Some(self.now);
-        self.next_ping = self.cfg.ping_interval.map(|d| self.now + d);
+        self.next_ping = self.cfg.ping_interval.map(|d| after(self.now, d));
         self.events.push_back(Event::Open(Box::new(OpenInfo {
             protocol: self.protocol.clone(),
             extensions: self.extensions.clone(),
@@ -1123,12 +1136,13 @@ impl Connection {
             let avail = self.rbuf.len().min(len);
             if avail > self.rx_progress {
                 let (from, to) = (self.rx_progress, avail);
+                let fresh = self.rbuf.get_mut(from..to).unwrap_or_default();
                 if let Some(key) = header.mask {
-                    apply_mask(&mut self.rbuf[from..to], key, from);
+                    apply_mask(fresh, key, from);
                 }
                 if self.rx_validate {
                     if let Some(m) = self.msg.as_mut() {
-                        if m.utf8.feed(&self.rbuf[from..to]).is_err() {
+                        if m.utf8.feed(fresh).is_err() {
                             return self.fail(ProtocolError::InvalidUtf8);
                         }
                     }
@@ -1137,14 +1151,14 @@ impl Connection {
             }
             if avail < len {
                 if self.rbuf.capacity() < len {
-                    self.make_room(len - self.rbuf.len());
+                    self.make_room(len.saturating_sub(self.rbuf.len()));
                 }
                 return;
             }
             let payload = self.rbuf.split_to(len).freeze();
             self.rx_header = None;
             self.rx_progress = 0;
-            self.stats.frames_in += 1;
+            self.stats.frames_in = self.stats.frames_in.saturating_add(1);
             self.last_received = Some(self.now);
             self.on_frame(header, payload);
         }
@@ -1216,7 +1230,7 @@ impl Connection {
             frames: 0,
             size: 0,
         });
-        m.frames += 1;
+        m.frames = m.frames.saturating_add(1);
         // Fragments cost CPU, not memory: the allowance grows with the bytes
         // the message has carried, so only floods of empty or tiny fragments
         // are cut off (see `Limits`).
@@ -1226,7 +1240,9 @@ impl Connection {
                 limit: fragment_limit,
             });
         }
-        if !m.compressed && m.size as u64 + h.payload_len > limits.max_message_size as u64 {
+        if !m.compressed
+            && (m.size as u64).saturating_add(h.payload_len) > limits.max_message_size as u64
+        {
             return Err(ProtocolError::MessageTooLarge {
                 limit: limits.max_message_size,
             });
@@ -1272,12 +1288,12 @@ impl Connection {
                 return;
             };
             let before = m.buf.len();
-            let limit = before + max.saturating_sub(m.size);
+            let limit = before.saturating_add(max.saturating_sub(m.size));
             // Room for a frame like the previous one to inflate in one step
             // (plus the flush tail's step): several messages of one read
             // then share one allocation, reused once the application has
             // dropped them.
-            let want = d.decompressor.first_room(payload.len()) + 256;
+            let want = d.decompressor.first_room(payload.len()).saturating_add(256);
             let ceiling = limit.saturating_add(1);
             let room = want.min(ceiling.saturating_sub(before));
             let (peak, epoch) = (&mut self.buf_sizes[1], &mut self.epochs[1]);
@@ -1289,12 +1305,13 @@ impl Connection {
                 }
                 Err(_) => return self.fail(ProtocolError::BadCompressedData),
             }
-            m.size += m.buf.len() - before;
-            if m.kind == MessageKind::Text && m.utf8.feed(&m.buf[before..]).is_err() {
+            let inflated = m.buf.get(before..).unwrap_or_default();
+            m.size = m.size.saturating_add(inflated.len());
+            if m.kind == MessageKind::Text && m.utf8.feed(inflated).is_err() {
                 return self.fail(ProtocolError::InvalidUtf8);
             }
         } else {
-            m.size += payload.len();
+            m.size = m.size.saturating_add(payload.len());
         }
         if fin && m.kind == MessageKind::Text && m.utf8.finish().is_err() {
             return self.fail(ProtocolError::InvalidUtf8);
@@ -1346,7 +1363,7 @@ impl Connection {
                 self.asm = std::mem::take(&mut m.buf);
             }
         }
-        self.stats.messages_in += 1;
+        self.stats.messages_in = self.stats.messages_in.saturating_add(1);
     }
 
     fn on_close_frame(&mut self, payload: &[u8]) {
@@ -1463,13 +1480,13 @@ impl Connection {
             _ => (data, false),
         };
         self.queue_data(opcode_of(kind), rsv1, payload, true);
-        self.stats.messages_out += 1;
+        self.stats.messages_out = self.stats.messages_out.saturating_add(1);
         Ok(())
     }
 
     fn queue_data(&mut self, opcode: OpCode, rsv1: bool, payload: Bytes, fin: bool) {
         let size = self.cfg.fragment_size.max(1);
-        self.buffered += payload.len();
+        self.buffered = self.buffered.saturating_add(payload.len());
         if payload.len() <= size {
             let f = self.make_frame(opcode, rsv1, fin, payload, true);
             self.data_q.push_back(f);
@@ -1477,7 +1494,7 @@ impl Connection {
         }
         let mut off = 0;
         while off < payload.len() {
-            let end = (off + size).min(payload.len());
+            let end = off.saturating_add(size).min(payload.len());
             let first = off == 0;
             let op = if first { opcode } else { OpCode::CONTINUATION };
             let last = end == payload.len();
@@ -1507,7 +1524,7 @@ impl Connection {
     }
 
     fn queue_close_raw(&mut self, code: Option<CloseCode>, reason: &str) {
-        let mut p = Vec::with_capacity(2 + reason.len());
+        let mut p = Vec::with_capacity(reason.len().saturating_add(2));
         if let Some(c) = code {
             p.extend_from_slice(&c.as_u16().to_be_bytes());
             p.extend_from_slice(reason.as_bytes());
@@ -1567,7 +1584,7 @@ impl Connection {
     }
 
     fn on_frame_sent(&mut self, f: &OutFrame) {
-        self.stats.frames_out += 1;
+        self.stats.frames_out = self.stats.frames_out.saturating_add(1);
         if f.is_close {
             self.close_sent = true;
             self.ctrl_q.clear();
@@ -1587,7 +1604,7 @@ impl Connection {
             // The server closes TCP first (RFC 6455 §7.1.1).
             Side::Server => self.schedule_shutdown(true),
             Side::Client if self.eof_received => self.schedule_shutdown(false),
-            Side::Client => self.close_deadline = Some(self.now + self.cfg.close_timeout),
+            Side::Client => self.close_deadline = Some(after(self.now, self.cfg.close_timeout)),
         }
     }
 
@@ -1613,7 +1630,7 @@ impl Connection {
     fn drop_queued_data(&mut self) {
         for f in self.data_q.drain(..) {
             if f.counted {
-                self.buffered -= f.payload.len();
+                self.buffered = self.buffered.saturating_sub(f.payload.len());
             }
         }
         self.tx_fragment = false;
@@ -1625,7 +1642,10 @@ impl Connection {
         self.drop_queued_data();
         if let Some(f) = self.current.take() {
             if f.counted {
-                self.buffered -= f.payload.len() - f.pos.saturating_sub(usize::from(f.head_len));
+                let sent = f.pos.saturating_sub(usize::from(f.head_len));
+                self.buffered = self
+                    .buffered
+                    .saturating_sub(f.payload.len().saturating_sub(sent));
             }
         }
         self.ctrl_q.clear();
@@ -1718,6 +1738,23 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// `now + d`, or a time so far ahead that it never comes when that overflows
+/// (a caller may configure `Duration::MAX` to mean "never").
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// Copies as much of `src` as fits at the start of `dst`; the count copied.
+fn copy_prefix(dst: &mut [u8], src: &[u8]) -> usize {
+    let k = dst.len().min(src.len());
+    if let (Some(d), Some(s)) = (dst.get_mut(..k), src.get(..k)) {
+        d.copy_from_slice(s);
+    }
+    k
+}
+
 fn opcode_of(kind: MessageKind) -> OpCode {
     match kind {
         MessageKind::Text => OpCode::TEXT,
@@ -1727,10 +1764,11 @@ fn opcode_of(kind: MessageKind) -> OpCode {
 
 fn truncate_utf8(s: &mut String, max: usize) {
     if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
+        // The last char boundary at or before `max` (0 always is one).
+        let end = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
         s.truncate(end);
     }
 }
@@ -1764,7 +1802,7 @@ fn reserve_reused(
         // while its first messages still hold the allocation).
         *epoch = 0;
     }
-    let fits = buf.capacity() - len >= n;
+    let fits = buf.capacity().saturating_sub(len) >= n;
     if fits {
         *epoch = epoch.saturating_add(n);
     } else if buf.try_reclaim(n) {
@@ -1777,7 +1815,7 @@ fn reserve_reused(
             .saturating_mul(2)
             .min(ceiling)
             .max(needed);
-        buf.reserve(target - len);
+        buf.reserve(target.saturating_sub(len));
         *epoch = needed;
     }
     *peak = (*peak).max(buf.capacity());

@@ -515,7 +515,7 @@ impl Compressor {
             return;
         }
         let flushed = self.deflate_sync(input, out);
-        let complete = flushed && out[start..].ends_with(&TAIL);
+        let complete = flushed && out.get(start..).is_some_and(|o| o.ends_with(&TAIL));
         if !complete {
             // zlib reported a stream error, which our use of it cannot cause. Still, never emit
             // a broken payload: drop the partial output, start a fresh context (the receiver
@@ -527,7 +527,7 @@ impl Compressor {
         }
         if fin {
             if complete {
-                out.truncate(out.len() - TAIL.len());
+                out.truncate(out.len().saturating_sub(TAIL.len()));
             } else {
                 out.extend_from_slice(&[0x00]);
             }
@@ -542,18 +542,20 @@ impl Compressor {
         loop {
             let room = deflate_room(rest.len());
             let len = out.len();
-            out.resize(len + room, 0);
+            out.resize(len.saturating_add(room), 0);
             let (in_before, out_before) = (self.inner.total_in(), self.inner.total_out());
-            let result = self
-                .inner
-                .compress(rest, &mut out[len..], FlushCompress::Sync);
+            let result = self.inner.compress(
+                rest,
+                out.get_mut(len..).unwrap_or_default(),
+                FlushCompress::Sync,
+            );
             let consumed = counter_delta(in_before, self.inner.total_in());
             let produced = counter_delta(out_before, self.inner.total_out());
-            out.truncate(len + produced.min(room));
+            out.truncate(len.saturating_add(produced.min(room)));
             if result.is_err() || consumed > rest.len() {
                 return false;
             }
-            rest = &rest[consumed..];
+            rest = rest.get(consumed..).unwrap_or_default();
             if rest.is_empty() && produced < room {
                 return true;
             }
@@ -650,7 +652,7 @@ impl Decompressor {
         let result = self.decompress_inner(input, fin, out, limit);
         match result {
             Ok(()) => {
-                self.last_output = out.len() - start;
+                self.last_output = out.len().saturating_sub(start);
                 Ok(self.last_output)
             }
             Err(e) => {
@@ -718,18 +720,20 @@ impl Decompressor {
             // One byte past the limit is enough to detect that the limit is exceeded.
             let room = step.min(limit.saturating_sub(len).saturating_add(1));
             reserve_bounded(out, room, limit.saturating_add(1));
-            out.resize(len + room, 0);
+            out.resize(len.saturating_add(room), 0);
             let (in_before, out_before) = (self.inner.total_in(), self.inner.total_out());
-            let result = self
-                .inner
-                .decompress(input, &mut out[len..], FlushDecompress::None);
+            let result = self.inner.decompress(
+                input,
+                out.get_mut(len..).unwrap_or_default(),
+                FlushDecompress::None,
+            );
             let consumed = counter_delta(in_before, self.inner.total_in());
             let produced = counter_delta(out_before, self.inner.total_out());
-            out.truncate(len + produced.min(room));
+            out.truncate(len.saturating_add(produced.min(room)));
             if consumed > input.len() {
                 return Err(InflateError::Corrupt);
             }
-            input = &input[consumed..];
+            input = input.get(consumed..).unwrap_or_default();
             if consumed > 0 {
                 self.at_stream_start = false;
             }
@@ -823,7 +827,7 @@ fn parse_response_params(
         let Some(index) = param_index(name) else {
             return Err(NegotiationError::UnknownParameter(name.clone()));
         };
-        if std::mem::replace(&mut seen[index], true) {
+        if !first_time(&mut seen, index) {
             return Err(NegotiationError::DuplicateParameter(name.clone()));
         }
         let invalid = || NegotiationError::InvalidValue(name.clone());
@@ -859,7 +863,7 @@ fn parse_offer_params(params: &[(String, Option<String>)]) -> Option<ParsedOffer
     let mut seen = [false; 4];
     for (name, value) in params {
         let index = param_index(name)?;
-        if std::mem::replace(&mut seen[index], true) {
+        if !first_time(&mut seen, index) {
             return None;
         }
         match (index, value.as_deref()) {
@@ -939,6 +943,12 @@ fn clamp_bits(bits: u8) -> u8 {
     bits.clamp(MIN_WINDOW_BITS, DEFAULT_WINDOW_BITS)
 }
 
+/// Marks parameter `index` as seen; `false` if it was seen before (or is out of range).
+fn first_time(seen: &mut [bool; 4], index: usize) -> bool {
+    seen.get_mut(index)
+        .is_some_and(|s| !std::mem::replace(s, true))
+}
+
 /// The window bits to hand zlib: 8 becomes 9 (see the module docs).
 fn zlib_window_bits(bits: u8) -> u8 {
     bits.clamp(MIN_WINDOW_BITS + 1, DEFAULT_WINDOW_BITS)
@@ -967,7 +977,7 @@ impl HeaderParser<'_> {
             match self.peek() {
                 None => return Ok(()),
                 Some(b',') => {
-                    self.pos += 1;
+                    self.bump();
                     continue;
                 }
                 Some(_) => {}
@@ -979,16 +989,16 @@ impl HeaderParser<'_> {
                 match self.peek() {
                     None => break,
                     Some(b',') => {
-                        self.pos += 1;
+                        self.bump();
                         break;
                     }
                     Some(b';') => {
-                        self.pos += 1;
+                        self.bump();
                         self.skip_ows();
                         let param = self.token("parameter name")?;
                         self.skip_ows();
                         let value = if self.peek() == Some(b'=') {
-                            self.pos += 1;
+                            self.bump();
                             self.skip_ows();
                             Some(if self.peek() == Some(b'"') {
                                 self.quoted()?
@@ -1011,27 +1021,33 @@ impl HeaderParser<'_> {
         self.s.get(self.pos).copied()
     }
 
+    /// Steps past the byte `peek` returned (`pos` never exceeds the header's length).
+    fn bump(&mut self) {
+        self.pos = self.pos.saturating_add(1);
+    }
+
     fn skip_ows(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t')) {
-            self.pos += 1;
+            self.bump();
         }
     }
 
     fn token(&mut self, what: &'static str) -> Result<String, ExtensionParseError> {
         let start = self.pos;
         while self.peek().is_some_and(is_tchar) {
-            self.pos += 1;
+            self.bump();
         }
         if start == self.pos {
             return Err(self.error(what));
         }
-        Ok(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned())
+        let token = self.s.get(start..self.pos).unwrap_or_default();
+        Ok(String::from_utf8_lossy(token).into_owned())
     }
 
     /// A quoted-string; its unescaped content must be a token (RFC 6455 §9.1).
     fn quoted(&mut self) -> Result<String, ExtensionParseError> {
         let start = self.pos;
-        self.pos += 1;
+        self.bump();
         let mut value = Vec::new();
         loop {
             match self.peek() {
@@ -1040,20 +1056,20 @@ impl HeaderParser<'_> {
                     return Err(self.error("unterminated quoted-string"));
                 }
                 Some(b'"') => {
-                    self.pos += 1;
+                    self.bump();
                     break;
                 }
                 Some(b'\\') => {
-                    self.pos += 1;
+                    self.bump();
                     match self.peek() {
                         Some(c) => value.push(c),
                         None => return Err(self.error("unterminated quoted-pair")),
                     }
-                    self.pos += 1;
+                    self.bump();
                 }
                 Some(c) => {
                     value.push(c);
-                    self.pos += 1;
+                    self.bump();
                 }
             }
         }

@@ -117,10 +117,11 @@ impl FrameHeader {
         };
         let opcode = OpCode::from_u8(b0 & 0x0F).ok_or(FrameError::ReservedOpcode(b0 & 0x0F))?;
         let masked = b1 & 0x80 != 0;
-        let (payload_len, mut pos) = match b1 & 0x7F {
+        // (declared length, where the mask starts, where the header ends if masked)
+        let (payload_len, pos, masked_end) = match b1 & 0x7F {
             126 => match buf.get(2..4) {
-                Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
-                None => return Ok(None),
+                Some(&[hi, lo]) => (u64::from(u16::from_be_bytes([hi, lo])), 4, 8),
+                _ => return Ok(None),
             },
             127 => match buf.get(2..10) {
                 Some(b) => {
@@ -130,22 +131,19 @@ impl FrameHeader {
                     if len >> 63 != 0 {
                         return Err(FrameError::LengthTopBit);
                     }
-                    (len, 10)
+                    (len, 10, 14)
                 }
                 None => return Ok(None),
             },
-            n => (u64::from(n), 2),
+            n => (u64::from(n), 2, 6),
         };
-        let mask = if masked {
-            match buf.get(pos..pos + 4) {
-                Some(m) => {
-                    pos += 4;
-                    Some([m[0], m[1], m[2], m[3]])
-                }
-                None => return Ok(None),
+        let (mask, pos) = if masked {
+            match buf.get(pos..masked_end) {
+                Some(&[a, b, c, d]) => (Some([a, b, c, d]), masked_end),
+                _ => return Ok(None),
             }
         } else {
-            None
+            (None, pos)
         };
         Ok(Some((
             FrameHeader {
@@ -162,6 +160,7 @@ impl FrameHeader {
     }
 
     /// The number of bytes [`encode`](Self::encode) writes.
+    #[allow(clippy::arithmetic_side_effects)] // at most 2 + 8 + 4
     pub fn encoded_len(&self) -> usize {
         let len_bytes = match self.payload_len {
             0..=125 => 0,
@@ -176,6 +175,7 @@ impl FrameHeader {
     ///
     /// A `payload_len` with the top bit set is clamped to `2^63 - 1`: such a
     /// frame cannot be sent.
+    #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)] // pos <= 10: pos + 4 <= MAX_LEN
     pub fn encode(&self, out: &mut [u8; Self::MAX_LEN]) -> usize {
         let len = self.payload_len.min(u64::MAX >> 1);
         out[0] = (u8::from(self.fin) << 7)

@@ -57,7 +57,8 @@ pub fn parse_request(
     // A head past the limit: 414 when the request line alone does not fit,
     // else 431, whether the whole head arrived at once or not.
     let too_large = || {
-        let line_done = buf[..limits.max_handshake_bytes].contains(&b'\n');
+        let head = buf.get(..limits.max_handshake_bytes).unwrap_or(buf);
+        let line_done = head.contains(&b'\n');
         Err(if line_done {
             reject(431, HandshakeError::HeadTooLarge)
         } else {

@@ -83,6 +83,13 @@
 
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+// Peer data must never reach a panic: no unchecked indexing or slicing and no
+// arithmetic that can overflow outside tests. Each remaining site says why it
+// cannot fail (`#[allow]` with a reason).
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
 
 mod close;
 mod config;

@@ -16,12 +16,10 @@
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
     let (head, body, tail) = split_words(data);
-    let mut phase = 0;
-    for b in head {
-        *b ^= key[phase & 3];
-        phase += 1;
+    for (b, k) in head.iter_mut().zip(key.iter().cycle()) {
+        *b ^= k;
     }
-    let key = rotate(key, phase);
+    let key = rotate(key, head.len());
     let wide = wide_key(key);
     // 64 bytes per step as eight independent words: the compiler keeps them
     // in vector registers (SSE2/NEON baseline), no explicit SIMD needed.
@@ -34,8 +32,8 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     for chunk in blocks.into_remainder().chunks_exact_mut(8) {
         xor_word(chunk, wide);
     }
-    for (i, b) in tail.iter_mut().enumerate() {
-        *b ^= key[i & 3];
+    for (b, k) in tail.iter_mut().zip(key.iter().cycle()) {
+        *b ^= k;
     }
 }
 
@@ -55,21 +53,21 @@ pub fn copy_masked(src: &[u8], dst: &mut [u8], key: [u8; 4], offset: usize) {
         word.copy_from_slice(sc);
         dc.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
     }
-    for (i, (sb, db)) in s
+    for ((sb, db), k) in s
         .remainder()
         .iter()
         .zip(d.into_remainder().iter_mut())
-        .enumerate()
+        .zip(key.iter().cycle())
     {
-        *db = sb ^ key[i & 3];
+        *db = sb ^ k;
     }
 }
 
 /// The reference implementation: one byte at a time. Used by tests and fuzzers
 /// as the oracle for the word-at-a-time versions.
 pub fn apply_mask_scalar(data: &mut [u8], key: [u8; 4], offset: usize) {
-    for (i, b) in data.iter_mut().enumerate() {
-        *b ^= key[(offset + i) & 3];
+    for (b, k) in data.iter_mut().zip(rotate(key, offset).iter().cycle()) {
+        *b ^= k;
     }
 }
 
@@ -81,9 +79,9 @@ fn xor_word(chunk: &mut [u8], wide: u64) {
     chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
 }
 
-fn rotate(key: [u8; 4], by: usize) -> [u8; 4] {
-    let r = by & 3;
-    [key[r], key[(r + 1) & 3], key[(r + 2) & 3], key[(r + 3) & 3]]
+fn rotate(mut key: [u8; 4], by: usize) -> [u8; 4] {
+    key.rotate_left(by & 3);
+    key
 }
 
 fn wide_key(key: [u8; 4]) -> u64 {
@@ -96,7 +94,8 @@ fn wide_key(key: [u8; 4]) -> u64 {
 /// length is a multiple of 8, and a tail (< 8 bytes).
 fn split_words(data: &mut [u8]) -> (&mut [u8], &mut [u8], &mut [u8]) {
     let addr = data.as_ptr() as usize;
-    let head_len = ((8 - (addr & 7)) & 7).min(data.len());
+    // Bytes up to the next multiple of 8: (8 - addr % 8) % 8.
+    let head_len = (addr.wrapping_neg() & 7).min(data.len());
     let (head, rest) = data.split_at_mut(head_len);
     let body_len = rest.len() & !7;
     let (body, tail) = rest.split_at_mut(body_len);

@@ -26,11 +26,16 @@ impl Utf8Validator {
         if self.pending_len > 0 {
             let have = usize::from(self.pending_len);
             let width = sequence_width(self.pending[0]);
-            let take = (width - have).min(data.len());
-            self.pending[have..have + take].copy_from_slice(&data[..take]);
-            let now = have + take;
-            data = &data[take..];
-            match std::str::from_utf8(&self.pending[..now]) {
+            let take = width.saturating_sub(have).min(data.len());
+            let (head, rest) = data.split_at(take);
+            // `have + take <= width <= 4`: the fallbacks below never run.
+            let now = have.saturating_add(take);
+            let Some(dst) = self.pending.get_mut(have..now) else {
+                return Err(InvalidUtf8);
+            };
+            dst.copy_from_slice(head);
+            data = rest;
+            match std::str::from_utf8(self.pending.get(..now).unwrap_or_default()) {
                 Ok(_) => self.pending_len = 0,
                 Err(e) if e.error_len().is_none() => {
                     // Still a valid prefix; `data` is empty here because we
@@ -46,8 +51,12 @@ impl Utf8Validator {
             Err(e) => match e.error_len() {
                 Some(_) => Err(InvalidUtf8),
                 None => {
-                    let rest = &data[e.valid_up_to()..];
-                    self.pending[..rest.len()].copy_from_slice(rest);
+                    // An incomplete sequence at the end: at most 3 bytes.
+                    let rest = data.get(e.valid_up_to()..).unwrap_or_default();
+                    let Some(dst) = self.pending.get_mut(..rest.len()) else {
+                        return Err(InvalidUtf8);
+                    };
+                    dst.copy_from_slice(rest);
                     self.pending_len = rest.len() as u8;
                     Ok(())
                 }

@@ -349,3 +349,27 @@ fn send_queue_limit_is_enforced_and_recovers() {
     assert_eq!(messages(&p.server_events).len(), 6);
     assert!(p.client.send_binary(vec![0u8; 10_000]).is_ok());
 }
+
+#[test]
+fn timers_of_duration_max_mean_never_and_do_not_overflow() {
+    // `Instant + Duration::MAX` panics; a caller may configure MAX to mean
+    // "never", so every deadline the core computes saturates instead.
+    let never = std::time::Duration::MAX;
+    let cfg = |c: ws_proto::Config| {
+        c.handshake_timeout(never)
+            .close_timeout(never)
+            .ping_interval(Some(never))
+            .idle_timeout(Some(never))
+            .release_buffers_after(never)
+    };
+    let mut p = Pair::open(cfg(client_cfg()), cfg(server_cfg()), Chunking::Whole);
+    p.client.send_text("still here").unwrap();
+    p.drive();
+    assert_eq!(messages(&p.server_events)[0].data.as_ref(), b"still here");
+    let _ = p.client.poll_timeout();
+    let _ = p.server.poll_timeout();
+    p.client.close(CloseCode::NORMAL, "").unwrap();
+    p.drive();
+    assert!(p.client_closed().unwrap().clean);
+    assert!(p.server_closed().unwrap().clean);
+}
