@@ -1,0 +1,110 @@
+//! Reuse and release of the receive, reassembly/inflate and compression buffers.
+
+use super::*;
+
+impl Connection {
+    /// Bytes of memory the connection currently holds in its buffers: the
+    /// receive buffer, the reassembly/inflate buffer and the compression
+    /// output buffer (each counted at the largest size it reached since it
+    /// was last freed). Queued outgoing messages are counted by
+    /// [`buffered_amount`](Self::buffered_amount) instead.
+    ///
+    /// While busy, the buffers are kept for reuse; they are freed
+    /// [`Config::release_buffers_after`] after the last activity, or by
+    /// [`release_buffers`](Self::release_buffers).
+    pub fn retained_bytes(&self) -> usize {
+        let building = self.msg.as_ref().map_or(0, |m| m.buf.capacity());
+        let [r, a, z] = self.buf_sizes;
+        r.saturating_add(a.max(building)).saturating_add(z)
+    }
+
+    /// Frees the receive, reassembly and compression buffers now, where they
+    /// hold no data (a partly received frame or message keeps its buffer).
+    /// Drivers call this under memory pressure; otherwise the connection does
+    /// it by itself after [`Config::release_buffers_after`] of quiet.
+    pub fn release_buffers(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+            self.buf_sizes[0] = 0;
+        }
+        self.asm = BytesMut::new();
+        self.buf_sizes[1] = 0;
+        self.zbuf = BytesMut::new();
+        self.buf_sizes[2] = 0;
+    }
+
+    /// When the buffers are due to be freed, if there is anything to free.
+    pub(super) fn buffer_release_at(&self) -> Option<Instant> {
+        let [r, a, z] = self.buf_sizes;
+        let releasable = (r > 0 && self.rbuf.is_empty()) || a > 0 || z > 0;
+        (releasable && !self.cfg.release_buffers_after.is_zero())
+            .then(|| after(self.last_activity, self.cfg.release_buffers_after))
+    }
+
+    /// Makes room in the receive buffer for `n` more bytes (see [`reserve_reused`]).
+    pub(super) fn make_room(&mut self, n: usize) {
+        let ceiling = if matches!(self.hs, Handshake::Done) {
+            self.cfg
+                .limits
+                .frame_payload_limit()
+                .saturating_add(FrameHeader::MAX_LEN)
+        } else {
+            self.cfg.limits.max_handshake_bytes
+        };
+        let (peak, epoch) = (&mut self.buf_sizes[0], &mut self.epochs[0]);
+        reserve_reused(&mut self.rbuf, n, peak, epoch, ceiling);
+    }
+}
+
+/// Makes room for `n` more bytes in a buffer that is reused from message to
+/// message, and records in `peak` the largest capacity it had.
+///
+/// Its allocation is reclaimed without allocating once nothing else (no
+/// delivered message) holds it. When it cannot be (messages of one read
+/// still wait in the event queue, or the application keeps them), a new
+/// allocation is made of twice the room asked for since the last one
+/// (`epoch`), bounded by `ceiling` (but never below what is needed): the
+/// buffer settles on a size that holds a whole burst, and from then on is
+/// reclaimed between bursts instead of allocating again and again.
+pub(super) fn reserve_reused(
+    buf: &mut BytesMut,
+    n: usize,
+    peak: &mut usize,
+    epoch: &mut usize,
+    ceiling: usize,
+) {
+    let len = buf.len();
+    if *peak == 0 {
+        // A freed (or never used) buffer starts a fresh history. (Not a
+        // buffer whose capacity is used up by messages that still hold it:
+        // its history is what makes the next allocation big enough to hold
+        // the whole burst; forgetting it kept the reassembly buffer at two
+        // 64 KiB messages and allocated again every other message whenever
+        // the last one was still held.)
+        *epoch = 0;
+    }
+    if len == 0 && buf.capacity() < *peak && buf.try_reclaim(*peak) {
+        // Nothing holds the allocation any more: start over at its
+        // beginning, so the whole of it is free for the next burst (without
+        // this, a burst that starts in the tail runs out of room halfway
+        // while its first messages still hold the allocation).
+        *epoch = 0;
+    }
+    let fits = buf.capacity().saturating_sub(len) >= n;
+    if fits {
+        *epoch = epoch.saturating_add(n);
+    } else if buf.try_reclaim(n) {
+        *epoch = n;
+    } else {
+        let needed = len.saturating_add(n);
+        let target = epoch
+            .saturating_add(n)
+            .max(needed)
+            .saturating_mul(2)
+            .min(ceiling)
+            .max(needed);
+        buf.reserve(target.saturating_sub(len));
+        *epoch = needed;
+    }
+    *peak = (*peak).max(buf.capacity());
+}

@@ -1,0 +1,462 @@
+//! The connection state machine, split by concern:
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | the `Connection` struct, construction, getters, `poll_event` |
+//! | `upgrade.rs` | the opening handshake in both roles: request/response, accept/reject, open |
+//! | `recv.rs` | the frame reader: header checks, unmasking, reassembly, message delivery |
+//! | `send.rs` | commands that send, the outgoing queues, fragmentation, `poll_transmit` |
+//! | `closing.rs` | the closing handshake, failures, shutdown, the terminal `Closed` event |
+//! | `timers.rs` | deadlines: `handle_timeout`, `poll_timeout` |
+//! | `buffers.rs` | reuse and release of the receive, reassembly and compression buffers |
+
+mod buffers;
+mod closing;
+mod recv;
+mod send;
+mod timers;
+mod upgrade;
+
+use buffers::reserve_reused;
+use timers::after;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use crate::deflate::{self, Compressor, Decompressor, DeflateParams, InflateError};
+use crate::frame::{FrameError, FrameHeader, OpCode};
+use crate::handshake;
+use crate::mask::{apply_mask, copy_masked};
+use crate::utf8::Utf8Validator;
+use crate::{
+    ClientRequest, CloseCode, Closed, Config, ConnectionError, Error, Event, Fragment,
+    HandshakeError, Initiator, Message, MessageKind, OpenInfo, ProtocolError,
+};
+
+/// Which end of the connection we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// We sent the upgrade request; we mask our frames.
+    Client,
+    /// We answered the upgrade request; the peer masks its frames.
+    Server,
+}
+
+/// The connection's life cycle, as an application sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// The opening handshake is in progress.
+    Connecting,
+    /// Messages may be sent and received.
+    Open,
+    /// A close frame was sent or received, or the connection is failing.
+    Closing,
+    /// The terminal [`Event::Closed`] has been emitted.
+    Closed,
+}
+
+/// What [`Connection::poll_transmit`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// This many bytes were written to the start of the buffer; send them.
+    Data(usize),
+    /// Everything has been handed out: shut down the transport's write side
+    /// (TCP FIN). Keep reading until the peer closes or `Closed` arrives.
+    Shutdown,
+}
+
+/// Counters of what crossed the connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Complete data messages received.
+    pub messages_in: u64,
+    /// Data messages queued by `send` (or finished by `send_fragment`).
+    pub messages_out: u64,
+    /// Frames received, control frames included.
+    pub frames_in: u64,
+    /// Frames handed out, control frames included.
+    pub frames_out: u64,
+    /// Bytes received (handshake included).
+    pub bytes_in: u64,
+    /// Bytes handed out (handshake included).
+    pub bytes_out: u64,
+}
+
+/// How a server answers an upgrade request (see [`Connection::accept`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Accept {
+    /// The chosen subprotocol; must be one the client offered.
+    pub protocol: Option<String>,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Accept {
+    /// Accept without a subprotocol or extra headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Picks a subprotocol.
+    pub fn protocol(mut self, p: impl Into<String>) -> Self {
+        self.protocol = Some(p.into());
+        self
+    }
+    /// Adds a response header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// One WebSocket connection, client or server side: the HTTP upgrade, then
+/// the frame protocol. It performs no IO and reads no clock.
+///
+/// Its methods come in four kinds:
+///
+/// - **Getters** (`&self`): [`side`](Self::side), [`state`](Self::state),
+///   [`is_open`](Self::is_open), [`buffered_amount`](Self::buffered_amount),
+///   [`subprotocol`](Self::subprotocol), [`extensions`](Self::extensions),
+///   [`stats`](Self::stats), [`latency`](Self::latency),
+///   [`last_message_received`](Self::last_message_received),
+///   [`wants_transmit`](Self::wants_transmit), [`retained_bytes`](Self::retained_bytes).
+/// - **Inputs** `handle_*(now, ..)` return nothing: a misbehaving peer shows
+///   up as events and a queued close frame, never as an `Err`.
+/// - **Commands** are verbs ([`send`](Self::send), [`send_fragment`](Self::send_fragment),
+///   [`ping`](Self::ping), [`close`](Self::close), [`accept`](Self::accept),
+///   [`reject`](Self::reject)). They fail only for local misuse or
+///   backpressure, and use the time of the latest input or poll.
+/// - **Outputs** `poll_*`: [`poll_transmit`](Self::poll_transmit),
+///   [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout).
+///
+/// After any input or command: drain `poll_transmit` until `None`, drain
+/// `poll_event` until `None`, read `poll_timeout`, then wait for IO.
+pub struct Connection {
+    side: Side,
+    cfg: Config,
+    rng: StdRng,
+    now: Instant,
+    hs: Handshake,
+
+    // Receiving.
+    rbuf: BytesMut,
+    /// Reassembly (fragmented messages) and inflate output, reused from
+    /// message to message; taken into `msg.buf` while a message is built.
+    asm: BytesMut,
+    /// Compressed output of `send`, reused from message to message.
+    zbuf: BytesMut,
+    /// The largest size each of `rbuf`, `asm`, `zbuf` reached since it was
+    /// last freed (their allocations may be shared with delivered messages,
+    /// so `capacity()` alone undercounts).
+    buf_sizes: [usize; 3],
+    /// Room asked of each of those buffers since its allocation was last
+    /// made or reclaimed (see `reserve_reused`).
+    epochs: [usize; 3],
+    /// The latest input or send: buffers are freed a while after it.
+    last_activity: Instant,
+    rx_header: Option<FrameHeader>,
+    rx_progress: usize,
+    rx_validate: bool,
+    msg: Option<InMessage>,
+    input_closed: bool,
+
+    // Sending.
+    raw_out: Vec<u8>,
+    raw_pos: usize,
+    current: Option<OutFrame>,
+    ctrl_q: VecDeque<OutFrame>,
+    data_q: VecDeque<OutFrame>,
+    pending_pongs: VecDeque<Bytes>,
+    close_frame: Option<OutFrame>,
+    tx_fragment: bool,
+    buffered: usize,
+
+    // Closing.
+    close_queued: bool,
+    close_sent: bool,
+    close_received: Option<(CloseCode, String)>,
+    /// Our close frame (an echo of the peer's close, or the one failing the
+    /// connection) waits until the application has polled the events that
+    /// arrived before it, so it can still answer them: the number of such
+    /// events left, and the close frame's code and reason.
+    echo_after_events: Option<(usize, Option<CloseCode>, String)>,
+    failure: Option<ConnectionError>,
+    initiator: Option<Initiator>,
+    shutdown_pending: bool,
+    drain_after_shutdown: bool,
+    shutdown_sent: bool,
+    eof_received: bool,
+    closed_emitted: bool,
+
+    // Timers and keepalive.
+    handshake_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
+    next_ping: Option<Instant>,
+    last_received: Option<Instant>,
+    pings_out: VecDeque<(Bytes, Instant)>,
+    ping_counter: u64,
+    latency: Option<Duration>,
+
+    events: VecDeque<Event>,
+    stats: Stats,
+    protocol: Option<String>,
+    extensions: Option<String>,
+    deflate: Option<DeflateState>,
+}
+
+enum Handshake {
+    ClientAwaitResponse {
+        accept: String,
+        protocols: Vec<String>,
+    },
+    ClientReadBody {
+        status: u16,
+        reason: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        want: usize,
+    },
+    ServerAwaitRequest,
+    ServerAwaitDecision {
+        key: String,
+        protocols: Vec<String>,
+        deflate: Option<(DeflateParams, String)>,
+    },
+    Done,
+    Failed,
+}
+
+struct InMessage {
+    kind: MessageKind,
+    compressed: bool,
+    utf8: Utf8Validator,
+    buf: BytesMut,
+    frames: usize,
+    size: usize,
+}
+
+struct OutFrame {
+    head: [u8; FrameHeader::MAX_LEN],
+    head_len: u8,
+    payload: Bytes,
+    mask: Option<[u8; 4]>,
+    pos: usize,
+    counted: bool,
+    is_close: bool,
+}
+
+struct DeflateState {
+    params: DeflateParams,
+    compressor: Compressor,
+    decompressor: Decompressor,
+    threshold: usize,
+}
+
+/// At most this many pongs wait to be sent; older ones are dropped.
+const MAX_PENDING_PONGS: usize = 16;
+/// At most this many unanswered pings are remembered for latency matching.
+const MAX_PINGS_TRACKED: usize = 16;
+/// The start of a non-101 response body that is kept for the error.
+const MAX_ERROR_BODY: usize = 1024;
+
+impl Connection {
+    /// A client connection. The upgrade request is queued for
+    /// [`poll_transmit`](Self::poll_transmit) at once.
+    pub fn client(cfg: Config, request: &ClientRequest, now: Instant) -> Connection {
+        let mut conn = Connection::new(Side::Client, cfg, now);
+        let mut nonce = [0u8; 16];
+        conn.rng.fill_bytes(&mut nonce);
+        let key = handshake::encode_key(&nonce);
+        let offer = conn
+            .cfg
+            .deflate
+            .as_ref()
+            .map(deflate::client_offer_header)
+            .filter(|h| !h.is_empty());
+        handshake::write_request(request, &key, offer.as_deref(), &mut conn.raw_out);
+        conn.hs = Handshake::ClientAwaitResponse {
+            accept: handshake::accept_key(key.as_bytes()),
+            protocols: request.protocols.clone(),
+        };
+        conn
+    }
+
+    /// A server connection waiting for an upgrade request.
+    pub fn server(cfg: Config, now: Instant) -> Connection {
+        Connection::new(Side::Server, cfg, now)
+    }
+
+    fn new(side: Side, cfg: Config, now: Instant) -> Connection {
+        let rng = match cfg.rng_seed {
+            Some(seed) => StdRng::from_seed(seed),
+            None => StdRng::from_os_rng(),
+        };
+        Connection {
+            side,
+            handshake_deadline: Some(after(now, cfg.handshake_timeout)),
+            cfg,
+            rng,
+            now,
+            hs: Handshake::ServerAwaitRequest,
+            rbuf: BytesMut::new(),
+            asm: BytesMut::new(),
+            zbuf: BytesMut::new(),
+            buf_sizes: [0; 3],
+            epochs: [0; 3],
+            last_activity: now,
+            rx_header: None,
+            rx_progress: 0,
+            rx_validate: false,
+            msg: None,
+            input_closed: false,
+            raw_out: Vec::new(),
+            raw_pos: 0,
+            current: None,
+            ctrl_q: VecDeque::new(),
+            data_q: VecDeque::new(),
+            pending_pongs: VecDeque::new(),
+            close_frame: None,
+            tx_fragment: false,
+            buffered: 0,
+            close_queued: false,
+            close_sent: false,
+            close_received: None,
+            echo_after_events: None,
+            failure: None,
+            initiator: None,
+            shutdown_pending: false,
+            drain_after_shutdown: false,
+            shutdown_sent: false,
+            eof_received: false,
+            closed_emitted: false,
+            close_deadline: None,
+            next_ping: None,
+            last_received: None,
+            pings_out: VecDeque::new(),
+            ping_counter: 0,
+            latency: None,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            protocol: None,
+            extensions: None,
+            deflate: None,
+        }
+    }
+
+    /// Client or server.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The life-cycle state.
+    pub fn state(&self) -> State {
+        if self.closed_emitted {
+            State::Closed
+        } else if !matches!(self.hs, Handshake::Done) {
+            State::Connecting
+        } else if self.close_queued
+            || self.close_received.is_some()
+            || self.failure.is_some()
+            || self.shutdown_pending
+            || self.shutdown_sent
+        {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// Whether messages can be sent.
+    pub fn is_open(&self) -> bool {
+        self.state() == State::Open
+    }
+
+    /// Payload bytes accepted by `send` (after compression, headers not
+    /// counted) that `poll_transmit` has not handed out yet. Without
+    /// compression this is exactly the bytes passed to `send` minus those
+    /// already on their way.
+    pub fn buffered_amount(&self) -> usize {
+        self.buffered
+    }
+
+    /// The agreed subprotocol.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The agreed `Sec-WebSocket-Extensions` value.
+    pub fn extensions(&self) -> Option<&str> {
+        self.extensions.as_deref()
+    }
+
+    /// The agreed permessage-deflate parameters.
+    pub fn deflate_params(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref().map(|d| &d.params)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The latest ping round trip (a pong matched to our ping by payload).
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency
+    }
+
+    /// When the last complete frame (data or control) arrived.
+    pub fn last_message_received(&self) -> Option<Instant> {
+        self.last_received
+    }
+
+    /// Whether `poll_transmit` has something to hand out (drivers use this to
+    /// ask for writable readiness only when needed).
+    pub fn wants_transmit(&self) -> bool {
+        self.has_frames_or_raw() || self.shutdown_pending
+    }
+
+    /// Whether [`poll_event`](Self::poll_event) has an event. A driver that
+    /// hands events to the application later (from another thread) should
+    /// poll each one only when the application takes it: the peer's close
+    /// is echoed once the events before it have been polled, so the
+    /// application can still answer them.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The next event, if any. `Closed` is always the last one.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        // The application comes back for more only after it has handled the
+        // previous event: that is when a deferred close echo may go out.
+        if matches!(self.echo_after_events, Some((0, _, _))) {
+            self.flush_close_echo();
+        }
+        let e = self.events.pop_front()?;
+        if let Some((left, _, _)) = self.echo_after_events.as_mut() {
+            *left = left.saturating_sub(1);
+        }
+        Some(e)
+    }
+
+    fn invalid(&self, op: &'static str) -> Error {
+        Error::InvalidState {
+            op,
+            state: self.state(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("side", &self.side)
+            .field("state", &self.state())
+            .field("buffered_amount", &self.buffered)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,363 @@
+//! Sending: commands, the outgoing queues, fragmentation and `poll_transmit`.
+
+use super::*;
+
+impl Connection {
+    /// Sends a whole message, compressed when permessage-deflate was agreed
+    /// and the message reaches the configured threshold, split into frames of
+    /// at most `fragment_size` payload bytes.
+    pub fn send(&mut self, kind: MessageKind, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_message(kind, data.into(), true, false)
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.send_message(
+            MessageKind::Text,
+            Bytes::copy_from_slice(text.as_bytes()),
+            true,
+            true,
+        )
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_message(MessageKind::Binary, data.into(), true, false)
+    }
+
+    /// Sends a whole message without compressing it (per-message opt-out).
+    pub fn send_uncompressed(
+        &mut self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        self.send_message(kind, data.into(), false, false)
+    }
+
+    /// Sends part of a message. The first call starts a message of `kind`;
+    /// later calls continue it (their `kind` is ignored) until one with
+    /// `fin`. Fragments are never compressed. Text fragments are not
+    /// validated: the caller promises the whole message is UTF-8.
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: impl Into<Bytes>,
+        fin: bool,
+    ) -> Result<(), Error> {
+        self.check_can_send("send_fragment")?;
+        let data = data.into();
+        self.check_queue(data.len())?;
+        let first_opcode = if self.tx_fragment {
+            OpCode::CONTINUATION
+        } else {
+            opcode_of(kind)
+        };
+        self.queue_data(first_opcode, false, data, fin);
+        self.tx_fragment = !fin;
+        if fin {
+            self.stats.messages_out = self.stats.messages_out.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Sends a ping; a pong with the same payload gives [`latency`](Self::latency).
+    pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        self.check_control(payload.len(), "ping")?;
+        self.queue_ping(payload, self.now);
+        Ok(())
+    }
+
+    /// Sends an unsolicited pong (a unidirectional heartbeat).
+    pub fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        self.check_control(payload.len(), "pong")?;
+        let f = self.make_frame(OpCode::PONG, false, true, payload, false);
+        self.ctrl_q.push_back(f);
+        Ok(())
+    }
+
+    /// Copies the next wire bytes into `buf` (client frames are masked in
+    /// this copy; queued payloads are never modified). Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.now = now;
+        if buf.is_empty() {
+            return None;
+        }
+        // `n` and `f.pos` only grow by the length of what was just copied
+        // into the rest of `buf` (or out of the rest of the frame), so they
+        // stay within `buf.len()` and the frame's length.
+        let mut n = 0;
+        if self.raw_pos < self.raw_out.len() {
+            let rest = self.raw_out.get(self.raw_pos..).unwrap_or_default();
+            let k = copy_prefix(buf, rest);
+            self.raw_pos = self.raw_pos.saturating_add(k);
+            n = k;
+            if self.raw_pos == self.raw_out.len() {
+                self.raw_out = Vec::new();
+                self.raw_pos = 0;
+            }
+        }
+        while n < buf.len() && self.raw_out.is_empty() {
+            if self.current.is_none() {
+                self.current = self.next_frame();
+            }
+            let Some(f) = self.current.as_mut() else {
+                break;
+            };
+            let hl = usize::from(f.head_len);
+            if f.pos < hl {
+                let head = f.head.get(f.pos..hl).unwrap_or_default();
+                let k = copy_prefix(buf.get_mut(n..).unwrap_or_default(), head);
+                f.pos = f.pos.saturating_add(k);
+                n = n.saturating_add(k);
+            }
+            if f.pos >= hl {
+                let off = f.pos.saturating_sub(hl);
+                let src = f.payload.get(off..).unwrap_or_default();
+                let dst = buf.get_mut(n..).unwrap_or_default();
+                let k = match f.mask {
+                    Some(m) => {
+                        let k = src.len().min(dst.len());
+                        if let (Some(s), Some(d)) = (src.get(..k), dst.get_mut(..k)) {
+                            copy_masked(s, d, m, off);
+                        }
+                        k
+                    }
+                    None => copy_prefix(dst, src),
+                };
+                f.pos = f.pos.saturating_add(k);
+                n = n.saturating_add(k);
+                if f.counted {
+                    self.buffered = self.buffered.saturating_sub(k);
+                }
+            }
+            if f.pos < hl.saturating_add(f.payload.len()) {
+                break;
+            }
+            if let Some(f) = self.current.take() {
+                self.on_frame_sent(&f);
+            }
+        }
+        if n > 0 {
+            self.stats.bytes_out = self.stats.bytes_out.saturating_add(n as u64);
+            return Some(Transmit::Data(n));
+        }
+        if self.shutdown_pending && !self.has_frames_or_raw() {
+            self.shutdown_pending = false;
+            self.shutdown_sent = true;
+            if self.eof_received || !self.drain_after_shutdown {
+                self.emit_closed();
+            } else {
+                self.close_deadline = Some(after(self.now, self.cfg.close_timeout));
+            }
+            return Some(Transmit::Shutdown);
+        }
+        None
+    }
+
+    /// `utf8_known`: the caller passed a `&str`, so text needs no check.
+    pub(super) fn send_message(
+        &mut self,
+        kind: MessageKind,
+        data: Bytes,
+        compress: bool,
+        utf8_known: bool,
+    ) -> Result<(), Error> {
+        self.check_can_send("send")?;
+        if self.tx_fragment {
+            return Err(Error::FragmentSequence);
+        }
+        self.check_queue(data.len())?;
+        if kind == MessageKind::Text && !utf8_known && std::str::from_utf8(&data).is_err() {
+            return Err(Error::InvalidUtf8);
+        }
+        let (payload, rsv1) = match self.deflate.as_mut() {
+            Some(d) if compress && data.len() >= d.threshold => {
+                self.last_activity = self.now;
+                // Room for the first deflate step in the reused buffer:
+                // several messages queued at once share one allocation.
+                let ceiling = self.cfg.limits.max_send_queue;
+                let room = deflate::deflate_room(data.len());
+                let (peak, epoch) = (&mut self.buf_sizes[2], &mut self.epochs[2]);
+                reserve_reused(&mut self.zbuf, room, peak, epoch, ceiling);
+                d.compressor.compress(&data, &mut self.zbuf);
+                // Several deflate steps may have grown it past that room.
+                self.buf_sizes[2] = self.buf_sizes[2].max(self.zbuf.capacity());
+                let out = self.zbuf.split().freeze();
+                if self.cfg.release_buffers_after.is_zero() {
+                    self.zbuf = BytesMut::new();
+                    self.buf_sizes[2] = 0;
+                }
+                (out, true)
+            }
+            _ => (data, false),
+        };
+        self.queue_data(opcode_of(kind), rsv1, payload, true);
+        self.stats.messages_out = self.stats.messages_out.saturating_add(1);
+        Ok(())
+    }
+
+    pub(super) fn queue_data(&mut self, opcode: OpCode, rsv1: bool, payload: Bytes, fin: bool) {
+        let size = self.cfg.fragment_size.max(1);
+        self.buffered = self.buffered.saturating_add(payload.len());
+        if payload.len() <= size {
+            let f = self.make_frame(opcode, rsv1, fin, payload, true);
+            self.data_q.push_back(f);
+            return;
+        }
+        let mut off = 0;
+        while off < payload.len() {
+            let end = off.saturating_add(size).min(payload.len());
+            let first = off == 0;
+            let op = if first { opcode } else { OpCode::CONTINUATION };
+            let last = end == payload.len();
+            let f = self.make_frame(
+                op,
+                rsv1 && first,
+                fin && last,
+                payload.slice(off..end),
+                true,
+            );
+            self.data_q.push_back(f);
+            off = end;
+        }
+    }
+
+    pub(super) fn queue_ping(&mut self, payload: Bytes, now: Instant) {
+        if self.pings_out.len() == MAX_PINGS_TRACKED {
+            self.pings_out.pop_front();
+        }
+        self.pings_out.push_back((payload.clone(), now));
+        let f = self.make_frame(OpCode::PING, false, true, payload, false);
+        self.ctrl_q.push_back(f);
+    }
+
+    pub(super) fn make_frame(
+        &mut self,
+        opcode: OpCode,
+        rsv1: bool,
+        fin: bool,
+        payload: Bytes,
+        counted: bool,
+    ) -> OutFrame {
+        let mask = match self.side {
+            Side::Client => Some(self.rng.next_u32().to_ne_bytes()),
+            Side::Server => None,
+        };
+        let h = FrameHeader {
+            fin,
+            rsv1,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; FrameHeader::MAX_LEN];
+        let head_len = h.encode(&mut head) as u8;
+        OutFrame {
+            head,
+            head_len,
+            payload,
+            mask,
+            pos: 0,
+            counted,
+            is_close: false,
+        }
+    }
+
+    pub(super) fn next_frame(&mut self) -> Option<OutFrame> {
+        if self.close_sent {
+            return None;
+        }
+        if let Some(p) = self.pending_pongs.pop_front() {
+            return Some(self.make_frame(OpCode::PONG, false, true, p, false));
+        }
+        self.ctrl_q
+            .pop_front()
+            .or_else(|| self.data_q.pop_front())
+            .or_else(|| self.close_frame.take())
+    }
+
+    pub(super) fn on_frame_sent(&mut self, f: &OutFrame) {
+        self.stats.frames_out = self.stats.frames_out.saturating_add(1);
+        if f.is_close {
+            self.close_sent = true;
+            self.ctrl_q.clear();
+            if self.failure.is_some() {
+                self.schedule_shutdown(true);
+            } else {
+                self.check_close_complete();
+            }
+        }
+    }
+
+    pub(super) fn has_frames_or_raw(&self) -> bool {
+        self.raw_pos < self.raw_out.len()
+            || self.current.is_some()
+            || (!self.close_sent
+                && (!self.pending_pongs.is_empty()
+                    || !self.ctrl_q.is_empty()
+                    || !self.data_q.is_empty()
+                    || self.close_frame.is_some()))
+    }
+
+    pub(super) fn drop_queued_data(&mut self) {
+        for f in self.data_q.drain(..) {
+            if f.counted {
+                self.buffered = self.buffered.saturating_sub(f.payload.len());
+            }
+        }
+        self.tx_fragment = false;
+    }
+
+    pub(super) fn check_can_send(&self, op: &'static str) -> Result<(), Error> {
+        // Open, or the peer's close waits for the application to read the
+        // messages before it (it may still answer them).
+        let answering = self.echo_after_events.is_some();
+        if self.state() == State::Open || answering {
+            Ok(())
+        } else {
+            Err(self.invalid(op))
+        }
+    }
+
+    pub(super) fn check_queue(&self, len: usize) -> Result<(), Error> {
+        let limit = self.cfg.limits.max_send_queue;
+        // An empty queue always takes one message, however large: the
+        // caller already holds it in memory, and refusing it forever would
+        // make it unsendable.
+        if self.buffered > 0 && self.buffered.saturating_add(len) > limit {
+            Err(Error::Backpressure {
+                buffered_amount: self.buffered,
+                limit,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(super) fn check_control(&self, len: usize, op: &'static str) -> Result<(), Error> {
+        if len > 125 {
+            return Err(Error::ControlPayloadTooLong(len));
+        }
+        self.check_can_send(op)
+    }
+}
+
+/// Copies as much of `src` as fits at the start of `dst`; the count copied.
+fn copy_prefix(dst: &mut [u8], src: &[u8]) -> usize {
+    let k = dst.len().min(src.len());
+    if let (Some(d), Some(s)) = (dst.get_mut(..k), src.get(..k)) {
+        d.copy_from_slice(s);
+    }
+    k
+}
+
+fn opcode_of(kind: MessageKind) -> OpCode {
+    match kind {
+        MessageKind::Text => OpCode::TEXT,
+        MessageKind::Binary => OpCode::BINARY,
+    }
+}

@@ -1,0 +1,269 @@
+//! The opening handshake, both roles.
+
+use super::*;
+
+impl Connection {
+    /// Server role: accepts the upgrade request announced by
+    /// [`Event::UpgradeRequest`]. permessage-deflate is negotiated from the
+    /// configuration.
+    pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
+        let Handshake::ServerAwaitDecision {
+            key,
+            protocols,
+            deflate,
+        } = &self.hs
+        else {
+            return Err(self.invalid("accept"));
+        };
+        if let Some(p) = &accept.protocol {
+            if !protocols.iter().any(|o| o == p) {
+                return Err(Error::InvalidHeader(format!(
+                    "subprotocol {p:?} was not offered"
+                )));
+            }
+        }
+        for (n, v) in &accept.headers {
+            if !handshake::valid_header(n, v) {
+                return Err(Error::InvalidHeader(n.clone()));
+            }
+        }
+        let deflate = deflate.clone();
+        handshake::write_accept(
+            key,
+            accept.protocol.as_deref(),
+            deflate.as_ref().map(|(_, h)| h.as_str()),
+            &accept.headers,
+            &mut self.raw_out,
+        );
+        self.protocol = accept.protocol;
+        if let Some((params, header)) = deflate {
+            self.set_deflate(params, header);
+        }
+        self.open(Vec::new());
+        self.process_frames();
+        Ok(())
+    }
+
+    /// Server role: refuses the upgrade request with an HTTP status, extra
+    /// headers and a body; the connection then closes.
+    pub fn reject(
+        &mut self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(), Error> {
+        if !matches!(self.hs, Handshake::ServerAwaitDecision { .. }) {
+            return Err(self.invalid("reject"));
+        }
+        if !(200..=599).contains(&status) || status == 101 {
+            return Err(Error::InvalidHeader(format!("status {status}")));
+        }
+        if let Some((n, _)) = headers.iter().find(|(n, v)| !handshake::valid_header(n, v)) {
+            return Err(Error::InvalidHeader(n.clone()));
+        }
+        handshake::write_reject(status, headers, body, &mut self.raw_out);
+        self.initiator = Some(Initiator::Local);
+        self.failure = Some(ConnectionError::Handshake(HandshakeError::Rejected(status)));
+        self.hs = Handshake::Failed;
+        self.stop_input();
+        self.schedule_shutdown(true);
+        Ok(())
+    }
+
+    pub(super) fn process(&mut self) {
+        match self.hs {
+            Handshake::Done => self.process_frames(),
+            Handshake::ServerAwaitRequest => self.process_request(),
+            Handshake::ClientAwaitResponse { .. } => self.process_response(),
+            Handshake::ServerAwaitDecision { .. } => {
+                // Bytes after the request wait for the application's answer,
+                // but never more than one maximal frame.
+                let most = self.cfg.limits.frame_payload_limit();
+                if self.rbuf.len() > most.saturating_add(FrameHeader::MAX_LEN) {
+                    self.rbuf.clear();
+                    self.server_reject_request(
+                        400,
+                        HandshakeError::Malformed(
+                            "too much data before the handshake completed".into(),
+                        ),
+                    );
+                }
+            }
+            Handshake::ClientReadBody { .. } | Handshake::Failed => {}
+        }
+    }
+
+    pub(super) fn process_request(&mut self) {
+        match handshake::parse_request(&self.rbuf, &self.cfg.limits) {
+            Ok(None) => {}
+            Ok(Some((parsed, n))) => {
+                self.rbuf.advance(n);
+                let deflate = self.cfg.deflate.as_ref().and_then(|cfg| {
+                    let values: Vec<&str> = parsed
+                        .request
+                        .extensions
+                        .iter()
+                        .map(String::as_str)
+                        .collect();
+                    deflate::server_negotiate(cfg, &values)
+                });
+                self.hs = Handshake::ServerAwaitDecision {
+                    key: parsed.key,
+                    protocols: parsed.request.protocols.clone(),
+                    deflate,
+                };
+                self.events
+                    .push_back(Event::UpgradeRequest(Box::new(parsed.request)));
+                self.process();
+            }
+            Err(rej) => {
+                self.rbuf.clear();
+                self.server_reject_request(rej.status, rej.error);
+            }
+        }
+    }
+
+    pub(super) fn server_reject_request(&mut self, status: u16, error: HandshakeError) {
+        handshake::write_reject(
+            status,
+            &[],
+            handshake::reason_phrase(status).as_bytes(),
+            &mut self.raw_out,
+        );
+        self.initiator.get_or_insert(Initiator::Remote);
+        self.failure = Some(ConnectionError::Handshake(error));
+        self.hs = Handshake::Failed;
+        self.stop_input();
+        self.schedule_shutdown(true);
+    }
+
+    pub(super) fn process_response(&mut self) {
+        let resp = match handshake::parse_response(&self.rbuf, &self.cfg.limits) {
+            Ok(None) => return,
+            Ok(Some((resp, n))) => {
+                self.rbuf.advance(n);
+                resp
+            }
+            Err(e) => return self.fail_handshake(e, true),
+        };
+        if resp.status != 101 {
+            let declared = resp
+                .all("content-length")
+                .next()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let take = declared.unwrap_or(self.rbuf.len()).min(MAX_ERROR_BODY);
+            let mut body = Vec::with_capacity(take);
+            let now = take.min(self.rbuf.len());
+            body.extend_from_slice(self.rbuf.get(..now).unwrap_or_default());
+            self.rbuf.clear();
+            self.hs = Handshake::ClientReadBody {
+                status: resp.status,
+                reason: resp.reason,
+                headers: resp.headers,
+                body,
+                want: take,
+            };
+            if now >= take {
+                self.finish_error_response();
+            }
+            return;
+        }
+        let Handshake::ClientAwaitResponse { accept, protocols } = &self.hs else {
+            return;
+        };
+        let protocol = match handshake::validate_switching(&resp, accept, protocols) {
+            Ok(p) => p,
+            Err(e) => return self.fail_handshake(e, true),
+        };
+        let values: Vec<&str> = resp.all("sec-websocket-extensions").collect();
+        match &self.cfg.deflate {
+            Some(cfg) => match deflate::client_accept_response(cfg, &values) {
+                Ok(Some(params)) => {
+                    let header = values.join(", ");
+                    self.set_deflate(params, header);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return self.fail_handshake(HandshakeError::Extension(e.to_string()), true)
+                }
+            },
+            None if !values.is_empty() => {
+                return self.fail_handshake(
+                    HandshakeError::Extension(format!("not offered: {}", values.join(", "))),
+                    true,
+                );
+            }
+            None => {}
+        }
+        self.protocol = protocol;
+        self.open(resp.headers);
+        self.process_frames();
+    }
+
+    pub(super) fn finish_error_response(&mut self) {
+        let hs = std::mem::replace(&mut self.hs, Handshake::Failed);
+        if let Handshake::ClientReadBody {
+            status,
+            reason,
+            headers,
+            body,
+            ..
+        } = hs
+        {
+            self.fail_handshake(
+                HandshakeError::Status {
+                    status,
+                    reason,
+                    headers,
+                    body,
+                },
+                false,
+            );
+        }
+    }
+
+    pub(super) fn fail_handshake(&mut self, e: HandshakeError, local: bool) {
+        if local {
+            self.initiator.get_or_insert(Initiator::Local);
+        }
+        self.initiator.get_or_insert(Initiator::Remote);
+        self.failure = Some(ConnectionError::Handshake(e));
+        self.hs = Handshake::Failed;
+        self.stop_input();
+        self.abandon_output();
+        self.schedule_shutdown(false);
+    }
+
+    pub(super) fn set_deflate(&mut self, params: DeflateParams, header: String) {
+        let (role, level, threshold) = match &self.cfg.deflate {
+            Some(cfg) => (self.deflate_role(), cfg.level, cfg.threshold),
+            None => return,
+        };
+        self.deflate = Some(DeflateState {
+            compressor: Compressor::new(&params, role, level),
+            decompressor: Decompressor::new(&params, self.deflate_role()),
+            params,
+            threshold,
+        });
+        self.extensions = Some(header);
+    }
+
+    pub(super) fn deflate_role(&self) -> deflate::Role {
+        match self.side {
+            Side::Client => deflate::Role::Client,
+            Side::Server => deflate::Role::Server,
+        }
+    }
+
+    pub(super) fn open(&mut self, headers: Vec<(String, String)>) {
+        self.hs = Handshake::Done;
+        self.handshake_deadline = None;
+        self.last_received = Some(self.now);
+        self.next_ping = self.cfg.ping_interval.map(|d| after(self.now, d));
+        self.events.push_back(Event::Open(Box::new(OpenInfo {
+            protocol: self.protocol.clone(),
+            extensions: self.extensions.clone(),
+            headers,
+        })));
+    }
+}
