@@ -16,14 +16,15 @@ impl Connection {
         }
         self.initiator = Some(Initiator::Local);
         self.queue_close(code, reason);
-        self.close_deadline = Some(after(self.now, self.cfg.close_timeout));
+        self.timers
+            .set(Timer::Close, after(self.now, self.cfg.close_timeout));
         Ok(())
     }
 
     /// The transport's read side ended (the peer sent FIN).
     pub fn handle_eof(&mut self, now: Instant) {
         self.now = now;
-        if self.closed_emitted || self.eof_received {
+        if self.ending == Ending::Closed || self.eof_received {
             return;
         }
         self.eof_received = true;
@@ -31,7 +32,7 @@ impl Connection {
             Handshake::Done => {}
             Handshake::ClientReadBody { .. } => return self.finish_error_response(),
             Handshake::Failed => {
-                if self.shutdown_sent {
+                if self.ending == Ending::ShutdownSent {
                     self.emit_closed();
                 }
                 return;
@@ -43,7 +44,7 @@ impl Connection {
             }
         }
         self.flush_close_echo();
-        if self.shutdown_sent {
+        if self.ending == Ending::ShutdownSent {
             self.emit_closed();
         } else if self.close_received.is_some() {
             // Either the closing handshake is done (a client waiting for the
@@ -65,7 +66,7 @@ impl Connection {
     /// closed.
     pub fn handle_transport_error(&mut self, now: Instant, error: impl Into<String>) {
         self.now = now;
-        if self.closed_emitted {
+        if self.ending == Ending::Closed {
             return;
         }
         if self.failure.is_none() {
@@ -79,7 +80,7 @@ impl Connection {
 
     pub(super) fn flush_close_echo(&mut self) {
         if let Some((_, code, reason)) = self.echo_after_events.take() {
-            if !self.close_queued {
+            if !self.our_close.queued() {
                 self.queue_close_raw(code, &reason);
             }
         }
@@ -102,7 +103,7 @@ impl Connection {
         };
         self.initiator.get_or_insert(Initiator::Remote);
         self.stop_input();
-        if !self.close_queued {
+        if !self.our_close.queued() {
             // Echo the status code and the reason (RFC 6455 §5.5.1; browsers,
             // Node `ws` and Python `websockets` show the reason of the close
             // that completes the handshake) once the application has seen the
@@ -136,7 +137,7 @@ impl Connection {
             self.failure = Some(ConnectionError::Protocol(e));
             // Data already queued (or sent by the application in answer to
             // the events before the violation) goes out before the close.
-            if !self.close_queued && self.echo_after_events.is_none() {
+            if !self.our_close.queued() && self.echo_after_events.is_none() {
                 if self.events.is_empty() {
                     self.queue_close(code, &reason);
                 } else {
@@ -144,7 +145,7 @@ impl Connection {
                 }
             }
         }
-        if self.close_sent {
+        if self.our_close == OurClose::Sent {
             self.schedule_shutdown(true);
         }
     }
@@ -162,29 +163,31 @@ impl Connection {
         let mut f = self.make_frame(OpCode::CLOSE, false, true, Bytes::from(p), false);
         f.is_close = true;
         self.close_frame = Some(f);
-        self.close_queued = true;
+        self.our_close = OurClose::Queued;
         self.pending_pongs.clear();
     }
 
     pub(super) fn check_close_complete(&mut self) {
-        if !(self.close_sent && self.close_received.is_some()) {
+        if !(self.our_close == OurClose::Sent && self.close_received.is_some()) {
             return;
         }
         match self.side {
             // The server closes TCP first (RFC 6455 §7.1.1).
             Side::Server => self.schedule_shutdown(true),
             Side::Client if self.eof_received => self.schedule_shutdown(false),
-            Side::Client => self.close_deadline = Some(after(self.now, self.cfg.close_timeout)),
+            Side::Client => {
+                let at = after(self.now, self.cfg.close_timeout);
+                self.timers.set(Timer::Close, at);
+            }
         }
     }
 
     pub(super) fn schedule_shutdown(&mut self, drain: bool) {
-        if self.shutdown_sent || self.shutdown_pending {
+        if self.ending != Ending::Running {
             return;
         }
-        self.shutdown_pending = true;
-        self.drain_after_shutdown = drain;
-        self.close_deadline = None;
+        self.ending = Ending::ShutdownDue { drain };
+        self.timers.clear(Timer::Close);
     }
 
     /// Discards everything not yet handed out (the transport is unusable or
@@ -207,17 +210,16 @@ impl Connection {
     }
 
     pub(super) fn emit_closed(&mut self) {
-        if self.closed_emitted {
+        if self.ending == Ending::Closed {
             return;
         }
-        self.closed_emitted = true;
-        self.close_deadline = None;
-        self.handshake_deadline = None;
-        self.next_ping = None;
+        self.ending = Ending::Closed;
+        self.timers.clear(Timer::Close);
+        self.timers.clear(Timer::Handshake);
+        self.timers.clear(Timer::Ping);
         self.stop_input();
         self.abandon_output();
-        self.shutdown_pending = false;
-        let clean = self.close_sent && self.close_received.is_some();
+        let clean = self.our_close == OurClose::Sent && self.close_received.is_some();
         let (code, reason) = match (&self.failure, &self.close_received) {
             (Some(ConnectionError::Protocol(e)), _) => {
                 let mut r = e.to_string();
@@ -246,4 +248,39 @@ fn truncate_utf8(s: &mut String, max: usize) {
             .unwrap_or(0);
         s.truncate(end);
     }
+}
+
+/// Our close frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OurClose {
+    /// None queued yet.
+    NotQueued,
+    /// Queued (`close_frame`), not yet handed out.
+    Queued,
+    /// Handed out by `poll_transmit`.
+    Sent,
+}
+
+impl OurClose {
+    /// Queued or sent.
+    pub(super) fn queued(self) -> bool {
+        self != OurClose::NotQueued
+    }
+}
+
+/// The transport's write side and the connection's end, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// Not shutting down.
+    Running,
+    /// `Transmit::Shutdown` is due once everything queued is out; with
+    /// `drain`, keep reading until the peer's FIN (or the close timer).
+    ShutdownDue {
+        /// Wait for the peer's FIN after our shutdown.
+        drain: bool,
+    },
+    /// `Transmit::Shutdown` was handed out.
+    ShutdownSent,
+    /// The terminal `Event::Closed` was emitted: nothing more happens.
+    Closed,
 }

@@ -18,7 +18,8 @@ mod timers;
 mod upgrade;
 
 use buffers::reserve_reused;
-use timers::after;
+use closing::{Ending, OurClose};
+use timers::{after, Timer, Timers};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -177,8 +178,7 @@ pub struct Connection {
     buffered: usize,
 
     // Closing.
-    close_queued: bool,
-    close_sent: bool,
+    our_close: OurClose,
     close_received: Option<(CloseCode, String)>,
     /// Our close frame (an echo of the peer's close, or the one failing the
     /// connection) waits until the application has polled the events that
@@ -187,16 +187,12 @@ pub struct Connection {
     echo_after_events: Option<(usize, Option<CloseCode>, String)>,
     failure: Option<ConnectionError>,
     initiator: Option<Initiator>,
-    shutdown_pending: bool,
-    drain_after_shutdown: bool,
-    shutdown_sent: bool,
+    /// The write side and the connection's end.
+    ending: Ending,
     eof_received: bool,
-    closed_emitted: bool,
 
     // Timers and keepalive.
-    handshake_deadline: Option<Instant>,
-    close_deadline: Option<Instant>,
-    next_ping: Option<Instant>,
+    timers: Timers,
     last_received: Option<Instant>,
     pings_out: VecDeque<(Bytes, Instant)>,
     ping_counter: u64,
@@ -298,7 +294,7 @@ impl Connection {
         };
         Connection {
             side,
-            handshake_deadline: Some(after(now, cfg.handshake_timeout)),
+            timers: Timers::starting(after(now, cfg.handshake_timeout)),
             cfg,
             rng,
             now,
@@ -323,19 +319,13 @@ impl Connection {
             close_frame: None,
             tx_fragment: false,
             buffered: 0,
-            close_queued: false,
-            close_sent: false,
+            our_close: OurClose::NotQueued,
             close_received: None,
             echo_after_events: None,
             failure: None,
             initiator: None,
-            shutdown_pending: false,
-            drain_after_shutdown: false,
-            shutdown_sent: false,
+            ending: Ending::Running,
             eof_received: false,
-            closed_emitted: false,
-            close_deadline: None,
-            next_ping: None,
             last_received: None,
             pings_out: VecDeque::new(),
             ping_counter: 0,
@@ -355,15 +345,14 @@ impl Connection {
 
     /// The life-cycle state.
     pub fn state(&self) -> State {
-        if self.closed_emitted {
+        if self.ending == Ending::Closed {
             State::Closed
         } else if !matches!(self.hs, Handshake::Done) {
             State::Connecting
-        } else if self.close_queued
+        } else if self.our_close.queued()
             || self.close_received.is_some()
             || self.failure.is_some()
-            || self.shutdown_pending
-            || self.shutdown_sent
+            || self.ending != Ending::Running
         {
             State::Closing
         } else {
@@ -417,7 +406,7 @@ impl Connection {
     /// Whether `poll_transmit` has something to hand out (drivers use this to
     /// ask for writable readiness only when needed).
     pub fn wants_transmit(&self) -> bool {
-        self.has_frames_or_raw() || self.shutdown_pending
+        self.has_frames_or_raw() || matches!(self.ending, Ending::ShutdownDue { .. })
     }
 
     /// Whether [`poll_event`](Self::poll_event) has an event. A driver that

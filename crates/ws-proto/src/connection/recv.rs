@@ -7,7 +7,7 @@ impl Connection {
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
         self.now = now;
         self.stats.bytes_in = self.stats.bytes_in.saturating_add(data.len() as u64);
-        if self.closed_emitted || self.input_closed {
+        if self.ending == Ending::Closed || self.input_closed {
             return;
         }
         if let Handshake::ClientReadBody { body, want, .. } = &mut self.hs {
@@ -177,7 +177,7 @@ impl Connection {
     pub(super) fn on_frame(&mut self, h: FrameHeader, payload: Bytes) {
         match h.opcode {
             OpCode::PING => {
-                if self.cfg.auto_pong && !self.close_queued {
+                if self.cfg.auto_pong && !self.our_close.queued() {
                     // Answer every ping, but keep at most MAX_PENDING_PONGS
                     // unanswered: a peer flooding pings without reading our
                     // pongs gets only the latest ones (RFC 6455 §5.5.3).

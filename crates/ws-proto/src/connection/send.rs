@@ -143,13 +143,13 @@ impl Connection {
             self.stats.bytes_out = self.stats.bytes_out.saturating_add(n as u64);
             return Some(Transmit::Data(n));
         }
-        if self.shutdown_pending && !self.has_frames_or_raw() {
-            self.shutdown_pending = false;
-            self.shutdown_sent = true;
-            if self.eof_received || !self.drain_after_shutdown {
+        if let (Ending::ShutdownDue { drain }, false) = (self.ending, self.has_frames_or_raw()) {
+            self.ending = Ending::ShutdownSent;
+            if self.eof_received || !drain {
                 self.emit_closed();
             } else {
-                self.close_deadline = Some(after(self.now, self.cfg.close_timeout));
+                self.timers
+                    .set(Timer::Close, after(self.now, self.cfg.close_timeout));
             }
             return Some(Transmit::Shutdown);
         }
@@ -268,7 +268,7 @@ impl Connection {
     }
 
     pub(super) fn next_frame(&mut self) -> Option<OutFrame> {
-        if self.close_sent {
+        if self.our_close == OurClose::Sent {
             return None;
         }
         if let Some(p) = self.pending_pongs.pop_front() {
@@ -283,7 +283,7 @@ impl Connection {
     pub(super) fn on_frame_sent(&mut self, f: &OutFrame) {
         self.stats.frames_out = self.stats.frames_out.saturating_add(1);
         if f.is_close {
-            self.close_sent = true;
+            self.our_close = OurClose::Sent;
             self.ctrl_q.clear();
             if self.failure.is_some() {
                 self.schedule_shutdown(true);
@@ -296,7 +296,7 @@ impl Connection {
     pub(super) fn has_frames_or_raw(&self) -> bool {
         self.raw_pos < self.raw_out.len()
             || self.current.is_some()
-            || (!self.close_sent
+            || (self.our_close != OurClose::Sent
                 && (!self.pending_pongs.is_empty()
                     || !self.ctrl_q.is_empty()
                     || !self.data_q.is_empty()

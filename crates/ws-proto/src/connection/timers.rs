@@ -9,12 +9,12 @@ impl Connection {
         if self.buffer_release_at().is_some_and(|t| now >= t) {
             self.release_buffers();
         }
-        if self.closed_emitted {
+        if self.ending == Ending::Closed {
             return;
         }
-        if let Some(d) = self.handshake_deadline {
+        if let Some(d) = self.timers.get(Timer::Handshake) {
             if now >= d {
-                self.handshake_deadline = None;
+                self.timers.clear(Timer::Handshake);
                 match self.hs {
                     Handshake::Done | Handshake::Failed => {}
                     Handshake::ClientReadBody { .. } => self.finish_error_response(),
@@ -29,12 +29,12 @@ impl Connection {
                 }
             }
         }
-        if let Some(d) = self.close_deadline {
+        if let Some(d) = self.timers.get(Timer::Close) {
             if now >= d {
-                self.close_deadline = None;
-                if self.shutdown_sent {
+                self.timers.clear(Timer::Close);
+                if self.ending == Ending::ShutdownSent {
                     self.emit_closed();
-                } else if self.close_sent && self.close_received.is_some() {
+                } else if self.our_close == OurClose::Sent && self.close_received.is_some() {
                     self.schedule_shutdown(false);
                 } else {
                     if self.failure.is_none() {
@@ -59,12 +59,12 @@ impl Connection {
                 return;
             }
         }
-        if let (Some(at), Some(every)) = (self.next_ping, self.cfg.ping_interval) {
+        if let (Some(at), Some(every)) = (self.timers.get(Timer::Ping), self.cfg.ping_interval) {
             if now >= at {
                 self.ping_counter = self.ping_counter.wrapping_add(1);
                 let payload = Bytes::copy_from_slice(&self.ping_counter.to_be_bytes());
                 self.queue_ping(payload, now);
-                self.next_ping = Some(after(now, every));
+                self.timers.set(Timer::Ping, after(now, every));
             }
         }
     }
@@ -72,27 +72,32 @@ impl Connection {
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
     /// must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closed_emitted {
+        if self.ending == Ending::Closed {
             return None;
         }
-        let mut t = [
-            self.close_deadline,
-            None,
-            None,
-            None,
+        let open = self.state() == State::Open;
+        // The idle deadline follows the last frame received.
+        let idle = self
+            .cfg
+            .idle_timeout
+            .zip(self.last_received)
+            .map(|(d, l)| after(l, d))
+            .filter(|_| open);
+        let ping = self.timers.get(Timer::Ping).filter(|_| open);
+        let handshake = self
+            .timers
+            .get(Timer::Handshake)
+            .filter(|_| !matches!(self.hs, Handshake::Done));
+        [
+            self.timers.get(Timer::Close),
+            handshake,
+            ping,
+            idle,
             self.buffer_release_at(),
-        ];
-        if !matches!(self.hs, Handshake::Done) {
-            t[1] = self.handshake_deadline;
-        } else if self.state() == State::Open {
-            t[2] = self.next_ping;
-            t[3] = self
-                .cfg
-                .idle_timeout
-                .zip(self.last_received)
-                .map(|(d, l)| after(l, d));
-        }
-        t.into_iter().flatten().min()
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -102,4 +107,47 @@ pub(super) fn after(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
         .unwrap_or(now)
+}
+
+/// The deadlines the connection sets, one slot each. (The idle deadline and
+/// the buffer release are derived from the last input and activity instead.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// The opening handshake must be done by then.
+    Handshake,
+    /// The closing handshake (or the peer's FIN after it) must be done by then.
+    Close,
+    /// The next keepalive ping is due.
+    Ping,
+}
+
+/// The table of deadlines, indexed by [`Timer`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Timers {
+    at: [Option<Instant>; 3],
+}
+
+impl Timers {
+    /// A table with only the handshake deadline set.
+    pub(super) fn starting(handshake: Instant) -> Timers {
+        let mut t = Timers::default();
+        t.set(Timer::Handshake, handshake);
+        t
+    }
+
+    pub(super) fn get(&self, t: Timer) -> Option<Instant> {
+        self.at.get(t as usize).copied().flatten()
+    }
+
+    pub(super) fn set(&mut self, t: Timer, at: Instant) {
+        if let Some(slot) = self.at.get_mut(t as usize) {
+            *slot = Some(at);
+        }
+    }
+
+    pub(super) fn clear(&mut self, t: Timer) {
+        if let Some(slot) = self.at.get_mut(t as usize) {
+            *slot = None;
+        }
+    }
 }

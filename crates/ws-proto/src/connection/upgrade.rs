@@ -257,9 +257,11 @@ impl Connection {
 
     pub(super) fn open(&mut self, headers: Vec<(String, String)>) {
         self.hs = Handshake::Done;
-        self.handshake_deadline = None;
+        self.timers.clear(Timer::Handshake);
         self.last_received = Some(self.now);
-        self.next_ping = self.cfg.ping_interval.map(|d| after(self.now, d));
+        if let Some(every) = self.cfg.ping_interval {
+            self.timers.set(Timer::Ping, after(self.now, every));
+        }
         self.events.push_back(Event::Open(Box::new(OpenInfo {
             protocol: self.protocol.clone(),
             extensions: self.extensions.clone(),
