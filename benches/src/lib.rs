@@ -55,7 +55,8 @@ pub fn open_pair(
         reason = "benchmarks run on the real clock"
     )]
     let now = std::time::Instant::now();
-    let mut c = Connection::client(cfg.clone(), &ClientRequest::new("h", "/"), now);
+    let mut c = Connection::client(cfg.clone(), &ClientRequest::new("h", "/"), now)
+        .expect("a valid request");
     let mut s = Connection::server(cfg, now);
     let mut buf = vec![0u8; 64 << 10];
     pump(&mut c, &mut s, now, &mut buf);

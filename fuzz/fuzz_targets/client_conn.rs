@@ -23,7 +23,7 @@ fuzz_target!(|input: Input| {
         .rng_seed([3; 32])
         .deflate(input.deflate.then(DeflateConfig::default));
     let now = Instant::now();
-    let mut conn = Connection::client(cfg, &ClientRequest::new("h", "/"), now);
+    let mut conn = Connection::client(cfg, &ClientRequest::new("h", "/"), now).expect("a valid request");
     let mut buf = [0u8; 2048];
     let mut request = Vec::new();
     while let Some(Transmit::Data(n)) = conn.poll_transmit(now, &mut buf) {

@@ -71,7 +71,7 @@ fuzz_target!(|input: Input| {
             .ping_interval(Some(Duration::from_millis(500)))
     };
     let mut c = Side {
-        conn: Connection::client(cfg(1), &ClientRequest::new("h", "/"), now),
+        conn: Connection::client(cfg(1), &ClientRequest::new("h", "/"), now).expect("a valid request"),
         wire_out: Vec::new(),
         eof_out: false,
         closed: 0,

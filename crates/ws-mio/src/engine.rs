@@ -802,7 +802,7 @@ impl Core {
         }
         let config = opts.config.unwrap_or_else(|| self.options.config.clone());
         let deadline = self.now + config.handshake_timeout;
-        let conn = Connection::client(config, &request, self.now);
+        let conn = Connection::client(config, &request, self.now)?;
         let (slot, gen) = self.insert(Session::new(conn, transport, Some(deadline)))?;
         Ok(self.id(slot, gen))
     }

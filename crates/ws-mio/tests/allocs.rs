@@ -101,7 +101,8 @@ impl Client {
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         sock.set_nodelay(true).unwrap();
-        let conn = Connection::client(cfg, &ClientRequest::new("127.0.0.1", "/"), Instant::now());
+        let conn = Connection::client(cfg, &ClientRequest::new("127.0.0.1", "/"), Instant::now())
+            .expect("a valid request");
         let mut c = Client {
             conn,
             sock,

@@ -60,7 +60,8 @@ fn session(addr: &str, resource: &str, echo: bool) -> std::io::Result<Option<Str
             .max_message_size(16 << 20)
             .max_send_queue(64 << 20),
     );
-    let mut conn = Connection::client(cfg, &ClientRequest::new(addr, resource), Instant::now());
+    let mut conn = Connection::client(cfg, &ClientRequest::new(addr, resource), Instant::now())
+        .expect("a valid request");
     let mut first = None;
     let give_up = Instant::now() + Duration::from_secs(120);
     drive::run(&mut stream, &mut conn, Some(give_up), |conn, ev| {

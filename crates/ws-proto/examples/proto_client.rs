@@ -41,7 +41,8 @@ fn main() -> std::io::Result<()> {
         cfg,
         &ClientRequest::new(addr.clone(), "/echo"),
         Instant::now(),
-    );
+    )
+    .expect("a valid request");
     let lines = ["hello", "from the sans-IO core", "over a plain TcpStream"];
     let mut echoed = 0;
     let give_up = Instant::now() + Duration::from_secs(10);

@@ -1,8 +1,10 @@
 //! Configuration: limits, timers, fragmentation and compression.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::deflate::DeflateConfig;
+use crate::deflate::{DeflateConfig, DeflateFactory};
+use crate::extension::ExtensionFactory;
 
 /// Every byte the core keeps on behalf of a peer is bounded by one of these.
 ///
@@ -142,8 +144,12 @@ pub struct Config {
     /// How long the opening handshake may take, the server application's
     /// decision included (default 10 s).
     pub handshake_timeout: Duration,
-    /// permessage-deflate: offered (client) or accepted (server) when `Some`.
+    /// permessage-deflate: offered (client) or accepted (server) when `Some`. It is negotiated
+    /// first, before [`extensions`](Self::extensions).
     pub deflate: Option<DeflateConfig>,
+    /// Other extensions to offer (client) or accept (server), in order of preference; see
+    /// [`crate::extension`].
+    pub extensions: Vec<Arc<dyn ExtensionFactory>>,
     /// How long the receive, reassembly and compression buffers are kept
     /// after the last input or send once they are empty (default 1 s).
     ///
@@ -173,6 +179,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             deflate: None,
+            extensions: Vec::new(),
             release_buffers_after: Duration::from_secs(1),
             rng_seed: None,
         }
@@ -224,6 +231,20 @@ impl Config {
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.deflate = deflate;
         self
+    }
+    /// Adds an extension to negotiate (after permessage-deflate and the ones added before).
+    pub fn extension(mut self, factory: Arc<dyn ExtensionFactory>) -> Self {
+        self.extensions.push(factory);
+        self
+    }
+    /// Every extension this configuration negotiates, in order: permessage-deflate (when
+    /// configured), then [`extensions`](Self::extensions).
+    pub fn extension_factories(&self) -> Vec<Arc<dyn ExtensionFactory>> {
+        let deflate = self.deflate.iter().map(|d| {
+            let f: Arc<dyn ExtensionFactory> = Arc::new(DeflateFactory::new(d.clone()));
+            f
+        });
+        deflate.chain(self.extensions.iter().cloned()).collect()
     }
     /// Sets [`release_buffers_after`](Self::release_buffers_after).
     pub fn release_buffers_after(mut self, after: Duration) -> Self {
@@ -278,38 +299,93 @@ impl ClientRequest {
         self
     }
 
-    /// Checks that nothing in the request can break the HTTP framing (CR,
-    /// LF or NUL in a value, an invalid header name, whitespace in the
-    /// resource). Drivers call this before
-    /// [`Connection::client`](crate::Connection::client), which writes the
-    /// request as given.
+    /// Checks that nothing in the request can add a header line or break the
+    /// request line; [`Connection::client`](crate::Connection::client) calls it
+    /// and refuses to start on an error, which names the field:
+    ///
+    /// - `Host`: a host (name, IPv4, or `[IPv6]`) with an optional `:port`, in
+    ///   URI characters only (no whitespace, control bytes, `/`, `?`, `#`, `@`);
+    /// - the request target: empty (meaning `/`) or starting with `/`, visible
+    ///   ASCII only (percent-encode anything else), no `#`;
+    /// - `Origin`: visible ASCII only;
+    /// - each subprotocol: a token (RFC 7230 `tchar`s), so no `,` or spaces;
+    /// - each extra header: a token name that is not one the handshake sets
+    ///   itself (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-*`, `Origin`,
+    ///   `Content-Length`, `Transfer-Encoding`), and a value without control
+    ///   bytes (CR, LF, NUL, ...; a tab is allowed).
     pub fn validate(&self) -> Result<(), crate::Error> {
-        let bad = |what: &str| Err(crate::Error::InvalidHeader(what.to_string()));
-        if !crate::handshake::valid_header("Host", &self.host) || self.host.is_empty() {
-            return bad("Host");
+        let bad = |field: &str, reason: &str| {
+            Err(crate::Error::InvalidRequest {
+                field: field.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        if self.host.is_empty() {
+            return bad("Host", "empty");
         }
-        if self
+        if !self.host.bytes().all(is_host_byte) {
+            return bad(
+                "Host",
+                "only a host name or address and an optional :port may appear",
+            );
+        }
+        if !(self.resource.is_empty() || self.resource.starts_with('/')) {
+            return bad("request target", "must start with '/'");
+        }
+        if !self
             .resource
             .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            .all(|b| b.is_ascii_graphic() && b != b'#')
         {
-            return bad("request target");
+            return bad(
+                "request target",
+                "whitespace, control bytes, '#' and non-ASCII must be percent-encoded",
+            );
         }
         if let Some(o) = &self.origin {
-            if !crate::handshake::valid_header("Origin", o) {
-                return bad("Origin");
+            if o.is_empty() || !o.bytes().all(|b| b.is_ascii_graphic()) {
+                return bad("Origin", "must be visible ASCII (scheme://host[:port])");
             }
         }
         for p in &self.protocols {
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
-                return bad("Sec-WebSocket-Protocol");
+            if !crate::handshake::is_token(p) {
+                return bad("Sec-WebSocket-Protocol", "a subprotocol must be a token");
             }
         }
         for (n, v) in &self.headers {
-            if !crate::handshake::valid_header(n, v) {
-                return bad(n);
+            if !crate::handshake::is_token(n) {
+                return bad(n, "a header name must be a token");
+            }
+            if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n)) {
+                return bad(n, "set by the handshake itself");
+            }
+            if !crate::handshake::is_field_value(v) {
+                return bad(
+                    n,
+                    "control bytes (CR, LF, NUL, ...) may not appear in a value",
+                );
             }
         }
         Ok(())
     }
+}
+
+/// Headers the client handshake writes itself; a caller may not add them.
+const RESERVED_HEADERS: [&str; 10] = [
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "origin",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// A byte of a URI host with an optional port: unreserved, sub-delims, `%`,
+/// `:` and the brackets of an IPv6 literal (RFC 3986 §3.2.2).
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b)
 }

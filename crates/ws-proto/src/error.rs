@@ -40,6 +40,16 @@ pub enum Error {
     InvalidHeader(String),
     /// A text message that is not valid UTF-8.
     InvalidUtf8,
+    /// A client request that cannot be sent as given: `field` names the part
+    /// (`Host`, `request target`, `Origin`, `Sec-WebSocket-Protocol`, a header
+    /// name, `Sec-WebSocket-Extensions`) and `reason` says what is wrong.
+    /// Nothing was sent.
+    InvalidRequest {
+        /// The offending part of the request.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -61,6 +71,9 @@ impl fmt::Display for Error {
             Error::FragmentSequence => f.write_str("fragmented message out of sequence"),
             Error::InvalidHeader(h) => write!(f, "invalid header: {h}"),
             Error::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
+            Error::InvalidRequest { field, reason } => {
+                write!(f, "invalid {field} in the upgrade request: {reason}")
+            }
         }
     }
 }
@@ -115,9 +128,9 @@ pub enum ProtocolError {
     LengthTopBit,
     /// RSV bits set that no extension negotiated.
     ReservedBits,
-    /// RSV1 on a control frame.
+    /// An RSV bit of a negotiated extension on a control frame.
     CompressedControl,
-    /// RSV1 on a continuation frame.
+    /// An RSV bit of a negotiated extension on a continuation frame.
     CompressedContinuation,
     /// A client frame without a mask.
     UnmaskedFrame,
@@ -157,15 +170,17 @@ pub enum ProtocolError {
     },
     /// Compressed data that does not inflate.
     BadCompressedData,
+    /// A negotiated extension could not decode a message (its reason).
+    ExtensionData(String),
 }
 
 impl ProtocolError {
     /// The close code sent for this error.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::BadCompressedData => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::BadCompressedData
+            | ProtocolError::ExtensionData(_) => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
@@ -180,9 +195,11 @@ impl fmt::Display for ProtocolError {
             ProtocolError::ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
             ProtocolError::LengthTopBit => f.write_str("64-bit length with the top bit set"),
             ProtocolError::ReservedBits => f.write_str("reserved bits set without an extension"),
-            ProtocolError::CompressedControl => f.write_str("RSV1 set on a control frame"),
+            ProtocolError::CompressedControl => {
+                f.write_str("extension bit (RSV1-3) set on a control frame")
+            }
             ProtocolError::CompressedContinuation => {
-                f.write_str("RSV1 set on a continuation frame")
+                f.write_str("extension bit (RSV1-3) set on a continuation frame")
             }
             ProtocolError::UnmaskedFrame => f.write_str("unmasked frame from a client"),
             ProtocolError::MaskedFrame => f.write_str("masked frame from a server"),
@@ -205,6 +222,7 @@ impl fmt::Display for ProtocolError {
                 write!(f, "message in more than {limit} fragments")
             }
             ProtocolError::BadCompressedData => f.write_str("compressed data does not inflate"),
+            ProtocolError::ExtensionData(why) => write!(f, "extension data does not decode: {why}"),
         }
     }
 }

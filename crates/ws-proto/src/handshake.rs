@@ -356,11 +356,20 @@ pub fn has_token(value: &str, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Whether a header name and value are safe to write (no CR/LF injection).
+/// Whether a header name and value are safe to write: the name is a token
+/// and the value has no control bytes (no CR/LF injection, no NUL).
 pub fn valid_header(name: &str, value: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
-        && value.bytes().all(|b| b != b'\r' && b != b'\n' && b != 0)
+    is_token(name) && is_field_value(value)
+}
+
+/// A non-empty RFC 7230 token (`tchar`s only).
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(crate::extension::is_tchar)
+}
+
+/// An RFC 7230 field value: no control bytes except horizontal tab.
+pub fn is_field_value(s: &str) -> bool {
+    s.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// The reason phrase for the statuses the core uses.

@@ -29,7 +29,7 @@
 //! use ws_proto::{Accept, ClientRequest, Config, Connection, Event, MessageKind, Transmit};
 //!
 //! let now = Instant::now();
-//! let mut client = Connection::client(Config::default(), &ClientRequest::new("example.com", "/chat"), now);
+//! let mut client = Connection::client(Config::default(), &ClientRequest::new("example.com", "/chat"), now).expect("a valid request");
 //! let mut server = Connection::server(Config::default(), now);
 //!
 //! // One step of a driver: move every byte `from` wants to send into `to`.
@@ -97,6 +97,7 @@ mod connection;
 pub mod deflate;
 mod error;
 mod event;
+pub mod extension;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

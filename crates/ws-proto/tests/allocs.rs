@@ -73,7 +73,8 @@ fn open(deflate: bool) -> (Connection, Connection, Instant) {
     let now = Instant::now();
     let d = deflate.then(DeflateConfig::default);
     let cfg = Config::default().deflate(d);
-    let mut c = Connection::client(cfg.clone(), &ClientRequest::new("h", "/"), now);
+    let mut c = Connection::client(cfg.clone(), &ClientRequest::new("h", "/"), now)
+        .expect("a valid request");
     let mut s = Connection::server(cfg, now);
     let mut buf = vec![0u8; 64 << 10];
     pump(&mut c, &mut s, now, &mut buf);
@@ -184,6 +185,7 @@ fn the_counter_sees_allocations() {
             &ClientRequest::new("h", "/"),
             Instant::now(),
         )
+        .expect("a valid request")
     });
     assert!(n > 0);
 }

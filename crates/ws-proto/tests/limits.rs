@@ -275,7 +275,8 @@ fn client_refuses_an_endless_response_head() {
         client_cfg().limits(limits),
         &ws_proto::ClientRequest::new("h", "/"),
         now,
-    );
+    )
+    .expect("a valid request");
     let mut buf = [0u8; 4096];
     while c.poll_transmit(now, &mut buf).is_some() {}
     c.handle_input(now, b"HTTP/1.1 101 Switching Protocols\r\n");

@@ -1002,7 +1002,8 @@ fn client_against_raw_response(response: &[u8]) -> ws_proto::Closed {
         client_cfg(),
         &ws_proto::ClientRequest::new("h", "/").protocol("a"),
         now,
-    );
+    )
+    .expect("a valid request");
     let mut buf = [0u8; 4096];
     while c.poll_transmit(now, &mut buf).is_some() {}
     c.handle_input(now, response);
@@ -1020,7 +1021,8 @@ fn accept_for_seed1() -> String {
     // The client's key comes from its seeded RNG: recover it from its request.
     let now = std::time::Instant::now();
     let mut c =
-        ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/"), now);
+        ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/"), now)
+            .expect("a valid request");
     let mut buf = [0u8; 4096];
     let Some(ws_proto::Transmit::Data(n)) = c.poll_transmit(now, &mut buf) else {
         panic!()
@@ -1078,7 +1080,8 @@ fn client_validates_the_servers_answer() {
     // Case-insensitive tokens are fine.
     let now = std::time::Instant::now();
     let mut cl =
-        ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/"), now);
+        ws_proto::Connection::client(client_cfg(), &ws_proto::ClientRequest::new("h", "/"), now)
+            .expect("a valid request");
     let mut buf = [0u8; 4096];
     while cl.poll_transmit(now, &mut buf).is_some() {}
     cl.handle_input(now, format!("HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nconnection: keep-alive, UPGRADE\r\nsec-websocket-accept: {acc}\r\n\r\n").as_bytes());

@@ -675,7 +675,7 @@ pub(crate) fn connect_url(
         .map_err(Error::Io)?;
     // The core's handshake timer starts with the attempt, so
     // `handshake_timeout` bounds connect + TLS + upgrade together.
-    let conn = Connection::client(options.config.clone(), &request, start);
+    let conn = Connection::client(options.config.clone(), &request, start)?;
     let mut halves = Halves::start(id, sock, conn, tls)?;
     match halves.reader.reader.next_event(&halves.writer.shared) {
         Some(Event::Open(info)) => Ok(halves.open(*info, None)),

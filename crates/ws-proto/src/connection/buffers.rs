@@ -15,7 +15,9 @@ impl Connection {
     pub fn retained_bytes(&self) -> usize {
         let building = self.msg.as_ref().map_or(0, |m| m.buf.capacity());
         let [r, a, z] = self.buf_sizes;
-        r.saturating_add(a.max(building)).saturating_add(z)
+        r.saturating_add(a.max(building))
+            .saturating_add(z)
+            .saturating_add(self.ext.retained_bytes())
     }
 
     /// Frees the receive, reassembly and compression buffers now, where they
@@ -31,12 +33,16 @@ impl Connection {
         self.buf_sizes[1] = 0;
         self.zbuf = BytesMut::new();
         self.buf_sizes[2] = 0;
+        if self.msg.is_none() {
+            self.ext.release_buffers();
+        }
     }
 
     /// When the buffers are due to be freed, if there is anything to free.
     pub(super) fn buffer_release_at(&self) -> Option<Instant> {
         let [r, a, z] = self.buf_sizes;
-        let releasable = (r > 0 && self.rbuf.is_empty()) || a > 0 || z > 0;
+        let releasable =
+            (r > 0 && self.rbuf.is_empty()) || a > 0 || z > 0 || self.ext.retained_bytes() > 0;
         (releasable && !self.cfg.release_buffers_after.is_zero())
             .then(|| after(self.last_activity, self.cfg.release_buffers_after))
     }

@@ -160,7 +160,7 @@ impl Connection {
             p.extend_from_slice(&c.as_u16().to_be_bytes());
             p.extend_from_slice(reason.as_bytes());
         }
-        let mut f = self.make_frame(OpCode::CLOSE, false, true, Bytes::from(p), false);
+        let mut f = self.make_frame(OpCode::CLOSE, Rsv::NONE, true, Bytes::from(p), false);
         f.is_close = true;
         self.close_frame = Some(f);
         self.our_close = OurClose::Queued;

@@ -22,13 +22,15 @@ use closing::{Ending, OurClose};
 use timers::{after, Timer, Timers};
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-use crate::deflate::{self, Compressor, Decompressor, DeflateParams, InflateError};
+use crate::deflate::{DeflateExtension, DeflateParams};
+use crate::extension::{self, Chain, Extension, ExtensionFactory, Rsv};
 use crate::frame::{FrameError, FrameHeader, OpCode};
 use crate::handshake;
 use crate::mask::{apply_mask, copy_masked};
@@ -89,14 +91,39 @@ pub struct Stats {
 }
 
 /// How a server answers an upgrade request (see [`Connection::accept`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Accept {
     /// The chosen subprotocol; must be one the client offered.
     pub protocol: Option<String>,
     /// Extra response headers.
     pub headers: Vec<(String, String)>,
+    /// The extensions to negotiate for this request, replacing the configuration's
+    /// ([`Config::extension_factories`]) when `Some`.
+    pub extensions: Option<Vec<Arc<dyn ExtensionFactory>>>,
+    /// Extensions (by name) declined for this request, whatever the client offers.
+    pub declined: Vec<String>,
 }
+
+/// Equal when the same subprotocol, headers and declined names are given and
+/// the chosen extensions are the same factories (by identity).
+impl PartialEq for Accept {
+    fn eq(&self, other: &Accept) -> bool {
+        let same_factories = match (&self.extensions, &other.extensions) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+            }
+            _ => false,
+        };
+        self.protocol == other.protocol
+            && self.headers == other.headers
+            && self.declined == other.declined
+            && same_factories
+    }
+}
+
+impl Eq for Accept {}
 
 impl Accept {
     /// Accept without a subprotocol or extra headers.
@@ -112,6 +139,34 @@ impl Accept {
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+    /// Negotiates these extensions for this request instead of the configuration's (e.g.
+    /// permessage-deflate on one path and not another: pass a
+    /// [`DeflateFactory`](crate::deflate::DeflateFactory) or nothing).
+    pub fn extensions(mut self, factories: Vec<Arc<dyn ExtensionFactory>>) -> Self {
+        self.extensions = Some(factories);
+        self
+    }
+    /// Declines the extension `name` (e.g. `permessage-deflate`) for this request.
+    pub fn decline(mut self, name: impl Into<String>) -> Self {
+        self.declined.push(name.into());
+        self
+    }
+    /// The factories to negotiate with: the chosen ones or the configuration's, minus the
+    /// declined ones.
+    pub(crate) fn factories(&self, cfg: &Config) -> Vec<Arc<dyn ExtensionFactory>> {
+        let all = match &self.extensions {
+            Some(chosen) => chosen.clone(),
+            None => cfg.extension_factories(),
+        };
+        all.into_iter()
+            .filter(|f| {
+                !self
+                    .declined
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(f.name()))
+            })
+            .collect()
     }
 }
 
@@ -201,8 +256,8 @@ pub struct Connection {
     events: VecDeque<Event>,
     stats: Stats,
     protocol: Option<String>,
-    extensions: Option<String>,
-    deflate: Option<DeflateState>,
+    /// The negotiated extensions, in the agreed order.
+    ext: Chain,
 }
 
 enum Handshake {
@@ -221,7 +276,8 @@ enum Handshake {
     ServerAwaitDecision {
         key: String,
         protocols: Vec<String>,
-        deflate: Option<(DeflateParams, String)>,
+        /// The `Sec-WebSocket-Extensions` values offered.
+        offers: Vec<String>,
     },
     Done,
     Failed,
@@ -229,7 +285,8 @@ enum Handshake {
 
 struct InMessage {
     kind: MessageKind,
-    compressed: bool,
+    /// The RSV bits of its first frame: the extensions that transformed it.
+    rsv: Rsv,
     utf8: Utf8Validator,
     buf: BytesMut,
     frames: usize,
@@ -246,13 +303,6 @@ struct OutFrame {
     is_close: bool,
 }
 
-struct DeflateState {
-    params: DeflateParams,
-    compressor: Compressor,
-    decompressor: Decompressor,
-    threshold: usize,
-}
-
 /// At most this many pongs wait to be sent; older ones are dropped.
 const MAX_PENDING_PONGS: usize = 16;
 /// At most this many unanswered pings are remembered for latency matching.
@@ -263,23 +313,29 @@ const MAX_ERROR_BODY: usize = 1024;
 impl Connection {
     /// A client connection. The upgrade request is queued for
     /// [`poll_transmit`](Self::poll_transmit) at once.
-    pub fn client(cfg: Config, request: &ClientRequest, now: Instant) -> Connection {
+    ///
+    /// The request is checked first ([`ClientRequest::validate`]), and so are the extension
+    /// offers: nothing a caller passes can add a header line or break the request line. An
+    /// invalid request is an [`Error::InvalidRequest`] naming the field, and no connection (no
+    /// byte) is made.
+    pub fn client(cfg: Config, request: &ClientRequest, now: Instant) -> Result<Connection, Error> {
+        request.validate()?;
+        let offer = extension::client_offer_header(&cfg.extension_factories()).map_err(|why| {
+            Error::InvalidRequest {
+                field: "Sec-WebSocket-Extensions".into(),
+                reason: why,
+            }
+        })?;
         let mut conn = Connection::new(Side::Client, cfg, now);
         let mut nonce = [0u8; 16];
         conn.rng.fill_bytes(&mut nonce);
         let key = handshake::encode_key(&nonce);
-        let offer = conn
-            .cfg
-            .deflate
-            .as_ref()
-            .map(deflate::client_offer_header)
-            .filter(|h| !h.is_empty());
         handshake::write_request(request, &key, offer.as_deref(), &mut conn.raw_out);
         conn.hs = Handshake::ClientAwaitResponse {
             accept: handshake::accept_key(key.as_bytes()),
             protocols: request.protocols.clone(),
         };
-        conn
+        Ok(conn)
     }
 
     /// A server connection waiting for an upgrade request.
@@ -333,8 +389,7 @@ impl Connection {
             events: VecDeque::new(),
             stats: Stats::default(),
             protocol: None,
-            extensions: None,
-            deflate: None,
+            ext: Chain::default(),
         }
     }
 
@@ -380,12 +435,21 @@ impl Connection {
 
     /// The agreed `Sec-WebSocket-Extensions` value.
     pub fn extensions(&self) -> Option<&str> {
-        self.extensions.as_deref()
+        self.ext.header()
+    }
+
+    /// The negotiated extensions, in the agreed order (downcast with
+    /// [`Extension::as_any`](crate::extension::Extension::as_any) to read their state).
+    pub fn negotiated_extensions(&self) -> impl Iterator<Item = &dyn extension::Extension> {
+        self.ext.iter()
     }
 
     /// The agreed permessage-deflate parameters.
     pub fn deflate_params(&self) -> Option<&DeflateParams> {
-        self.deflate.as_ref().map(|d| &d.params)
+        self.ext
+            .iter()
+            .find_map(|e| e.as_any().downcast_ref::<DeflateExtension>())
+            .map(DeflateExtension::params)
     }
 
     /// Counters.

@@ -89,8 +89,9 @@ impl Connection {
 
     pub(super) fn check_header(&mut self, h: &FrameHeader) -> Result<(), ProtocolError> {
         let limits = &self.cfg.limits;
-        let deflate = self.deflate.is_some();
-        if h.rsv2 || h.rsv3 {
+        let bits = Rsv::from_flags(h.rsv1, h.rsv2, h.rsv3);
+        // A bit no negotiated extension owns (RFC 6455 §5.2).
+        if !self.ext.owned().contains(bits) {
             return Err(ProtocolError::ReservedBits);
         }
         match self.side {
@@ -99,12 +100,8 @@ impl Connection {
             _ => {}
         }
         if h.opcode.is_control() {
-            if h.rsv1 {
-                return Err(if deflate {
-                    ProtocolError::CompressedControl
-                } else {
-                    ProtocolError::ReservedBits
-                });
+            if !bits.is_empty() {
+                return Err(ProtocolError::CompressedControl);
             }
             if !h.fin {
                 return Err(ProtocolError::FragmentedControl);
@@ -116,23 +113,15 @@ impl Connection {
             return Ok(());
         }
         if h.opcode == OpCode::CONTINUATION {
-            if h.rsv1 {
-                return Err(if deflate {
-                    ProtocolError::CompressedContinuation
-                } else {
-                    ProtocolError::ReservedBits
-                });
+            // Extensions transform whole messages: their bits are on the first frame only.
+            if !bits.is_empty() {
+                return Err(ProtocolError::CompressedContinuation);
             }
             if self.msg.is_none() {
                 return Err(ProtocolError::UnexpectedContinuation);
             }
-        } else {
-            if self.msg.is_some() {
-                return Err(ProtocolError::ExpectedContinuation);
-            }
-            if h.rsv1 && !deflate {
-                return Err(ProtocolError::ReservedBits);
-            }
+        } else if self.msg.is_some() {
+            return Err(ProtocolError::ExpectedContinuation);
         }
         let frame_limit = limits.frame_payload_limit();
         if h.payload_len > frame_limit as u64 {
@@ -147,7 +136,7 @@ impl Connection {
             } else {
                 MessageKind::Binary
             },
-            compressed: h.rsv1,
+            rsv: bits,
             utf8: Utf8Validator::new(),
             buf: std::mem::take(&mut self.asm),
             frames: 0,
@@ -163,14 +152,15 @@ impl Connection {
                 limit: fragment_limit,
             });
         }
-        if !m.compressed
+        if m.rsv.is_empty()
             && (m.size as u64).saturating_add(h.payload_len) > limits.max_message_size as u64
         {
             return Err(ProtocolError::MessageTooLarge {
                 limit: limits.max_message_size,
             });
         }
-        self.rx_validate = m.kind == MessageKind::Text && !m.compressed;
+        // A transformed message is validated after decoding.
+        self.rx_validate = m.kind == MessageKind::Text && m.rsv.is_empty();
         Ok(())
     }
 
@@ -206,27 +196,26 @@ impl Connection {
         let max = self.cfg.limits.max_message_size;
         let streaming = self.cfg.streaming;
         let Some(m) = self.msg.as_mut() else { return };
-        if m.compressed {
-            let Some(d) = self.deflate.as_mut() else {
-                return;
-            };
+        let transformed = !m.rsv.is_empty();
+        if transformed {
             let before = m.buf.len();
             let limit = before.saturating_add(max.saturating_sub(m.size));
-            // Room for a frame like the previous one to inflate in one step
-            // (plus the flush tail's step): several messages of one read
-            // then share one allocation, reused once the application has
-            // dropped them.
-            let want = d.decompressor.first_room(payload.len()).saturating_add(256);
+            // Room for a frame like the previous one to decode in one step:
+            // several messages of one read then share one allocation, reused
+            // once the application has dropped them.
+            let want = decoder_for_output(&self.ext, m.rsv)
+                .map_or(payload.len(), |e| e.decode_room(payload.len()));
             let ceiling = limit.saturating_add(1);
             let room = want.min(ceiling.saturating_sub(before));
             let (peak, epoch) = (&mut self.buf_sizes[1], &mut self.epochs[1]);
             reserve_reused(&mut m.buf, room, peak, epoch, ceiling);
-            match d.decompressor.decompress(&payload, fin, &mut m.buf, limit) {
-                Ok(_) => {}
-                Err(InflateError::TooLarge) => {
+            match decode_frame(&mut self.ext, m.rsv, &payload, fin, &mut m.buf, limit, max) {
+                Ok(()) if m.buf.len() <= limit => {}
+                // The decoder broke its contract: its output is past the limit.
+                Ok(()) | Err(ProtocolError::MessageTooLarge { .. }) => {
                     return self.fail(ProtocolError::MessageTooLarge { limit: max })
                 }
-                Err(_) => return self.fail(ProtocolError::BadCompressedData),
+                Err(e) => return self.fail(e),
             }
             let inflated = m.buf.get(before..).unwrap_or_default();
             m.size = m.size.saturating_add(inflated.len());
@@ -240,7 +229,7 @@ impl Connection {
             return self.fail(ProtocolError::InvalidUtf8);
         }
         let kind = m.kind;
-        if !m.compressed && !streaming && (!fin || m.frames > 1) {
+        if !transformed && !streaming && (!fin || m.frames > 1) {
             let ceiling = max.saturating_add(1);
             let (peak, epoch) = (&mut self.buf_sizes[1], &mut self.epochs[1]);
             reserve_reused(&mut m.buf, payload.len(), peak, epoch, ceiling);
@@ -248,7 +237,7 @@ impl Connection {
         }
         if streaming {
             let first = m.frames == 1;
-            let data = if m.compressed {
+            let data = if transformed {
                 m.buf.split().freeze()
             } else {
                 payload
@@ -267,7 +256,7 @@ impl Connection {
         if !fin {
             return;
         }
-        let data = if m.compressed || m.frames > 1 {
+        let data = if transformed || m.frames > 1 {
             m.buf.split().freeze()
         } else {
             payload
@@ -298,4 +287,58 @@ impl Connection {
         self.rx_header = None;
         self.msg = None;
     }
+}
+
+/// Whether extension `e` transformed a message whose first frame carried `rsv`.
+fn applied(e: &dyn Extension, rsv: Rsv) -> bool {
+    !e.rsv().intersection(rsv).is_empty()
+}
+
+/// The extension whose decoder writes the message's final bytes: the first one applied when
+/// sending, so the last one to decode.
+fn decoder_for_output(chain: &Chain, rsv: Rsv) -> Option<&dyn Extension> {
+    chain.iter().find(|e| applied(*e, rsv))
+}
+
+/// Decodes one frame's payload of a message whose first frame carried `rsv` through the
+/// extensions that transformed it, last-applied first, appending the result to `out`
+/// (bounded by `limit`). With more than one extension the intermediate stages write into the
+/// chain's two reused scratch buffers (each bounded by the message limit `max`).
+fn decode_frame(
+    chain: &mut Chain,
+    rsv: Rsv,
+    payload: &[u8],
+    fin: bool,
+    out: &mut BytesMut,
+    limit: usize,
+    max: usize,
+) -> Result<(), ProtocolError> {
+    let stages = chain.iter().filter(|e| applied(*e, rsv)).count();
+    let (exts, [even, odd]) = chain.parts();
+    let mut done = 0usize;
+    for e in exts.iter_mut().rev().filter(|e| applied(&***e, rsv)) {
+        // Stage k reads what stage k - 1 wrote (the payload for the first stage).
+        let last = done.saturating_add(1) == stages;
+        let (input, output): (&[u8], &mut BytesMut) = match (done, done % 2 == 0) {
+            (0, _) if last => (payload, &mut *out),
+            (0, _) => {
+                even.clear();
+                (payload, &mut *even)
+            }
+            (_, true) if last => (odd.as_ref(), &mut *out),
+            (_, false) if last => (even.as_ref(), &mut *out),
+            (_, true) => {
+                even.clear();
+                (odd.as_ref(), &mut *even)
+            }
+            (_, false) => {
+                odd.clear();
+                (even.as_ref(), &mut *odd)
+            }
+        };
+        let bound = if last { limit } else { max };
+        e.decode(input, fin, output, bound)?;
+        done = done.saturating_add(1);
+    }
+    Ok(())
 }

@@ -3,9 +3,10 @@
 use super::*;
 
 impl Connection {
-    /// Sends a whole message, compressed when permessage-deflate was agreed
-    /// and the message reaches the configured threshold, split into frames of
-    /// at most `fragment_size` payload bytes.
+    /// Sends a whole message, transformed by the negotiated extensions
+    /// (compressed when permessage-deflate was agreed and the message reaches
+    /// its threshold), split into frames of at most `fragment_size` payload
+    /// bytes.
     pub fn send(&mut self, kind: MessageKind, data: impl Into<Bytes>) -> Result<(), Error> {
         self.send_message(kind, data.into(), true, false)
     }
@@ -25,7 +26,8 @@ impl Connection {
         self.send_message(MessageKind::Binary, data.into(), true, false)
     }
 
-    /// Sends a whole message without compressing it (per-message opt-out).
+    /// Sends a whole message without compressing it or applying any other
+    /// extension (per-message opt-out).
     pub fn send_uncompressed(
         &mut self,
         kind: MessageKind,
@@ -36,7 +38,7 @@ impl Connection {
 
     /// Sends part of a message. The first call starts a message of `kind`;
     /// later calls continue it (their `kind` is ignored) until one with
-    /// `fin`. Fragments are never compressed. Text fragments are not
+    /// `fin`. Fragments are never compressed (no extension transforms them). Text fragments are not
     /// validated: the caller promises the whole message is UTF-8.
     pub fn send_fragment(
         &mut self,
@@ -52,7 +54,7 @@ impl Connection {
         } else {
             opcode_of(kind)
         };
-        self.queue_data(first_opcode, false, data, fin);
+        self.queue_data(first_opcode, Rsv::NONE, data, fin);
         self.tx_fragment = !fin;
         if fin {
             self.stats.messages_out = self.stats.messages_out.saturating_add(1);
@@ -72,7 +74,7 @@ impl Connection {
     pub fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
         let payload = payload.into();
         self.check_control(payload.len(), "pong")?;
-        let f = self.make_frame(OpCode::PONG, false, true, payload, false);
+        let f = self.make_frame(OpCode::PONG, Rsv::NONE, true, payload, false);
         self.ctrl_q.push_back(f);
         Ok(())
     }
@@ -161,7 +163,7 @@ impl Connection {
         &mut self,
         kind: MessageKind,
         data: Bytes,
-        compress: bool,
+        transform: bool,
         utf8_known: bool,
     ) -> Result<(), Error> {
         self.check_can_send("send")?;
@@ -172,37 +174,40 @@ impl Connection {
         if kind == MessageKind::Text && !utf8_known && std::str::from_utf8(&data).is_err() {
             return Err(Error::InvalidUtf8);
         }
-        let (payload, rsv1) = match self.deflate.as_mut() {
-            Some(d) if compress && data.len() >= d.threshold => {
-                self.last_activity = self.now;
-                // Room for the first deflate step in the reused buffer:
-                // several messages queued at once share one allocation.
-                let ceiling = self.cfg.limits.max_send_queue;
-                let room = deflate::deflate_room(data.len());
+        let mut payload = data;
+        let mut rsv = Rsv::NONE;
+        if transform {
+            // Each negotiated extension in the agreed order may transform the
+            // message, writing into the reused buffer: several messages queued
+            // at once share one allocation.
+            let ceiling = self.cfg.limits.max_send_queue;
+            for e in self.ext.iter_mut() {
+                let room = e.encode_room(payload.len());
                 let (peak, epoch) = (&mut self.buf_sizes[2], &mut self.epochs[2]);
                 reserve_reused(&mut self.zbuf, room, peak, epoch, ceiling);
-                d.compressor.compress(&data, &mut self.zbuf);
-                // Several deflate steps may have grown it past that room.
-                self.buf_sizes[2] = self.buf_sizes[2].max(self.zbuf.capacity());
-                let out = self.zbuf.split().freeze();
-                if self.cfg.release_buffers_after.is_zero() {
-                    self.zbuf = BytesMut::new();
-                    self.buf_sizes[2] = 0;
+                if e.encode(kind, &payload, &mut self.zbuf) {
+                    self.last_activity = self.now;
+                    // Several encoder steps may have grown it past that room.
+                    self.buf_sizes[2] = self.buf_sizes[2].max(self.zbuf.capacity());
+                    payload = self.zbuf.split().freeze();
+                    rsv = rsv.union(e.rsv());
                 }
-                (out, true)
             }
-            _ => (data, false),
-        };
-        self.queue_data(opcode_of(kind), rsv1, payload, true);
+            if !rsv.is_empty() && self.cfg.release_buffers_after.is_zero() {
+                self.zbuf = BytesMut::new();
+                self.buf_sizes[2] = 0;
+            }
+        }
+        self.queue_data(opcode_of(kind), rsv, payload, true);
         self.stats.messages_out = self.stats.messages_out.saturating_add(1);
         Ok(())
     }
 
-    pub(super) fn queue_data(&mut self, opcode: OpCode, rsv1: bool, payload: Bytes, fin: bool) {
+    pub(super) fn queue_data(&mut self, opcode: OpCode, rsv: Rsv, payload: Bytes, fin: bool) {
         let size = self.cfg.fragment_size.max(1);
         self.buffered = self.buffered.saturating_add(payload.len());
         if payload.len() <= size {
-            let f = self.make_frame(opcode, rsv1, fin, payload, true);
+            let f = self.make_frame(opcode, rsv, fin, payload, true);
             self.data_q.push_back(f);
             return;
         }
@@ -214,7 +219,7 @@ impl Connection {
             let last = end == payload.len();
             let f = self.make_frame(
                 op,
-                rsv1 && first,
+                if first { rsv } else { Rsv::NONE },
                 fin && last,
                 payload.slice(off..end),
                 true,
@@ -229,14 +234,14 @@ impl Connection {
             self.pings_out.pop_front();
         }
         self.pings_out.push_back((payload.clone(), now));
-        let f = self.make_frame(OpCode::PING, false, true, payload, false);
+        let f = self.make_frame(OpCode::PING, Rsv::NONE, true, payload, false);
         self.ctrl_q.push_back(f);
     }
 
     pub(super) fn make_frame(
         &mut self,
         opcode: OpCode,
-        rsv1: bool,
+        rsv: Rsv,
         fin: bool,
         payload: Bytes,
         counted: bool,
@@ -245,11 +250,12 @@ impl Connection {
             Side::Client => Some(self.rng.next_u32().to_ne_bytes()),
             Side::Server => None,
         };
+        let (rsv1, rsv2, rsv3) = rsv.flags();
         let h = FrameHeader {
             fin,
             rsv1,
-            rsv2: false,
-            rsv3: false,
+            rsv2,
+            rsv3,
             opcode,
             mask,
             payload_len: payload.len() as u64,
@@ -272,7 +278,7 @@ impl Connection {
             return None;
         }
         if let Some(p) = self.pending_pongs.pop_front() {
-            return Some(self.make_frame(OpCode::PONG, false, true, p, false));
+            return Some(self.make_frame(OpCode::PONG, Rsv::NONE, true, p, false));
         }
         self.ctrl_q
             .pop_front()

@@ -4,13 +4,14 @@ use super::*;
 
 impl Connection {
     /// Server role: accepts the upgrade request announced by
-    /// [`Event::UpgradeRequest`]. permessage-deflate is negotiated from the
-    /// configuration.
+    /// [`Event::UpgradeRequest`]. The extensions (permessage-deflate and any
+    /// other) are negotiated from the configuration, or from what `accept`
+    /// chose for this request ([`Accept::extensions`], [`Accept::decline`]).
     pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
         let Handshake::ServerAwaitDecision {
             key,
             protocols,
-            deflate,
+            offers,
         } = &self.hs
         else {
             return Err(self.invalid("accept"));
@@ -27,18 +28,18 @@ impl Connection {
                 return Err(Error::InvalidHeader(n.clone()));
             }
         }
-        let deflate = deflate.clone();
+        let factories = accept.factories(&self.cfg);
+        let values: Vec<&str> = offers.iter().map(String::as_str).collect();
+        let chain = extension::server_negotiate(&factories, &values);
         handshake::write_accept(
             key,
             accept.protocol.as_deref(),
-            deflate.as_ref().map(|(_, h)| h.as_str()),
+            chain.header(),
             &accept.headers,
             &mut self.raw_out,
         );
+        self.ext = chain;
         self.protocol = accept.protocol;
-        if let Some((params, header)) = deflate {
-            self.set_deflate(params, header);
-        }
         self.open(Vec::new());
         self.process_frames();
         Ok(())
@@ -98,19 +99,10 @@ impl Connection {
             Ok(None) => {}
             Ok(Some((parsed, n))) => {
                 self.rbuf.advance(n);
-                let deflate = self.cfg.deflate.as_ref().and_then(|cfg| {
-                    let values: Vec<&str> = parsed
-                        .request
-                        .extensions
-                        .iter()
-                        .map(String::as_str)
-                        .collect();
-                    deflate::server_negotiate(cfg, &values)
-                });
                 self.hs = Handshake::ServerAwaitDecision {
                     key: parsed.key,
                     protocols: parsed.request.protocols.clone(),
-                    deflate,
+                    offers: parsed.request.extensions.clone(),
                 };
                 self.events
                     .push_back(Event::UpgradeRequest(Box::new(parsed.request)));
@@ -176,24 +168,9 @@ impl Connection {
             Err(e) => return self.fail_handshake(e, true),
         };
         let values: Vec<&str> = resp.all("sec-websocket-extensions").collect();
-        match &self.cfg.deflate {
-            Some(cfg) => match deflate::client_accept_response(cfg, &values) {
-                Ok(Some(params)) => {
-                    let header = values.join(", ");
-                    self.set_deflate(params, header);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return self.fail_handshake(HandshakeError::Extension(e.to_string()), true)
-                }
-            },
-            None if !values.is_empty() => {
-                return self.fail_handshake(
-                    HandshakeError::Extension(format!("not offered: {}", values.join(", "))),
-                    true,
-                );
-            }
-            None => {}
+        match extension::client_accept(&self.cfg.extension_factories(), &values) {
+            Ok(chain) => self.ext = chain,
+            Err(why) => return self.fail_handshake(HandshakeError::Extension(why), true),
         }
         self.protocol = protocol;
         self.open(resp.headers);
@@ -234,27 +211,6 @@ impl Connection {
         self.schedule_shutdown(false);
     }
 
-    pub(super) fn set_deflate(&mut self, params: DeflateParams, header: String) {
-        let (role, level, threshold) = match &self.cfg.deflate {
-            Some(cfg) => (self.deflate_role(), cfg.level, cfg.threshold),
-            None => return,
-        };
-        self.deflate = Some(DeflateState {
-            compressor: Compressor::new(&params, role, level),
-            decompressor: Decompressor::new(&params, self.deflate_role()),
-            params,
-            threshold,
-        });
-        self.extensions = Some(header);
-    }
-
-    pub(super) fn deflate_role(&self) -> deflate::Role {
-        match self.side {
-            Side::Client => deflate::Role::Client,
-            Side::Server => deflate::Role::Server,
-        }
-    }
-
     pub(super) fn open(&mut self, headers: Vec<(String, String)>) {
         self.hs = Handshake::Done;
         self.timers.clear(Timer::Handshake);
@@ -264,7 +220,7 @@ impl Connection {
         }
         self.events.push_back(Event::Open(Box::new(OpenInfo {
             protocol: self.protocol.clone(),
-            extensions: self.extensions.clone(),
+            extensions: self.ext.header().map(str::to_string),
             headers,
         })));
     }

@@ -83,7 +83,7 @@ impl Pair {
     ) -> Pair {
         let now = Instant::now();
         Pair {
-            client: Connection::client(client, &req, now),
+            client: Connection::client(client, &req, now).expect("a valid request"),
             server: Connection::server(server, now),
             now,
             client_events: Vec::new(),
