@@ -271,7 +271,7 @@ fn broadcast_with(driver: &str) {
     });
     // The server puts a connection in its room right after the upgrade:
     // wait (bounded) until another client's probe reaches the listener.
-    let mut prober = ws_std::connect(&url, &ws_std::ClientOptions::default()).unwrap();
+    let prober = ws_std::connect(&url, &ws_std::ClientOptions::default()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         prober.send_text("probe").unwrap();
