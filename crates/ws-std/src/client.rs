@@ -25,8 +25,9 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default limit of [`WebSocketClient::buffered_amount`] (16 MiB).
 pub const DEFAULT_MAX_BUFFERED: usize = 16 << 20;
-/// How long a connection failed by a panicking callback may take to write
-/// its 1011 close before the socket is shut down.
+/// How long a connection failed by a panicking callback may take for its
+/// closing handshake (our 1011 out, the server's echo back) before the
+/// socket is shut down.
 const PANIC_CLOSE_LIMIT: Duration = Duration::from_secs(1);
 
 /// The client's life cycle, as `WebSocket.readyState` in browsers.

@@ -32,8 +32,9 @@ const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
 const REJECT_QUEUE: usize = 128;
 /// One line per interval for a repeated warning.
 const LOG_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a connection whose handler panicked may take to write its 1011
-/// close before its socket is shut down.
+/// How long a connection whose handler panicked may take for its closing
+/// handshake (our 1011 out, the client's echo back) before its socket is
+/// shut down.
 const PANIC_CLOSE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Options of [`serve`].
