@@ -32,10 +32,23 @@ fn serve(args: &[&str]) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // The listening line comes once the socket is bound; wait for it
+    // (bounded: a wsx that never prints it fails the test).
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wsx serve {args:?} printed no listening line within 20 s");
+        }
+    };
     let url = line
         .trim()
         .strip_prefix("wsx: listening on ")
@@ -240,15 +253,47 @@ fn broadcast_relays_to_the_other_clients() {
 fn broadcast_with(driver: &str) {
     let s = serve(&["--driver", driver, "--broadcast"]);
     let url = s.url.clone();
-    let mut listener = ws_std::connect(&url, &ws_std::ClientOptions::default()).unwrap();
-    // Give the server a moment to register the listener in the room.
-    std::thread::sleep(Duration::from_millis(200));
+    let listener = ws_std::connect(&url, &ws_std::ClientOptions::default()).unwrap();
+    let (mut reader, _writer) = listener.split();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Ends when the connection does (the server is killed on drop).
+    std::thread::spawn(move || loop {
+        match reader.recv() {
+            Ok(Received::Message(m)) => {
+                let text = m.as_text().unwrap_or("(binary)").to_string();
+                if tx.send(text).is_err() {
+                    return;
+                }
+            }
+            Ok(Received::Ping(_) | Received::Pong(_)) => {}
+            _ => return,
+        }
+    });
+    // The server puts a connection in its room right after the upgrade:
+    // wait (bounded) until another client's probe reaches the listener.
+    let prober = ws_std::connect(&url, &ws_std::ClientOptions::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        prober.send_text("probe").unwrap();
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(_) => break,
+            Err(_) if Instant::now() < deadline => {}
+            Err(e) => panic!("{driver}: the listener never received a broadcast: {e}"),
+        }
+    }
+    let _ = prober.close(CloseCode::NORMAL, "");
     let (code, _, err) = connect(&[&url], "to everyone\n");
     assert_eq!(code, 0, "{err}");
-    match listener.recv().unwrap() {
-        Received::Message(m) => assert_eq!(m.as_text(), Some("to everyone")),
-        other => panic!("{other:?}"),
-    }
+    // Probes still in flight may come first.
+    let got = loop {
+        let m = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("no broadcast from wsx connect");
+        if m != "probe" {
+            break m;
+        }
+    };
+    assert_eq!(got, "to everyone", "{driver}");
 }
 
 #[test]
@@ -496,4 +541,34 @@ fn bench_fragment_size_is_accepted_by_both_drivers() {
         assert!(msgs > 10, "{driver}: {cols:?}");
         assert_eq!(cols[10], "0", "{driver}: {cols:?}");
     }
+}
+
+#[test]
+fn std_server_at_its_connection_limit_answers_503_at_once_and_serves_again() {
+    let s = serve(&["--driver", "std", "--max-connections", "1"]);
+    let mut held = ws_std::connect(&s.url, &ws_std::ClientOptions::default()).unwrap();
+    held.send_text("in").unwrap();
+    assert!(matches!(held.recv().unwrap(), Received::Message(_)));
+    // Over the limit: `wsx connect` fails at once with the 503, instead of
+    // waiting in the backlog until its handshake times out.
+    let t = Instant::now();
+    let (code, _, err) = connect(&[&s.url], "x\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("503"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // The slot frees: served again.
+    held.close(CloseCode::NORMAL, "").unwrap();
+    while held.recv().is_ok() {}
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        // The server frees the slot when its connection thread ends, just
+        // after our close completes: retry (bounded) until it has.
+        let (code, out, err) = connect(&[&s.url], "again\n");
+        if code == 0 || Instant::now() > deadline {
+            assert_eq!(code, 0, "{err}");
+            break out;
+        }
+        assert!(err.contains("503"), "{err}");
+    };
+    assert_eq!(out, "again\n");
 }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use crate::driver::{lock, Shared};
 use crate::logctx::{wslog, ConnId};
 use crate::tls::TlsClientOptions;
 use crate::url::Url;
-use crate::websocket::{connect_url, ClientOptions, Received, WsWriter, TICK};
+use crate::websocket::{connect_url, ClientOptions, Received, WsReader, WsWriter, TICK};
 use crate::Error;
 
 /// Ping interval set by [`ClientBuilder::keepalive`].
@@ -24,6 +25,10 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default limit of [`WebSocketClient::buffered_amount`] (16 MiB).
 pub const DEFAULT_MAX_BUFFERED: usize = 16 << 20;
+/// How long a connection failed by a panicking callback may take for its
+/// closing handshake (our 1011 out, the server's echo back) before the
+/// socket is shut down.
+const PANIC_CLOSE_LIMIT: Duration = Duration::from_secs(1);
 
 /// The client's life cycle, as `WebSocket.readyState` in browsers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -288,8 +293,13 @@ impl fmt::Debug for ClientBuilder {
 ///   opened client, including one that never connects.
 /// - Dropping the handles does not close the connection: call
 ///   [`close`](Self::close).
-/// - Callbacks must not panic: a panic ends the IO thread without a
-///   terminal callback.
+/// - **A callback that panics fails its connection**: the panic is caught,
+///   a close with 1011 (internal error) goes to the server if the
+///   connection is still up, `on_error` fires once with
+///   [`Error::CallbackPanicked`] (carrying the panic's message), both of the
+///   client's threads end and the state is `Closed` (sends then fail with
+///   [`Error::Closed`]). A panic inside `on_closed` or `on_error` itself is
+///   caught and logged; nothing else is called after it.
 ///
 /// The handle is cheap to clone; every clone controls the same connection.
 #[derive(Clone)]
@@ -575,44 +585,81 @@ impl WebSocketClient {
                 None
             }
         };
-        if sender.is_some() {
-            if let Some(f) = callbacks.open.as_mut() {
-                f(&self, &info);
-            }
-        }
-        // Ends with the terminal event, which `recv` always delivers.
-        let outcome = loop {
-            match reader.recv() {
-                Ok(Received::Message(m)) => self.dispatch_message(&mut callbacks, m),
-                Ok(Received::Fragment(fr)) => {
-                    if let Some(f) = callbacks.fragment.as_mut() {
-                        f(&self, &fr);
-                    }
-                }
-                Ok(Received::Closed(c)) => break Ok((c.code, c.reason)),
-                Ok(_) => {}
-                Err(e) => break Err(e),
-            }
+        let opened = match (sender.is_some(), callbacks.open.as_mut()) {
+            (true, Some(f)) => self.invoke("on_open", || f(&self, &info)),
+            _ => Ok(()),
         };
+        // Ends with the terminal event, which `recv` always delivers, or at
+        // the first callback that panics.
+        let outcome = match opened {
+            Err(e) => Err(e),
+            Ok(()) => loop {
+                let called = match reader.recv() {
+                    Ok(Received::Message(m)) => self.dispatch_message(&mut callbacks, m),
+                    Ok(Received::Fragment(fr)) => match callbacks.fragment.as_mut() {
+                        Some(f) => self.invoke("on_incomplete_frame", || f(&self, &fr)),
+                        None => Ok(()),
+                    },
+                    Ok(Received::Closed(c)) => break Ok((c.code, c.reason)),
+                    Ok(_) => Ok(()),
+                    Err(e) => break Err(e),
+                };
+                if let Err(e) = called {
+                    break Err(e);
+                }
+            },
+        };
+        if matches!(outcome, Err(Error::CallbackPanicked(_))) {
+            self.fail_after_panic(&mut reader);
+        }
         self.stop_sender(sender);
         self.finish(&mut callbacks, outcome);
     }
 
-    fn dispatch_message(&self, callbacks: &mut Callbacks, m: ws_proto::Message) {
+    /// Runs one application callback, the only way this client calls
+    /// application code: a panic is caught and becomes
+    /// [`Error::CallbackPanicked`] (logged with the callback's name).
+    fn invoke(&self, name: &str, f: impl FnOnce()) -> Result<(), Error> {
+        panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+            let msg = crate::panics::message(&*payload);
+            wslog!(Error, self.inner.id, "{name} panicked: {msg}");
+            Error::CallbackPanicked(msg)
+        })
+    }
+
+    /// A callback panicked while the connection may still be up: refuse
+    /// further sends, close with 1011, wait (bounded) for the server's echo
+    /// without delivering anything, and cut the transport, which also
+    /// releases a sender thread blocked on the socket.
+    fn fail_after_panic(&self, reader: &mut WsReader) {
+        {
+            let mut q = lock(&self.inner.queue);
+            q.close_requested = true;
+            q.items.clear();
+            q.bytes = 0;
+        }
+        reader.fail(PANIC_CLOSE_LIMIT);
+    }
+
+    fn dispatch_message(
+        &self,
+        callbacks: &mut Callbacks,
+        m: ws_proto::Message,
+    ) -> Result<(), Error> {
         match m.kind {
-            MessageKind::Text => {
-                if let (Some(f), Some(text)) = (callbacks.message.as_mut(), m.as_text()) {
-                    f(self, text);
-                }
-            }
+            MessageKind::Text => match (callbacks.message.as_mut(), m.as_text()) {
+                (Some(f), Some(text)) => self.invoke("on_message", || f(self, text)),
+                _ => Ok(()),
+            },
             MessageKind::Binary => {
                 if let Some(f) = callbacks.segment.as_mut() {
                     let mut seg = self.inner.pool.get(m.data.len());
                     seg.extend_from_slice(&m.data);
-                    f(self, &seg);
+                    self.invoke("on_binary_segment", || f(self, &seg))?;
                 }
-                if let Some(f) = callbacks.binary.as_mut() {
-                    f(self, m.data);
+                match callbacks.binary.as_mut() {
+                    Some(f) => self.invoke("on_binary", || f(self, m.data)),
+                    None => Ok(()),
                 }
             }
         }
@@ -634,22 +681,28 @@ impl WebSocketClient {
             q.items.clear();
             q.bytes = 0;
         }
-        match outcome {
+        // A panic in these two is caught (and logged) by `invoke`: the
+        // connection is over anyway, and nothing else is called after them.
+        let _ = match outcome {
             Ok((code, reason)) => {
                 wslog!(Info, self.inner.id, "closed: {code} {reason:?}");
-                if let Some(f) = callbacks.closed.as_mut() {
-                    f(self, code, &reason);
+                match callbacks.closed.as_mut() {
+                    Some(f) => self.invoke("on_closed", || f(self, code, &reason)),
+                    None => Ok(()),
                 }
             }
             Err(e) => {
                 wslog!(Info, self.inner.id, "failed: {e}");
-                if let Some(f) = callbacks.error.as_mut() {
-                    f(self, &e);
+                match callbacks.error.as_mut() {
+                    Some(f) => self.invoke("on_error", || f(self, &e)),
+                    None => Ok(()),
                 }
             }
-        }
-        // The callbacks may hold clones of this client: drop them now.
-        *callbacks = Callbacks::default();
+        };
+        // The callbacks may hold clones of this client: drop them now (a
+        // panicking destructor of a captured value is contained too).
+        let old = std::mem::take(callbacks);
+        let _ = self.invoke("dropping the callbacks", || drop(old));
     }
 
     // ----- the sender thread --------------------------------------------

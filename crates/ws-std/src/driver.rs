@@ -383,6 +383,46 @@ impl Shared {
         let _ = self.sock.shutdown(Shutdown::Both);
     }
 
+    /// Fails a connection whose application code panicked: sends a close
+    /// with 1011 (internal error) if the core still can (or, while the
+    /// upgrade awaits its answer, a 500), then reads with `reader`,
+    /// discarding everything, until the closing handshake completes (the
+    /// peer's echo) or `limit` passes, and shuts the socket down both ways,
+    /// which also ends any read or write still blocked on it. From now on a
+    /// socket write may take at most `limit`.
+    pub(crate) fn fail(&self, reader: &mut Reader, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        // A peer that stopped reading must not hold this thread.
+        let _ = self
+            .sock
+            .set_write_timeout(Some(limit.max(Duration::from_millis(1))));
+        self.step(false, |core, _| {
+            let closed = core
+                .conn
+                .close(ws_proto::CloseCode::INTERNAL_ERROR, "internal error");
+            if closed.is_err() {
+                // Only possible before the upgrade was answered; otherwise
+                // the close is already under way (or over).
+                let _ = core.conn.reject(500, &[], b"Internal Server Error");
+            }
+        });
+        reader.deadline = Some(deadline);
+        // Bounded: `next_event` returns `None` after the terminal event or
+        // once the deadline passes.
+        while reader.next_event(self).is_some() {}
+        self.finish(deadline.saturating_duration_since(Instant::now()));
+    }
+
+    /// [`fail`](Self::fail) for a connection whose reader is gone (the
+    /// application dropped it while panicking): reads with a new one.
+    pub(crate) fn fail_without_reader(&self, limit: Duration) {
+        match self.sock.try_clone() {
+            Ok(sock) => self.fail(&mut Reader::new(sock), limit),
+            // No second handle: nothing can be read, cut the connection.
+            Err(_) => self.abort(),
+        }
+    }
+
     /// Shuts the socket down both ways at once (server shutdown of a
     /// connection that is still in its handshake).
     pub(crate) fn abort(&self) {
@@ -400,6 +440,8 @@ pub(crate) struct Reader {
     tick: Option<Duration>,
     eof: bool,
     timeout_set: Option<Option<Duration>>,
+    /// When set, `next_event` gives up (`None`) once it passes.
+    deadline: Option<Instant>,
 }
 
 impl Reader {
@@ -410,6 +452,7 @@ impl Reader {
             tick: None,
             eof: false,
             timeout_set: None,
+            deadline: None,
         }
     }
 
@@ -420,12 +463,15 @@ impl Reader {
 
     /// The next event, reading the socket as needed (with the core's next
     /// deadline as the read timeout). `None` once the terminal `Closed` has
-    /// been returned.
+    /// been returned, or once the reader's own deadline (if set) passed.
     pub(crate) fn next_event(&mut self, shared: &Shared) -> Option<Event> {
         // Each round waits for IO, a deadline or a tick; it ends with an
-        // event or the terminal state.
+        // event, the terminal state or the reader's deadline.
         let mut released = false;
         loop {
+            if self.deadline.is_some_and(|d| d <= Instant::now()) {
+                return None;
+            }
             let deadline = {
                 let mut core = shared.core();
                 if let Some(ev) = core.pop_event() {
@@ -514,9 +560,10 @@ impl Reader {
                 left.max(Duration::from_millis(1))
             }
         });
-        match (until, self.tick) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let own = self.deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
+        [until, self.tick, own].into_iter().flatten().min()
     }
 }

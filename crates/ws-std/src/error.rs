@@ -54,7 +54,9 @@ impl fmt::Display for Timeout {
 /// body), a deadline ([`Timeout`](Error::Timeout)), or the connection being
 /// lost ([`ConnectionLost`](Error::ConnectionLost)). Local misuse is
 /// [`Command`](Error::Command), [`Closed`](Error::Closed),
-/// [`QueueFull`](Error::QueueFull) or [`AlreadyOpened`](Error::AlreadyOpened).
+/// [`QueueFull`](Error::QueueFull) or [`AlreadyOpened`](Error::AlreadyOpened);
+/// a panic in the event client's own callbacks is
+/// [`CallbackPanicked`](Error::CallbackPanicked).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -114,6 +116,10 @@ pub enum Error {
     AlreadyOpened,
     /// `send_as_text` was given bytes that are not UTF-8.
     InvalidUtf8,
+    /// An application callback of the event client panicked (the panic's
+    /// message, when it was a string): the connection was failed (closed
+    /// with 1011 when the transport was still up).
+    CallbackPanicked(String),
 }
 
 impl fmt::Display for Error {
@@ -140,6 +146,7 @@ impl fmt::Display for Error {
                 "this client was already opened; a WebSocketClient cannot be reopened, create a new one",
             ),
             Error::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
+            Error::CallbackPanicked(m) => write!(f, "an application callback panicked: {m}"),
         }
     }
 }

@@ -90,6 +90,7 @@ mod client;
 mod driver;
 mod error;
 mod logctx;
+mod panics;
 mod server;
 mod tls;
 mod url;
@@ -101,7 +102,7 @@ pub use client::{
 };
 pub use error::{Error, Timeout};
 pub use logctx::ConnId;
-pub use server::{serve, ServeOptions, ServerHandle};
+pub use server::{serve, ServeOptions, ServerHandle, RETRY_AFTER_SECS};
 pub use tls::{server_config_from_der, server_config_from_pem, Roots, TlsClientOptions};
 pub use websocket::{
     accept, connect, ClientOptions, Received, RequestHook, ServerOptions, UpgradeCallback,

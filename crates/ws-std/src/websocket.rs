@@ -316,7 +316,7 @@ pub fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, Error> {
 /// A rejected upgrade returns `Err(Error::Handshake(HandshakeError::Rejected(status)))`
 /// once the response has been sent.
 pub fn accept(stream: TcpStream, options: &ServerOptions) -> Result<WebSocket, Error> {
-    accept_with_id(stream, options, ConnId::next(), &|_| {})
+    accept_with_id(stream, options, ConnId::next(), &|_| {}, log::Level::Info)
 }
 
 impl WebSocket {
@@ -487,6 +487,12 @@ impl WsReader {
     /// The connection id.
     pub fn id(&self) -> ConnId {
         self.shared.id
+    }
+
+    /// Fails the connection after a panic in application code (see
+    /// [`Shared::fail`]).
+    pub(crate) fn fail(&mut self, limit: Duration) {
+        self.shared.fail(&mut self.reader, limit);
     }
 }
 
@@ -679,17 +685,21 @@ pub(crate) fn connect_url(
     let mut halves = Halves::start(id, sock, conn, tls)?;
     match halves.reader.reader.next_event(&halves.writer.shared) {
         Some(Event::Open(info)) => Ok(halves.open(*info, None)),
-        other => Err(halves.handshake_failed(other)),
+        other => Err(halves.handshake_failed(other, log::Level::Info)),
     }
 }
 
 /// The server side of [`accept`]; `register` sees the connection's shared
 /// state as soon as it exists (the server helper uses it for shutdown).
+/// `outcome` is the level of the lines saying that the upgrade was rejected
+/// or failed (the server helper's rejections at its connection limit log
+/// them at `Debug` and rate-limit their own line).
 pub(crate) fn accept_with_id(
     stream: TcpStream,
     options: &ServerOptions,
     id: ConnId,
     register: &dyn Fn(&Arc<Shared>),
+    outcome: log::Level,
 ) -> Result<WebSocket, Error> {
     let start = Instant::now();
     let deadline = start + options.config.handshake_timeout;
@@ -719,7 +729,7 @@ pub(crate) fn accept_with_id(
     register(&halves.writer.shared);
     let ev = halves.reader.reader.next_event(&halves.writer.shared);
     let Some(Event::UpgradeRequest(req)) = ev else {
-        return Err(halves.handshake_failed(ev));
+        return Err(halves.handshake_failed(ev, outcome));
     };
     wslog!(
         Debug,
@@ -745,7 +755,7 @@ pub(crate) fn accept_with_id(
             headers,
             body,
         } => {
-            wslog!(Info, id, "rejecting the upgrade with {status}");
+            log::log!(target: "ws_std", outcome, "{id} rejecting the upgrade with {status}");
             shared.step(true, |core, _| core.conn.reject(status, &headers, &body))
         }
     };
@@ -762,7 +772,7 @@ pub(crate) fn accept_with_id(
     }
     match halves.reader.reader.next_event(&shared) {
         Some(Event::Open(info)) => Ok(halves.open(*info, Some(*req))),
-        other => Err(halves.handshake_failed(other)),
+        other => Err(halves.handshake_failed(other, outcome)),
     }
 }
 
@@ -813,8 +823,9 @@ impl Halves {
         }
     }
 
-    /// The error for a handshake that ended with `ev` instead of `Open`.
-    fn handshake_failed(&mut self, ev: Option<Event>) -> Error {
+    /// The error for a handshake that ended with `ev` instead of `Open`
+    /// (logged at `level`).
+    fn handshake_failed(&mut self, ev: Option<Event>, level: log::Level) -> Error {
         let shared = &self.writer.shared;
         // Drain to the terminal event if it has not come yet.
         let mut ev = ev;
@@ -831,7 +842,7 @@ impl Halves {
             _ => detail,
         };
         let err = err.unwrap_or(Error::ConnectionLost { source: None });
-        wslog!(Info, shared.id, "handshake failed: {err}");
+        log::log!(target: "ws_std", level, "{} handshake failed: {err}", shared.id);
         err
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
 use std::thread;
@@ -247,22 +247,38 @@ fn split_roundtrip(url: &str, options: &ClientOptions) {
     let ws = connect(url, options).unwrap();
     let (mut reader, writer) = ws.split();
     let (tx, rx) = mpsc::channel();
-    let reader_thread = thread::spawn(move || {
-        let mut got = Vec::new();
-        for _ in 0..100 {
-            match reader.recv() {
-                Ok(Received::Message(m)) => {
-                    got.push(m.as_text().unwrap().to_string());
-                    tx.send(()).unwrap();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    static READERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "split-rd-{}",
+        READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let reader_thread = thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            ready_tx.send(()).unwrap(); // next: recv, which blocks
+            let mut got = Vec::new();
+            for _ in 0..100 {
+                match reader.recv() {
+                    Ok(Received::Message(m)) => {
+                        got.push(m.as_text().unwrap().to_string());
+                        tx.send(()).unwrap();
+                    }
+                    Ok(Received::Closed(c)) => return (got, Some(c)),
+                    Ok(_) => {}
+                    Err(e) => panic!("{e}"),
                 }
-                Ok(Received::Closed(c)) => return (got, Some(c)),
-                Ok(_) => {}
-                Err(e) => panic!("{e}"),
             }
-        }
-        (got, None)
-    });
-    thread::sleep(Duration::from_millis(50)); // the reader is now blocked
+            (got, None)
+        })
+        .unwrap();
+    // The reader is in `recv`, and (where the OS tells) asleep in it.
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || thread_state(&name)
+            .is_none_or(|state| state == 'S')),
+        "the reader never blocked"
+    );
     let t = Instant::now();
     for i in 0..3 {
         writer.send_text(&format!("m{i}")).unwrap();
@@ -488,7 +504,10 @@ fn a_peer_vanishing_mid_frame_is_connection_lost() {
     let (addr, h) = raw_upgrade_server(|mut s| {
         // A binary frame announcing 10 bytes, with only 3 of them.
         s.write_all(&[0x82, 0x0a, 1, 2, 3]).unwrap();
-        thread::sleep(Duration::from_millis(30));
+        // End the stream, then wait (bounded by the read timeout) for the
+        // client to close its side.
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = s.read(&mut [0u8; 64]);
     });
     let mut ws = connect(&ws_url(addr, "/"), &ClientOptions::default()).unwrap();
     let err = ws.recv().unwrap_err();

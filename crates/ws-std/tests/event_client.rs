@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,18 +19,11 @@ use ws_std::{
 
 const T: Duration = Duration::from_secs(3);
 
-/// Waits for the terminal callback, then checks it stays the only one.
+/// Waits for the terminal callback and for the client to drop its
+/// callbacks (its threads are done with them), then checks that it was the
+/// only terminal callback.
 fn terminal(rec: &Recorder) -> Ev {
-    let ev = rec.wait_terminal(T).expect("no terminal callback");
-    thread::sleep(Duration::from_millis(30));
-    let (closed, errors) = rec.terminal_counts();
-    assert_eq!(
-        closed + errors,
-        1,
-        "on_closed {closed} times, on_error {errors} times: {:?}",
-        rec.events()
-    );
-    ev
+    terminal_within(rec, T)
 }
 
 fn open_client(rec: &Recorder, b: ws_std::ClientBuilder) -> WebSocketClient {
@@ -88,7 +81,8 @@ fn open_echo_close_with_states_and_callbacks() {
         client.state()
     );
     assert!(matches!(client.send_text("late"), Err(Error::Closed)));
-    assert_eq!(terminal(&rec), Ev::Closed(1000, String::new()));
+    // The server echoes our code and reason.
+    assert_eq!(terminal(&rec), Ev::Closed(1000, "bye".into()));
     assert_eq!(client.state(), ReadyState::Closed);
     assert!(matches!(
         client.close(CloseCode::NORMAL, ""),
@@ -233,7 +227,10 @@ fn on_error_for_an_untrusted_certificate() {
 fn on_error_connection_lost_when_the_peer_vanishes_mid_frame() {
     let (addr, h) = raw_upgrade_server(|mut s| {
         s.write_all(&[0x81, 0x7e, 0x01, 0x00, b'h', b'a']).unwrap(); // text, 256 bytes announced, 2 sent
-        thread::sleep(Duration::from_millis(30));
+                                                                     // End the stream, then wait (bounded by the read timeout) for the
+                                                                     // client to close its side.
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = s.read(&mut [0u8; 64]);
     });
     assert_eq!(
         error_of(WebSocketClient::builder(ws_url(addr, "/"))),
@@ -337,7 +334,7 @@ fn sends_before_open_are_queued_in_order_and_buffered_amount_is_exact() {
     assert_eq!(got[0], (MessageKind::Text, b"0123456789".to_vec()));
     assert_eq!(got[1], (MessageKind::Binary, vec![9u8; 20]));
     assert_eq!(got[2].1, b"closed 4000".to_vec());
-    assert_eq!(terminal(&rec), Ev::Closed(4000, String::new()));
+    assert_eq!(terminal(&rec), Ev::Closed(4000, "early".into()));
     assert_eq!(client.buffered_amount(), 0);
     assert!(server.shutdown());
 }
@@ -709,5 +706,193 @@ fn default_keepalive_pings_every_second_and_two_seconds_of_silence_end_it() {
         "{took:?}"
     );
     assert!(client.latency().is_none());
+    assert!(server.shutdown());
+}
+
+// ----- panicking callbacks ----------------------------------------------------
+
+/// An echo server that reports, per connection, the close it received:
+/// `(code, reason)`, or `(0, error)` when the connection failed.
+fn reporting_echo_server() -> (ws_std::ServerHandle, mpsc::Receiver<(u16, String)>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = serve(listener(), ServeOptions::default(), move |mut ws| {
+        let end = loop {
+            match ws.recv() {
+                Ok(Received::Message(m)) => {
+                    let _ = ws.send(m.kind, m.data);
+                }
+                Ok(Received::Closed(c)) => break (c.code.as_u16(), c.reason),
+                Ok(_) => {}
+                Err(e) => break (0, e.to_string()),
+            }
+        };
+        let _ = tx.lock().unwrap().send(end);
+    })
+    .unwrap();
+    (server, rx)
+}
+
+/// Which callback panics.
+#[derive(Clone, Copy, Debug)]
+enum Panicky {
+    Open,
+    Message,
+    Binary,
+    Segment,
+    Fragment,
+}
+
+/// Opens a client whose `which` callback panics with "boom in {which:?}"
+/// (the others record), makes it fire, and checks the connection is failed
+/// as promised: the server gets 1011, exactly one on_error names the panic,
+/// both client threads end, the state is Closed and sends fail. Another
+/// client of the same server is served all along.
+fn a_panicking_callback_fails_only_its_connection(which: Panicky) {
+    let (server, closes) = reporting_echo_server();
+    let url = ws_url(server.local_addr(), "/");
+
+    let other_rec = Recorder::default();
+    let other = open_client(&other_rec, WebSocketClient::builder(url.clone()));
+
+    let rec = Recorder::default();
+    let msg = format!("boom in {which:?}");
+    let m = msg.clone();
+    let b = rec.attach(
+        WebSocketClient::builder(url),
+        matches!(which, Panicky::Fragment),
+    );
+    let b = match which {
+        Panicky::Open => b.on_open(move |_, _| panic!("{m}")),
+        Panicky::Message => b.on_message(move |_, _| panic!("{m}")),
+        Panicky::Binary => b.on_binary(move |_, _| panic!("{m}")),
+        Panicky::Segment => b.on_binary_segment(move |_, _| panic!("{m}")),
+        Panicky::Fragment => b.on_incomplete_frame(move |_, _| panic!("{m}")),
+    };
+    let client = b.build().unwrap();
+    let id = client.id().get();
+    client.open().unwrap();
+    // Everything but on_open needs the server to send something.
+    match which {
+        Panicky::Open => {}
+        Panicky::Message => client.send_text("trigger").unwrap(),
+        _ => client.send_binary(vec![7u8; 10]).unwrap(),
+    }
+    assert_eq!(
+        terminal(&rec),
+        Ev::Error(format!("panicked:{msg}")),
+        "{which:?}"
+    );
+    assert_eq!(client.state(), ReadyState::Closed, "{which:?}");
+    assert!(
+        matches!(client.send_text("after"), Err(Error::Closed)),
+        "{which:?}"
+    );
+    assert!(matches!(
+        client.close(CloseCode::NORMAL, ""),
+        Err(Error::Closed)
+    ));
+    // The server saw a close with 1011.
+    let (code, reason) = closes.recv_timeout(T).unwrap();
+    assert_eq!(code, 1011, "{which:?}: {reason}");
+    // Both of the client's threads ended (the IO thread returns right after
+    // dropping the callbacks, which `terminal` waited for).
+    let prefix = format!("ws#{id}-");
+    assert!(
+        wait_until(T, || threads_named(&prefix).is_empty()),
+        "{which:?}: threads still running: {:?}",
+        threads_named(&prefix)
+    );
+    // Nothing else was delivered after the error.
+    assert!(
+        matches!(rec.events().last(), Some(Ev::Error(_))),
+        "{:?}",
+        rec.events()
+    );
+
+    // The other connection still works.
+    other.send_text("still here").unwrap();
+    assert!(other_rec.wait(T, |e| e.contains(&Ev::Text("still here".into()))));
+    assert!(other.is_open());
+    other.close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(terminal(&other_rec), Ev::Closed(1000, String::new()));
+    assert_eq!(closes.recv_timeout(T).unwrap(), (1000, String::new()));
+    assert!(server.shutdown());
+}
+
+#[test]
+fn a_panic_in_on_message_fails_the_connection_with_1011_and_one_on_error() {
+    a_panicking_callback_fails_only_its_connection(Panicky::Message);
+}
+
+#[test]
+fn a_panic_in_on_open_fails_the_connection_with_1011_and_one_on_error() {
+    a_panicking_callback_fails_only_its_connection(Panicky::Open);
+}
+
+#[test]
+fn a_panic_in_the_binary_callbacks_fails_the_connection_with_1011_and_one_on_error() {
+    for which in [Panicky::Binary, Panicky::Segment, Panicky::Fragment] {
+        a_panicking_callback_fails_only_its_connection(which);
+    }
+}
+
+#[test]
+fn a_panic_in_on_closed_or_on_error_ends_the_threads_and_nothing_follows() {
+    let (server, closes) = reporting_echo_server();
+    let url = ws_url(server.local_addr(), "/");
+
+    // on_closed panics after a normal close.
+    let rec = Recorder::default();
+    let r = rec.clone();
+    let client = rec
+        .attach(WebSocketClient::builder(url.clone()), false)
+        .on_closed(move |_, code, reason| {
+            r.push(Ev::Closed(code.as_u16(), reason.to_string()));
+            panic!("boom in on_closed");
+        })
+        .build()
+        .unwrap();
+    let id = client.id().get();
+    client.open().unwrap();
+    assert!(rec.wait(T, |e| e.iter().any(|e| matches!(e, Ev::Open(_)))));
+    client.close(CloseCode::NORMAL, "done").unwrap();
+    assert_eq!(terminal(&rec), Ev::Closed(1000, "done".into()));
+    assert_eq!(closes.recv_timeout(T).unwrap(), (1000, "done".into()));
+    let prefix = format!("ws#{id}-");
+    assert!(wait_until(T, || threads_named(&prefix).is_empty()));
+    assert_eq!(client.state(), ReadyState::Closed);
+    assert!(matches!(client.send_text("after"), Err(Error::Closed)));
+
+    // on_error panics after a failed connection attempt.
+    let refused = listener().local_addr().unwrap();
+    let rec = Recorder::default();
+    let r = rec.clone();
+    let client = rec
+        .attach(WebSocketClient::builder(ws_url(refused, "/")), false)
+        .on_error(move |_, e| {
+            r.push(Ev::Error(classify(e)));
+            panic!("boom in on_error");
+        })
+        .build()
+        .unwrap();
+    let id = client.id().get();
+    client.open().unwrap();
+    assert_eq!(
+        terminal(&rec),
+        Ev::Error("connect:ConnectionRefused".into())
+    );
+    let prefix = format!("ws#{id}-");
+    assert!(wait_until(T, || threads_named(&prefix).is_empty()));
+    assert_eq!(client.state(), ReadyState::Closed);
+    assert_eq!(rec.events().len(), 1, "{:?}", rec.events());
+
+    // The server still serves.
+    let rec = Recorder::default();
+    let client = open_client(&rec, WebSocketClient::builder(url));
+    client.send_text("echo?").unwrap();
+    assert!(rec.wait(T, |e| e.contains(&Ev::Text("echo?".into()))));
+    client.close(CloseCode::NORMAL, "").unwrap();
+    terminal(&rec);
     assert!(server.shutdown());
 }

@@ -484,9 +484,11 @@ mod client {
     /// reads nothing.
     #[test]
     fn peer_stops_reading() {
-        let (addr, h) = raw_server(|mut s| {
+        // The peer reads nothing until the test is over (bounded).
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (addr, h) = raw_server(move |mut s| {
             answer_101(&mut s, "");
-            std::thread::sleep(Duration::from_millis(1500));
+            let _ = done_rx.recv_timeout(Duration::from_secs(20));
             drop(s);
         });
         let client = WebSocketClient::builder(format!("ws://{addr}/"))
@@ -519,6 +521,7 @@ mod client {
             other => panic!("{other:?} after {accepted} bytes"),
         }
         assert!(accepted < 64 << 20);
+        done_tx.send(()).unwrap();
         h.join().unwrap();
     }
 

@@ -1,7 +1,8 @@
 //! Interop with the Python `websockets` package, in both roles, on
-//! 127.0.0.1. The virtualenv comes from tests/interop/setup_venv.sh; the
-//! tests are skipped (with a message) only when python3 is missing, and fail
-//! when the virtualenv cannot be set up.
+//! 127.0.0.1. The virtualenv (and `websockets` in it) comes from
+//! tests/interop/setup_venv.sh, which these tests run; they never skip: when
+//! python3 is missing, or the virtualenv cannot be set up, they fail saying
+//! what to install.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -26,29 +27,48 @@ fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }
 
-/// The virtualenv's python, or `None` (after saying so) without python3.
-fn python() -> Option<PathBuf> {
-    static PY: OnceLock<Option<PathBuf>> = OnceLock::new();
+/// The virtualenv's python (made on first use, with `websockets`). Fails
+/// the test, saying what to install, when that is not possible.
+fn python() -> PathBuf {
+    static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     PY.get_or_init(|| {
-        if Command::new("python3").arg("--version").output().is_err() {
-            println!("SKIPPED: python3 is not installed, so the Python interop tests cannot run");
-            return None;
+        let has_python = Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_python {
+            return Err(
+                "python3 is not installed: the Python interop tests need it. Install \
+                 python3 with its venv module (e.g. `apt-get install python3 python3-venv`); \
+                 the tests then install the `websockets` package into a virtualenv themselves \
+                 (tests/interop/setup_venv.sh)"
+                    .to_string(),
+            );
         }
         let out = Command::new("bash")
             .arg(interop_dir().join("setup_venv.sh"))
             .stdin(Stdio::null())
             .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "setup_venv.sh failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        Some(PathBuf::from(stdout.lines().last().unwrap().trim()))
+            .map_err(|e| format!("cannot run bash for tests/interop/setup_venv.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "tests/interop/setup_venv.sh could not make a virtualenv with the Python \
+                 `websockets` package (>=13,<18). Install python3-venv and make sure pip can \
+                 reach its package index, or install `websockets` into the virtualenv named \
+                 by WS_INTEROP_VENV yourself. Its output:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        stdout
+            .lines()
+            .last()
+            .map(|l| PathBuf::from(l.trim()))
+            .ok_or_else(|| "setup_venv.sh printed no python path".to_string())
     })
     .clone()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A running Python echo server; killed on drop.
@@ -138,7 +158,11 @@ fn blocking_roundtrip(url: &str, deflate: bool) {
         match ws.recv() {
             Ok(Received::Closed(c)) => {
                 assert!(c.clean, "{c:?}");
-                assert_eq!(c.code, CloseCode::NORMAL);
+                // Python `websockets` echoes our code and reason.
+                assert_eq!(
+                    (c.code, c.reason.as_str()),
+                    (CloseCode::NORMAL, "rust done")
+                );
                 break;
             }
             Ok(_) => {}
@@ -149,7 +173,7 @@ fn blocking_roundtrip(url: &str, deflate: bool) {
 
 #[test]
 fn rust_blocking_client_against_python_server() {
-    let Some(py) = python() else { return };
+    let py = python();
     let server = PyServer::start(&py);
     blocking_roundtrip(&server.url("/"), false);
     if !real_deflate() {
@@ -160,7 +184,7 @@ fn rust_blocking_client_against_python_server() {
 
 #[test]
 fn rust_event_client_against_python_server() {
-    let Some(py) = python() else { return };
+    let py = python();
     let server = PyServer::start(&py);
 
     let rec = Recorder::default();
@@ -179,15 +203,11 @@ fn rust_event_client_against_python_server() {
     assert_eq!(rec.events()[0], Ev::Open(Some("chat".into())));
     client.send_binary(vec![0u8, 1, 2, 255]).unwrap();
     assert!(rec.wait(T, |e| e.contains(&Ev::Binary(vec![0, 1, 2, 255]))));
-    client.close(CloseCode::NORMAL, "bye").unwrap();
-    assert!(rec.wait(T, |e| e.iter().any(is_terminal)));
-    thread::sleep(Duration::from_millis(30));
-    assert_eq!(rec.terminal_counts(), (1, 0), "{:?}", rec.events());
-    assert!(
-        matches!(rec.events().last(), Some(Ev::Closed(1000, _))),
-        "{:?}",
-        rec.events()
-    );
+    // Our code and reason, echoed by Python `websockets`.
+    client
+        .close(CloseCode::new(4001).unwrap(), "bye now")
+        .unwrap();
+    assert_eq!(terminal_within(&rec, T), Ev::Closed(4001, "bye now".into()));
 
     // The Python server closes with its own code and reason.
     let rec = Recorder::default();
@@ -200,12 +220,9 @@ fn rust_event_client_against_python_server() {
         .unwrap();
     client.open().unwrap();
     client.send_text("close please").unwrap();
-    assert!(rec.wait(T, |e| e.iter().any(is_terminal)));
-    thread::sleep(Duration::from_millis(30));
-    assert_eq!(rec.terminal_counts(), (1, 0), "{:?}", rec.events());
     assert_eq!(
-        rec.events().last(),
-        Some(&Ev::Closed(4000, "python bye".into()))
+        terminal_within(&rec, T),
+        Ev::Closed(4000, "python bye".into())
     );
 }
 
@@ -240,7 +257,7 @@ fn run_python_client(py: &Path, url: &str, extra: &[&str]) -> String {
 
 #[test]
 fn python_client_against_rust_server() {
-    let Some(py) = python() else { return };
+    let py = python();
     let (tx, rx) = mpsc::channel();
     let options = ServerOptions::default()
         .config(ws_proto::Config::default().deflate(Some(DeflateConfig::default())))
@@ -278,8 +295,30 @@ fn python_client_against_rust_server() {
         if extra.is_empty() && real_deflate() {
             assert!(out.contains("permessage-deflate"), "{out}");
         }
+        // Our echo carried Python's code and reason (checked there too).
+        assert!(
+            out.contains("close_code=1000 close_reason='python done'"),
+            "{out}"
+        );
         let close = rx.recv_timeout(T).unwrap().unwrap();
         assert_eq!(close, (CloseCode::NORMAL, "python done".to_string(), true));
     }
+
+    // A close code and reason of the application's own: the Python client
+    // fails unless our server's closing frame carries both.
+    let out = run_python_client(
+        &py,
+        &url,
+        &["--close-code", "4001", "--close-reason", "bye now"],
+    );
+    assert!(
+        out.contains("close_code=4001 close_reason='bye now'"),
+        "{out}"
+    );
+    let close = rx.recv_timeout(T).unwrap().unwrap();
+    assert_eq!(
+        close,
+        (CloseCode::new(4001).unwrap(), "bye now".to_string(), true)
+    );
     assert!(server.shutdown());
 }

@@ -8,19 +8,21 @@ use std::time::Duration;
 
 use common::*;
 use ws_proto::CloseCode;
-use ws_std::{ServerOptions, WebSocketClient};
+use ws_std::{connect, serve, ClientOptions, ServeOptions, ServerOptions, WebSocketClient};
 
 struct Capture(Mutex<Vec<(String, String)>>);
+
+/// The level of each captured line, in the same order.
+static LEVELS: Mutex<Vec<log::Level>> = Mutex::new(Vec::new());
 
 impl log::Log for Capture {
     fn enabled(&self, _: &log::Metadata<'_>) -> bool {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((record.target().to_string(), record.args().to_string()));
+        let mut lines = self.0.lock().unwrap();
+        lines.push((record.target().to_string(), record.args().to_string()));
+        LEVELS.lock().unwrap().push(record.level());
     }
     fn flush(&self) {}
 }
@@ -90,6 +92,48 @@ fn every_line_names_its_connection() {
             .any(|l| l.starts_with(&failing) && l.contains("failed")),
         "{ours:#?}"
     );
+
+    // At the connection limit every client is refused, and the warning
+    // about it is rate-limited: one line (two if the burst straddled the
+    // 5 s interval on a crawling machine) for 10 refusals.
+    let before = LOGGER.0.lock().unwrap().len();
+    let server = serve(listener(), ServeOptions::default().max_connections(1), echo).unwrap();
+    let url = ws_url(server.local_addr(), "/");
+    let mut held = connect(&url, &ClientOptions::default()).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || server
+        .active_connections()
+        == 1));
+    for _ in 0..10 {
+        assert!(connect(&url, &ClientOptions::default()).is_err());
+    }
+    held.send_text("still served").unwrap();
+    assert!(held.recv().is_ok());
+    assert!(server.shutdown());
+    let lines: Vec<(String, String)> = LOGGER.0.lock().unwrap()[before..].to_vec();
+    let levels: Vec<log::Level> = LEVELS.lock().unwrap()[before..].to_vec();
+    let limit_lines: Vec<&String> = lines
+        .iter()
+        .zip(&levels)
+        .filter(|((t, m), l)| {
+            t.starts_with("ws_std")
+                && **l == log::Level::Warn
+                && m.contains("at the connection limit")
+        })
+        .map(|((_, m), _)| m)
+        .collect();
+    assert!((1..=2).contains(&limit_lines.len()), "{limit_lines:#?}");
+    assert!(limit_lines[0].starts_with("[ws#"), "{limit_lines:#?}");
+    assert!(limit_lines[0].contains("503"), "{limit_lines:#?}");
+    // Each refusal's own lines are at debug level, not info or above.
+    let refusals: Vec<log::Level> = lines
+        .iter()
+        .zip(&levels)
+        .filter(|((t, m), _)| {
+            t.starts_with("ws_std") && m.contains("rejecting the upgrade with 503")
+        })
+        .map(|(_, l)| *l)
+        .collect();
+    assert_eq!(refusals, vec![log::Level::Debug; 10], "{lines:#?}");
 }
 
 fn rec_error(url: &str) -> ws_std::ConnId {

@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -62,14 +62,30 @@ fn upgrade_callback_routes_checks_origin_and_picks_a_subprotocol() {
     assert!(server.shutdown());
 }
 
+/// What a client over the limit gets: the status and `Retry-After`.
+fn refusal(err: Error) -> (u16, Option<String>) {
+    match err {
+        Error::Handshake(HandshakeError::Status {
+            status, headers, ..
+        }) => {
+            let retry = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+                .map(|(_, v)| v.clone());
+            (status, retry)
+        }
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+}
+
 #[test]
-fn max_connections_bounds_the_threads() {
+fn at_max_connections_a_client_gets_503_with_retry_after_at_once_and_a_freed_slot_serves_again() {
     let peak = Arc::new(AtomicUsize::new(0));
     let live = Arc::new(AtomicUsize::new(0));
     let (p, l) = (peak.clone(), live.clone());
     let server = serve(
         listener(),
-        ServeOptions::default().max_connections(1),
+        ServeOptions::default().max_connections(2),
         move |ws| {
             let now = l.fetch_add(1, Ordering::SeqCst) + 1;
             p.fetch_max(now, Ordering::SeqCst);
@@ -80,33 +96,82 @@ fn max_connections_bounds_the_threads() {
     .unwrap();
     let url = ws_url(server.local_addr(), "/");
     let mut first = connect(&url, &ClientOptions::default()).unwrap();
+    let mut second = connect(&url, &ClientOptions::default()).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || server
+        .active_connections()
+        == 2));
 
-    // The second client waits in the backlog: no handshake while the first
-    // connection lives.
-    let (tx, rx) = mpsc::channel();
-    let url2 = url.clone();
-    let second = thread::spawn(move || {
-        let options = ClientOptions::default()
-            .config(Config::default().handshake_timeout(Duration::from_secs(3)));
-        let r = connect(&url2, &options);
-        tx.send(Instant::now()).unwrap();
-        r
-    });
-    assert!(
-        rx.recv_timeout(Duration::from_millis(300)).is_err(),
-        "second client opened early"
-    );
-    assert_eq!(server.active_connections(), 1);
+    // Over the limit: refused at once, with a Retry-After (the wait is
+    // bounded at 10 s, the answer must come well under a second).
+    let bounded = ClientOptions::default()
+        .config(Config::default().handshake_timeout(Duration::from_secs(10)));
+    for _ in 0..5 {
+        let t = Instant::now();
+        let err = connect(&url, &bounded).unwrap_err();
+        let took = t.elapsed();
+        assert_eq!(
+            refusal(err),
+            (503, Some(ws_std::RETRY_AFTER_SECS.to_string()))
+        );
+        assert!(took < Duration::from_millis(900), "refused after {took:?}");
+    }
+    assert_eq!(server.active_connections(), 2);
+    // The two served connections are unaffected.
+    for ws in [&mut first, &mut second] {
+        ws.send_text("still served").unwrap();
+        assert!(matches!(ws.recv().unwrap(), Received::Message(_)));
+    }
 
-    let closed_at = Instant::now();
+    // One of them ends: the slot is free again, a new client is served.
     first.close(CloseCode::NORMAL, "").unwrap();
     while first.recv().is_ok() {}
-    let opened_at = rx.recv_timeout(Duration::from_secs(2)).unwrap();
-    assert!(opened_at >= closed_at);
-    let mut ws2 = second.join().unwrap().unwrap();
-    ws2.send_text("hi").unwrap();
-    assert!(matches!(ws2.recv().unwrap(), Received::Message(_)));
-    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert!(wait_until(Duration::from_secs(10), || server
+        .active_connections()
+        == 1));
+    let mut third = connect(&url, &bounded).unwrap();
+    third.send_text("served").unwrap();
+    match third.recv().unwrap() {
+        Received::Message(m) => assert_eq!(m.as_text(), Some("served")),
+        other => panic!("{other:?}"),
+    }
+    // And the limit holds again.
+    assert_eq!(refusal(connect(&url, &bounded).unwrap_err()).0, 503);
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+    assert!(server.shutdown());
+}
+
+#[test]
+fn many_clients_over_the_limit_are_all_answered_promptly() {
+    let server = serve(listener(), ServeOptions::default().max_connections(1), echo).unwrap();
+    let url = ws_url(server.local_addr(), "/");
+    let mut held = connect(&url, &ClientOptions::default()).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || server
+        .active_connections()
+        == 1));
+    let t = Instant::now();
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            let url = url.clone();
+            thread::spawn(move || {
+                let options = ClientOptions::default()
+                    .config(Config::default().handshake_timeout(Duration::from_secs(10)));
+                connect(&url, &options).map(|_| ())
+            })
+        })
+        .collect();
+    for c in clients {
+        // Answered with 503; a client beyond the rejecter's queue would be
+        // closed at once instead (40 stay well within it).
+        let err = c.join().unwrap().unwrap_err();
+        assert_eq!(refusal(err).0, 503);
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "40 refusals took {:?}",
+        t.elapsed()
+    );
+    held.send_text("unaffected").unwrap();
+    assert!(matches!(held.recv().unwrap(), Received::Message(_)));
     assert!(server.shutdown());
 }
 
@@ -167,30 +232,72 @@ fn shutdown_cuts_connections_stuck_in_their_handshake() {
 }
 
 #[test]
-fn a_panicking_handler_frees_its_slot() {
+fn a_panicking_handler_closes_its_connection_with_1011_and_the_server_serves_on() {
     let server = serve(
         listener(),
-        ServeOptions::default().max_connections(1),
-        |ws| {
+        ServeOptions::default().max_connections(2),
+        |mut ws| {
             if ws.request().is_some_and(|r| r.path == "/panic") {
+                let _ = ws.recv();
                 panic!("handler panics on purpose");
             }
             echo(ws);
         },
     )
     .unwrap();
-    let mut ws = connect(
-        &ws_url(server.local_addr(), "/panic"),
-        &ClientOptions::default(),
+    let bounded = ClientOptions::default()
+        .config(Config::default().handshake_timeout(Duration::from_secs(10)));
+    // Connected before the panic, checked after it.
+    let mut other = connect(&ws_url(server.local_addr(), "/"), &bounded).unwrap();
+    let mut ws = connect(&ws_url(server.local_addr(), "/panic"), &bounded).unwrap();
+    ws.send_text("panic now").unwrap();
+    let closed = loop {
+        match ws.recv() {
+            Ok(Received::Closed(c)) => break c,
+            Ok(_) => {}
+            Err(e) => panic!("expected a close, got {e:?}"),
+        }
+    };
+    assert_eq!(closed.code, CloseCode::INTERNAL_ERROR);
+    assert!(closed.clean, "{closed:?}");
+    // Its slot is released.
+    assert!(wait_until(Duration::from_secs(10), || server
+        .active_connections()
+        == 1));
+    other.send_text("still serving").unwrap();
+    match other.recv().unwrap() {
+        Received::Message(m) => assert_eq!(m.as_text(), Some("still serving")),
+        r => panic!("{r:?}"),
+    }
+    // With the freed slot (limit 2) a new client is served, not refused.
+    let mut ws = connect(&ws_url(server.local_addr(), "/"), &bounded).unwrap();
+    ws.send_text("new one").unwrap();
+    assert!(matches!(ws.recv().unwrap(), Received::Message(_)));
+    assert!(server.shutdown());
+}
+
+#[test]
+fn a_panicking_upgrade_callback_answers_500_and_the_server_serves_on() {
+    let options = ServerOptions::default().on_upgrade(|req| {
+        if req.path == "/panic" {
+            panic!("on_upgrade panics on purpose");
+        }
+        UpgradeResponse::accept()
+    });
+    let server = serve(
+        listener(),
+        ServeOptions::default().server(options).max_connections(1),
+        echo,
     )
     .unwrap();
-    assert!(ws.recv().is_err());
-    assert!(wait_until(Duration::from_secs(1), || server
+    let bounded = ClientOptions::default()
+        .config(Config::default().handshake_timeout(Duration::from_secs(10)));
+    let err = connect(&ws_url(server.local_addr(), "/panic"), &bounded).unwrap_err();
+    assert_eq!(refusal(err).0, 500);
+    assert!(wait_until(Duration::from_secs(10), || server
         .active_connections()
         == 0));
-    let options = ClientOptions::default()
-        .config(Config::default().handshake_timeout(Duration::from_millis(500)));
-    let mut ws = connect(&ws_url(server.local_addr(), "/"), &options).unwrap();
+    let mut ws = connect(&ws_url(server.local_addr(), "/"), &bounded).unwrap();
     ws.send_text("still serving").unwrap();
     assert!(matches!(ws.recv().unwrap(), Received::Message(_)));
     assert!(server.shutdown());

@@ -132,10 +132,31 @@ pub enum Ev {
     Error(String),
 }
 
-/// Records every callback of an event client.
+/// Records every callback of an event client, and whether the client still
+/// holds the callbacks [`attach`](Recorder::attach) installed.
 #[derive(Clone, Default)]
 pub struct Recorder {
-    inner: Arc<(Mutex<Vec<Ev>>, Condvar)>,
+    inner: Arc<(Mutex<Rec>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Rec {
+    events: Vec<Ev>,
+    /// Callback sets installed by `attach` and not dropped yet.
+    attached: usize,
+}
+
+/// Shared by the callbacks of one `attach`: dropped with the last of them,
+/// it tells the recorder that they are gone.
+struct Attached(Recorder);
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.0.inner;
+        let mut g = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.attached -= 1;
+        cv.notify_all();
+    }
 }
 
 /// A short classification of an error, for assertions.
@@ -151,6 +172,7 @@ pub fn classify(e: &Error) -> String {
         Error::Timeout(t) => format!("timeout:{t:?}"),
         Error::ConnectionLost { .. } => "lost".into(),
         Error::Protocol(p) => format!("protocol:{}", p.close_code()),
+        Error::CallbackPanicked(m) => format!("panicked:{m}"),
         other => format!("other:{other}"),
     }
 }
@@ -158,33 +180,38 @@ pub fn classify(e: &Error) -> String {
 impl Recorder {
     pub fn push(&self, ev: Ev) {
         let (m, cv) = &*self.inner;
-        m.lock().unwrap().push(ev);
+        m.lock().unwrap().events.push(ev);
         cv.notify_all();
     }
 
     /// Installs every callback (incomplete frames only with `fragments`).
+    /// The recorder knows when the client has dropped them all
+    /// ([`wait_released`](Self::wait_released)); a callback replaced later
+    /// on the builder just leaves the set.
     pub fn attach(&self, b: ClientBuilder, fragments: bool) -> ClientBuilder {
+        self.inner.0.lock().unwrap().attached += 1;
+        let token = Arc::new(Attached(self.clone()));
         let (r1, r2, r3, r4, r5, r6) = (
-            self.clone(),
-            self.clone(),
-            self.clone(),
-            self.clone(),
-            self.clone(),
-            self.clone(),
+            (self.clone(), token.clone()),
+            (self.clone(), token.clone()),
+            (self.clone(), token.clone()),
+            (self.clone(), token.clone()),
+            (self.clone(), token.clone()),
+            (self.clone(), token.clone()),
         );
         let b = b
-            .on_open(move |_, info| r1.push(Ev::Open(info.protocol.clone())))
-            .on_message(move |_, t| r2.push(Ev::Text(t.to_string())))
-            .on_binary(move |_, b| r3.push(Ev::Binary(b.to_vec())))
-            .on_binary_segment(move |_, s| r4.push(Ev::Segment(s.to_vec())))
+            .on_open(move |_, info| r1.0.push(Ev::Open(info.protocol.clone())))
+            .on_message(move |_, t| r2.0.push(Ev::Text(t.to_string())))
+            .on_binary(move |_, b| r3.0.push(Ev::Binary(b.to_vec())))
+            .on_binary_segment(move |_, s| r4.0.push(Ev::Segment(s.to_vec())))
             .on_closed(move |_, code, reason| {
-                r5.push(Ev::Closed(code.as_u16(), reason.to_string()))
+                r5.0.push(Ev::Closed(code.as_u16(), reason.to_string()))
             })
-            .on_error(move |_, e| r6.push(Ev::Error(classify(e))));
+            .on_error(move |_, e| r6.0.push(Ev::Error(classify(e))));
         if fragments {
-            let r = self.clone();
+            let r = (self.clone(), token);
             b.on_incomplete_frame(move |_, f| {
-                r.push(Ev::Fragment {
+                r.0.push(Ev::Fragment {
                     data: f.data.to_vec(),
                     first: f.first,
                     fin: f.fin,
@@ -196,11 +223,23 @@ impl Recorder {
     }
 
     pub fn events(&self) -> Vec<Ev> {
-        self.inner.0.lock().unwrap().clone()
+        self.inner.0.lock().unwrap().events.clone()
     }
 
     /// Waits (at most `limit`) until `pred` holds for the events so far.
     pub fn wait(&self, limit: Duration, mut pred: impl FnMut(&[Ev]) -> bool) -> bool {
+        self.wait_state(limit, |r| pred(&r.events))
+    }
+
+    /// Waits (at most `limit`) until the client has dropped every callback
+    /// `attach` installed. The event client drops its callbacks right after
+    /// the terminal one, once its sender thread has ended: from then on no
+    /// callback can fire.
+    pub fn wait_released(&self, limit: Duration) -> bool {
+        self.wait_state(limit, |r| r.attached == 0)
+    }
+
+    fn wait_state(&self, limit: Duration, mut pred: impl FnMut(&Rec) -> bool) -> bool {
         let (m, cv) = &*self.inner;
         let end = Instant::now() + limit;
         let mut g = m.lock().unwrap();
@@ -234,6 +273,56 @@ impl Recorder {
 
 pub fn is_terminal(e: &Ev) -> bool {
     matches!(e, Ev::Closed(..) | Ev::Error(..))
+}
+
+/// Waits (at most `limit`) for the terminal callback, then for the client
+/// to drop its callbacks (after which nothing can fire), and checks that
+/// exactly one terminal callback fired: a late duplicate would be counted.
+pub fn terminal_within(rec: &Recorder, limit: Duration) -> Ev {
+    let ev = rec.wait_terminal(limit).expect("no terminal callback");
+    assert!(
+        rec.wait_released(limit),
+        "the client still holds its callbacks after the terminal one: {:?}",
+        rec.events()
+    );
+    let (closed, errors) = rec.terminal_counts();
+    assert_eq!(
+        closed + errors,
+        1,
+        "on_closed {closed} times, on_error {errors} times: {:?}",
+        rec.events()
+    );
+    ev
+}
+
+/// The scheduler state (`R`, `S`, `D`...) of this process's thread named
+/// `name` (Linux: `/proc/self/task/*/stat`; elsewhere, or when no such
+/// thread lives, `None`).
+pub fn thread_state(name: &str) -> Option<char> {
+    let dir = std::fs::read_dir("/proc/self/task").ok()?;
+    dir.filter_map(|t| {
+        let path = t.ok()?.path();
+        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+        if comm.trim() != name {
+            return None;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+        // "tid (comm) S ...": the state follows the last ')'.
+        stat.rsplit(')').next()?.trim_start().chars().next()
+    })
+    .next()
+}
+
+/// The names of this process's live threads starting with `prefix`
+/// (Linux: `/proc/self/task/*/comm`; elsewhere always empty).
+pub fn threads_named(prefix: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
 }
 
 /// The close code used by tests that close normally.

@@ -3,12 +3,15 @@
 Prints its port on the first line of stdout, then serves on 127.0.0.1 until
 stdin closes or `--lifetime` seconds pass. Offers the subprotocol "chat" and
 permessage-deflate (the library's default). On the path /close it answers the
-first message by closing with 4000 "python bye".
+first message by closing with 4000 "python bye". Elsewhere it echoes, and
+answers the client's close with the client's own code and reason (the
+library does).
 """
 import argparse
 import sys
 import threading
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
 
@@ -17,8 +20,13 @@ def handler(ws):
         ws.recv()
         ws.close(4000, "python bye")
         return
-    for message in ws:
-        ws.send(message)
+    try:
+        for message in ws:
+            ws.send(message)
+    except ConnectionClosed:
+        # A close code other than 1000/1001 ends the loop this way; the
+        # library has already echoed the client's code and reason.
+        pass
 
 
 def main():
