@@ -1748,8 +1748,13 @@ fn reserve_reused(
     ceiling: usize,
 ) {
     let len = buf.len();
-    if buf.capacity() == 0 {
-        // A freed (or never used) buffer starts a fresh history.
+    if *peak == 0 {
+        // A freed (or never used) buffer starts a fresh history. (Not a
+        // buffer whose capacity is used up by messages that still hold it:
+        // its history is what makes the next allocation big enough to hold
+        // the whole burst; forgetting it kept the reassembly buffer at two
+        // 64 KiB messages and allocated again every other message whenever
+        // the last one was still held.)
         *epoch = 0;
     }
     if len == 0 && buf.capacity() < *peak && buf.try_reclaim(*peak) {
