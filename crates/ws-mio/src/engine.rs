@@ -161,6 +161,9 @@ pub(crate) struct Core {
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     pub(crate) dirty: Vec<u32>,
     pub(crate) carry: Vec<u32>,
+    /// The carry list being processed, swapped with `carry` each turn so
+    /// neither list loses its capacity.
+    pub(crate) carry_work: Vec<u32>,
     paused: Vec<u32>,
     pub(crate) notices: VecDeque<(ConnId, Notice)>,
     /// The one write buffer of the loop: `poll_transmit` fills it, the
@@ -200,6 +203,7 @@ impl Core {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             carry: Vec::new(),
+            carry_work: Vec::new(),
             paused: Vec::new(),
             notices: VecDeque::new(),
             scratch: vec![0u8; options.scratch_size.max(1)].into_boxed_slice(),
@@ -291,8 +295,29 @@ impl Core {
         self.live += 1;
         self.stats.connections = self.live;
         let gen = entry.gen;
+        self.reserve_lists();
         self.after_drive(slot, gen);
         Ok((slot, gen))
+    }
+
+    /// Gives every per-connection work list room for each connection held,
+    /// here where accepting allocates anyway: a list that first fills up in
+    /// the middle of traffic (the carry lists the first time a read budget
+    /// runs out, say) must not allocate there. Each list holds a slot at
+    /// most once (its flag says whether it is listed), so `live` entries
+    /// always suffice.
+    fn reserve_lists(&mut self) {
+        let live = self.live;
+        for list in [
+            &mut self.dirty,
+            &mut self.carry,
+            &mut self.carry_work,
+            &mut self.paused,
+        ] {
+            list.reserve(live.saturating_sub(list.len()));
+        }
+        self.notices
+            .reserve((2 * live).saturating_sub(self.notices.len()));
     }
 
     /// Drops a session (after its `Closed` was delivered).

@@ -33,9 +33,6 @@ pub struct EventLoop<H: Handler> {
     core: Core,
     events: Option<Events>,
     started: bool,
-    /// The carry list being processed, swapped with `core.carry` each turn
-    /// so neither list loses its capacity (no allocation per turn).
-    carry_work: Vec<u32>,
 }
 
 impl<H: Handler> EventLoop<H> {
@@ -59,7 +56,6 @@ impl<H: Handler> EventLoop<H> {
             core: Core::new(index, parts.poll, parts.remote, parts.rx, handle, options),
             events: Some(events),
             started: false,
-            carry_work: Vec::new(),
         }
     }
 
@@ -374,7 +370,7 @@ impl<H: Handler> EventLoop<H> {
     }
 
     fn process_carry(&mut self) {
-        let mut work = std::mem::take(&mut self.carry_work);
+        let mut work = std::mem::take(&mut self.core.carry_work);
         std::mem::swap(&mut work, &mut self.core.carry);
         for slot in work.drain(..) {
             let Some((gen, read, write)) = self.core.take_carry(slot) else {
@@ -388,7 +384,7 @@ impl<H: Handler> EventLoop<H> {
             }
             self.settle();
         }
-        self.carry_work = work;
+        self.core.carry_work = work;
     }
 
     fn fire_timers(&mut self) {
