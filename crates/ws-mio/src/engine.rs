@@ -18,7 +18,7 @@ use ws_buf::BufferSegment;
 use ws_proto::{Accept, Bytes, ClientRequest, CloseCode, Connection, MessageKind, State, Transmit};
 
 use crate::handle::{Command, Remote};
-use crate::id::{conn_token, listener_token, FIRST_RESERVED_SLOT};
+use crate::id::{conn_token, listener_token, next_serial, Gen, FIRST_RESERVED_SLOT};
 use crate::transport::Transport;
 use crate::url::WsUrl;
 use crate::{net, tls, ConnId, ConnectOptions, Decision, Error, Handle, Options};
@@ -71,7 +71,9 @@ pub(crate) enum RunState {
 
 /// One slot of the session table.
 pub(crate) struct Slot {
-    gen: u32,
+    /// The serial of the connection in the slot (see [`next_serial`]): a new
+    /// one for every occupant, so an old id never matches a newcomer.
+    gen: Gen,
     sess: Option<Box<Session>>,
 }
 
@@ -158,7 +160,7 @@ pub(crate) struct Core {
     free: Vec<u32>,
     live: usize,
     pub(crate) listeners: Vec<Option<Listener>>,
-    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    timers: BinaryHeap<Reverse<(Instant, u32, Gen)>>,
     pub(crate) dirty: Vec<u32>,
     pub(crate) carry: Vec<u32>,
     /// The carry list being processed, swapped with `carry` each turn so
@@ -229,7 +231,7 @@ impl Core {
     }
 
     /// The session in `slot` if it has generation `gen`.
-    pub(crate) fn session_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Session> {
+    pub(crate) fn session_mut(&mut self, slot: u32, gen: Gen) -> Option<&mut Session> {
         self.slots
             .get_mut(slot as usize)
             .filter(|s| s.gen == gen)
@@ -237,7 +239,7 @@ impl Core {
     }
 
     /// The current generation of an occupied slot.
-    pub(crate) fn gen_of(&self, slot: u32) -> Option<u32> {
+    pub(crate) fn gen_of(&self, slot: u32) -> Option<Gen> {
         self.slots
             .get(slot as usize)
             .and_then(|s| s.sess.as_ref().map(|_| s.gen))
@@ -262,7 +264,7 @@ impl Core {
             .ok_or(Error::UnknownConnection(id))
     }
 
-    pub(crate) fn id(&self, slot: u32, gen: u32) -> ConnId {
+    pub(crate) fn id(&self, slot: u32, gen: Gen) -> ConnId {
         ConnId::new(self.index, slot, gen)
     }
 
@@ -276,7 +278,7 @@ impl Core {
             .collect()
     }
 
-    fn insert(&mut self, sess: Session) -> Result<(u32, u32), Error> {
+    fn insert(&mut self, sess: Session) -> Result<(u32, Gen), Error> {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -292,6 +294,7 @@ impl Core {
             return Err(Error::TooManyConnections);
         };
         entry.sess = Some(Box::new(sess));
+        entry.gen = next_serial();
         self.live += 1;
         self.stats.connections = self.live;
         let gen = entry.gen;
@@ -321,14 +324,13 @@ impl Core {
     }
 
     /// Drops a session (after its `Closed` was delivered).
-    pub(crate) fn remove(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn remove(&mut self, slot: u32, gen: Gen) {
         let Some(entry) = self.slots.get_mut(slot as usize).filter(|s| s.gen == gen) else {
             return;
         };
         let Some(mut sess) = entry.sess.take() else {
             return;
         };
-        entry.gen = entry.gen.wrapping_add(1);
         if sess.interest.is_some() {
             if let Err(e) = self.poll.registry().deregister(sess.transport.socket_mut()) {
                 log::debug!("ws-mio: deregister failed: {e}");
@@ -357,7 +359,7 @@ impl Core {
 
     /// Takes the next session from the dirty list: `Some(Some((slot, gen)))`
     /// when it still needs a drive, `Some(None)` when it was driven since.
-    pub(crate) fn pop_dirty(&mut self) -> Option<Option<(u32, u32)>> {
+    pub(crate) fn pop_dirty(&mut self) -> Option<Option<(u32, Gen)>> {
         let slot = self.dirty.pop()?;
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return Some(None);
@@ -390,7 +392,7 @@ impl Core {
     }
 
     /// Takes a carried session's leftover work: `(gen, read, write)`.
-    pub(crate) fn take_carry(&mut self, slot: u32) -> Option<(u32, bool, bool)> {
+    pub(crate) fn take_carry(&mut self, slot: u32) -> Option<(Gen, bool, bool)> {
         let entry = self.slots.get_mut(slot as usize)?;
         let sess = entry.sess.as_deref_mut()?;
         if !sess.f.in_carry {
@@ -406,7 +408,7 @@ impl Core {
 
     /// Reads once from a readable session into a pooled segment, feeds the
     /// core, and returns the segment to the pool.
-    pub(crate) fn read_once(&mut self, slot: u32, gen: u32, total: &mut usize) -> ReadStep {
+    pub(crate) fn read_once(&mut self, slot: u32, gen: Gen, total: &mut usize) -> ReadStep {
         let now = self.now;
         let Some(entry) = self.slots.get_mut(slot as usize).filter(|s| s.gen == gen) else {
             return ReadStep::Idle;
@@ -452,7 +454,7 @@ impl Core {
     }
 
     /// Pauses reading of a session (the pool is over budget).
-    pub(crate) fn pause(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn pause(&mut self, slot: u32, gen: Gen) {
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
         };
@@ -491,7 +493,7 @@ impl Core {
     }
 
     /// A client's TCP connect reported readiness: completed or failed?
-    pub(crate) fn finish_connect(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn finish_connect(&mut self, slot: u32, gen: Gen) {
         let now = self.now;
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
@@ -523,7 +525,7 @@ impl Core {
     /// Moves bytes from the core to the socket (through the scratch buffer),
     /// until the core has nothing more, the socket is full (the unwritten
     /// remainder goes to a pooled segment) or the write budget is spent.
-    pub(crate) fn transmit(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn transmit(&mut self, slot: u32, gen: Gen) {
         let now = self.now;
         let budget = self.options.write_budget;
         let Some(sess) = self
@@ -561,7 +563,7 @@ impl Core {
     }
 
     /// After a drive: the drain notice, the deadline, the poll interest.
-    pub(crate) fn after_drive(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn after_drive(&mut self, slot: u32, gen: Gen) {
         let id = self.id(slot, gen);
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
@@ -576,7 +578,7 @@ impl Core {
 
     /// Puts the session's next deadline in the heap, unless an entry at or
     /// before it is already there.
-    fn reschedule(&mut self, slot: u32, gen: u32) {
+    fn reschedule(&mut self, slot: u32, gen: Gen) {
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
         };
@@ -596,7 +598,7 @@ impl Core {
     /// Registers readable interest unless reading is paused or over, and
     /// writable interest only while a write is blocked (or a connect is in
     /// flight); deregisters when neither is wanted.
-    pub(crate) fn update_interest(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn update_interest(&mut self, slot: u32, gen: Gen) {
         let now = self.now;
         let registry = self.poll.registry();
         let Some(sess) = self
@@ -640,7 +642,7 @@ impl Core {
     // ----- timers -------------------------------------------------------
 
     /// Pops the next due heap entry that is still current: `(slot, gen)`.
-    pub(crate) fn pop_due_timer(&mut self) -> Option<Option<(u32, u32)>> {
+    pub(crate) fn pop_due_timer(&mut self) -> Option<Option<(u32, Gen)>> {
         let &Reverse((t, slot, gen)) = self.timers.peek()?;
         if t > self.now {
             return None;
@@ -658,7 +660,7 @@ impl Core {
 
     /// A session's deadline passed: give up a TCP connect, or let the core
     /// handle its timers.
-    pub(crate) fn on_timer(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn on_timer(&mut self, slot: u32, gen: Gen) {
         let now = self.now;
         let Some(sess) = self.session_mut(slot, gen) else {
             return;

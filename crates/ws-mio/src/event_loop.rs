@@ -12,7 +12,7 @@ use ws_proto::Event;
 
 use crate::engine::{Core, Notice, ReadStep, RunState};
 use crate::handle::{next_command, Command, Remote};
-use crate::id::{listener_index, split_token, WAKER_TOKEN};
+use crate::id::{listener_index, split_token, Gen, WAKER_TOKEN};
 use crate::{
     net, ConnId, ConnectOptions, Ctx, Decision, Error, Handle, Handler, LoopStats, Options,
 };
@@ -171,7 +171,15 @@ impl<H: Handler> EventLoop<H> {
                 self.accept(li);
             } else {
                 let (slot, token_gen) = split_token(token);
-                let Some(gen) = token_gen.or_else(|| self.core.gen_of(slot)) else {
+                // A token carries the low bits of its connection's serial
+                // (where `usize` is wide enough): readiness reported for a
+                // connection that has since closed does not reach the slot's
+                // next occupant.
+                let Some(gen) = self
+                    .core
+                    .gen_of(slot)
+                    .filter(|g| token_gen.is_none_or(|t| *g as u32 == t))
+                else {
                     continue;
                 };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -199,7 +207,7 @@ impl<H: Handler> EventLoop<H> {
     /// connection: write what `poll_transmit` hands out, deliver every
     /// event, repeat while callbacks queue more; then re-arm the deadline
     /// and the poll interest.
-    fn drive(&mut self, slot: u32, gen: u32) {
+    fn drive(&mut self, slot: u32, gen: Gen) {
         loop {
             if let Some(sess) = self.core.session_mut(slot, gen) {
                 sess.f.dirty = false;
@@ -285,7 +293,7 @@ impl<H: Handler> EventLoop<H> {
 
     // ----- readiness ----------------------------------------------------
 
-    fn on_ready(&mut self, slot: u32, gen: u32, readable: bool, writable: bool) {
+    fn on_ready(&mut self, slot: u32, gen: Gen, readable: bool, writable: bool) {
         if writable {
             self.core.finish_connect(slot, gen);
             self.drive(slot, gen);
@@ -297,7 +305,7 @@ impl<H: Handler> EventLoop<H> {
 
     /// Reads within the per-iteration budget, driving the connection after
     /// every read.
-    fn read_ready(&mut self, slot: u32, gen: u32) {
+    fn read_ready(&mut self, slot: u32, gen: Gen) {
         let mut total = 0;
         loop {
             match self.core.read_once(slot, gen, &mut total) {
