@@ -129,12 +129,12 @@ impl<'a> Ctx<'a> {
 
     /// Ids of every connection of this loop.
     pub fn connection_ids(&self) -> Vec<ConnId> {
-        self.core.ids()
+        self.core.app_ids()
     }
 
     /// How many connections this loop holds.
     pub fn connection_count(&self) -> usize {
-        self.core.live()
+        self.core.held()
     }
 
     /// This loop's index in its group (0 when alone).
@@ -155,11 +155,6 @@ impl<'a> Ctx<'a> {
     /// The loop's buffer pool.
     pub fn pool(&self) -> &BufferPool {
         &self.core.options.pool
-    }
-
-    /// The loop's options.
-    pub(crate) fn options(&self) -> &crate::Options {
-        &self.core.options
     }
 
     /// The loop's counters.

@@ -15,10 +15,11 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Poll};
 use rustls::pki_types::ServerName;
 use ws_buf::BufferSegment;
+use ws_net::LogLimiter;
 use ws_proto::{Accept, Bytes, ClientRequest, CloseCode, Connection, MessageKind, State, Transmit};
 
 use crate::handle::{Command, Remote};
-use crate::id::{conn_token, listener_token, FIRST_RESERVED_SLOT};
+use crate::id::{conn_token, listener_token, next_serial, Gen, FIRST_RESERVED_SLOT};
 use crate::transport::Transport;
 use crate::url::WsUrl;
 use crate::{net, tls, ConnId, ConnectOptions, Decision, Error, Handle, Options};
@@ -29,8 +30,10 @@ use crate::{net, tls, ConnId, ConnectOptions, Decision, Error, Handle, Options};
 pub struct LoopStats {
     /// Connections accepted from listeners.
     pub accepted: u64,
-    /// Accepted connections closed at once (over `max_connections`, or while
-    /// shutting down).
+    /// Accepted connections refused: over `max_connections` (answered with
+    /// HTTP 503 and `Retry-After`, or closed at once when
+    /// [`Options::max_refusing`] answers are already under way), or while
+    /// shutting down (closed at once).
     pub refused: u64,
     /// Outgoing connections whose TCP connect completed.
     pub connected: u64,
@@ -71,7 +74,9 @@ pub(crate) enum RunState {
 
 /// One slot of the session table.
 pub(crate) struct Slot {
-    gen: u32,
+    /// The serial of the connection in the slot (see [`next_serial`]): a new
+    /// one for every occupant, so an old id never matches a newcomer.
+    gen: Gen,
     sess: Option<Box<Session>>,
 }
 
@@ -115,7 +120,49 @@ pub(crate) struct Flags {
     backpressured: bool,
     /// The TCP connect is in flight.
     connecting: bool,
+    /// A handler callback for this connection panicked: it is being closed
+    /// and gets no callback but `on_close`.
+    pub(crate) panicked: bool,
+    /// Accepted over `max_connections`: the loop answers its upgrade request
+    /// with 503 by itself; the handler never hears of it.
+    pub(crate) refusing: bool,
 }
+
+/// How often a repeated warning of one kind may be logged.
+const LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The loop's rate limiters for warnings that can repeat fast.
+pub(crate) struct LogLimits {
+    /// `accept` failing (e.g. out of file descriptors).
+    pub(crate) accept: LogLimiter,
+    /// Connections refused over `max_connections`.
+    pub(crate) refused: LogLimiter,
+    /// TLS sessions that could not be set up.
+    pub(crate) tls: LogLimiter,
+    /// Upgrade decisions the core refused.
+    pub(crate) decision: LogLimiter,
+    /// Handler callbacks that panicked.
+    pub(crate) panic: LogLimiter,
+}
+
+impl LogLimits {
+    fn new() -> LogLimits {
+        LogLimits {
+            accept: LogLimiter::new(LOG_INTERVAL),
+            refused: LogLimiter::new(LOG_INTERVAL),
+            tls: LogLimiter::new(LOG_INTERVAL),
+            decision: LogLimiter::new(LOG_INTERVAL),
+            panic: LogLimiter::new(LOG_INTERVAL),
+        }
+    }
+}
+
+/// `Retry-After` (seconds) of the 503 answer to a connection over
+/// `max_connections`.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// Most time a refused connection may take to send its upgrade request.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A listening socket of the loop.
 pub(crate) struct Listener {
@@ -156,11 +203,17 @@ pub(crate) struct Core {
     pub(crate) poll: Poll,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// Sessions held, refusals included.
     live: usize,
+    /// Sessions held only to answer 503 (see `Flags::refusing`).
+    refusing: usize,
     pub(crate) listeners: Vec<Option<Listener>>,
-    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    timers: BinaryHeap<Reverse<(Instant, u32, Gen)>>,
     pub(crate) dirty: Vec<u32>,
     pub(crate) carry: Vec<u32>,
+    /// The carry list being processed, swapped with `carry` each turn so
+    /// neither list loses its capacity.
+    pub(crate) carry_work: Vec<u32>,
     paused: Vec<u32>,
     pub(crate) notices: VecDeque<(ConnId, Notice)>,
     /// The one write buffer of the loop: `poll_transmit` fills it, the
@@ -179,6 +232,7 @@ pub(crate) struct Core {
     pub(crate) now: Instant,
     pub(crate) stats: LoopStats,
     client_tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) log: LogLimits,
 }
 
 impl Core {
@@ -196,10 +250,12 @@ impl Core {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            refusing: 0,
             listeners: Vec::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             carry: Vec::new(),
+            carry_work: Vec::new(),
             paused: Vec::new(),
             notices: VecDeque::new(),
             scratch: vec![0u8; options.scratch_size.max(1)].into_boxed_slice(),
@@ -214,18 +270,24 @@ impl Core {
             now: Instant::now(),
             stats: LoopStats::default(),
             client_tls: None,
+            log: LogLimits::new(),
         }
     }
 
     // ----- session table ------------------------------------------------
 
-    /// Connections held.
+    /// Sessions held (refusals included).
     pub(crate) fn live(&self) -> usize {
         self.live
     }
 
+    /// Connections held for the application (refusals not included).
+    pub(crate) fn held(&self) -> usize {
+        self.live - self.refusing
+    }
+
     /// The session in `slot` if it has generation `gen`.
-    pub(crate) fn session_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Session> {
+    pub(crate) fn session_mut(&mut self, slot: u32, gen: Gen) -> Option<&mut Session> {
         self.slots
             .get_mut(slot as usize)
             .filter(|s| s.gen == gen)
@@ -233,7 +295,7 @@ impl Core {
     }
 
     /// The current generation of an occupied slot.
-    pub(crate) fn gen_of(&self, slot: u32) -> Option<u32> {
+    pub(crate) fn gen_of(&self, slot: u32) -> Option<Gen> {
         self.slots
             .get(slot as usize)
             .and_then(|s| s.sess.as_ref().map(|_| s.gen))
@@ -258,11 +320,21 @@ impl Core {
             .ok_or(Error::UnknownConnection(id))
     }
 
-    pub(crate) fn id(&self, slot: u32, gen: u32) -> ConnId {
+    pub(crate) fn id(&self, slot: u32, gen: Gen) -> ConnId {
         ConnId::new(self.index, slot, gen)
     }
 
-    /// Ids of every connection held.
+    /// Ids of the connections the application knows of (not the refusals).
+    pub(crate) fn app_ids(&self) -> Vec<ConnId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.sess.as_ref().is_some_and(|x| !x.f.refusing))
+            .map(|(i, s)| ConnId::new(self.index, i as u32, s.gen))
+            .collect()
+    }
+
+    /// Ids of every session held (refusals included).
     pub(crate) fn ids(&self) -> Vec<ConnId> {
         self.slots
             .iter()
@@ -272,7 +344,7 @@ impl Core {
             .collect()
     }
 
-    fn insert(&mut self, sess: Session) -> Result<(u32, u32), Error> {
+    fn insert(&mut self, sess: Session) -> Result<(u32, Gen), Error> {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -287,23 +359,46 @@ impl Core {
         let Some(entry) = self.slots.get_mut(slot as usize) else {
             return Err(Error::TooManyConnections);
         };
+        let refusing = sess.f.refusing;
         entry.sess = Some(Box::new(sess));
+        entry.gen = next_serial();
         self.live += 1;
-        self.stats.connections = self.live;
+        self.refusing += usize::from(refusing);
         let gen = entry.gen;
+        self.stats.connections = self.held();
+        self.reserve_lists();
         self.after_drive(slot, gen);
         Ok((slot, gen))
     }
 
+    /// Gives every per-connection work list room for each connection held,
+    /// here where accepting allocates anyway: a list that first fills up in
+    /// the middle of traffic (the carry lists the first time a read budget
+    /// runs out, say) must not allocate there. Each list holds a slot at
+    /// most once (its flag says whether it is listed), so `live` entries
+    /// always suffice.
+    fn reserve_lists(&mut self) {
+        let live = self.live;
+        for list in [
+            &mut self.dirty,
+            &mut self.carry,
+            &mut self.carry_work,
+            &mut self.paused,
+        ] {
+            list.reserve(live.saturating_sub(list.len()));
+        }
+        self.notices
+            .reserve((2 * live).saturating_sub(self.notices.len()));
+    }
+
     /// Drops a session (after its `Closed` was delivered).
-    pub(crate) fn remove(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn remove(&mut self, slot: u32, gen: Gen) {
         let Some(entry) = self.slots.get_mut(slot as usize).filter(|s| s.gen == gen) else {
             return;
         };
         let Some(mut sess) = entry.sess.take() else {
             return;
         };
-        entry.gen = entry.gen.wrapping_add(1);
         if sess.interest.is_some() {
             if let Err(e) = self.poll.registry().deregister(sess.transport.socket_mut()) {
                 log::debug!("ws-mio: deregister failed: {e}");
@@ -311,8 +406,12 @@ impl Core {
         }
         self.free.push(slot);
         self.live -= 1;
-        self.stats.connections = self.live;
-        self.stats.closed += 1;
+        if sess.f.refusing {
+            self.refusing -= 1;
+        } else {
+            self.stats.closed += 1;
+        }
+        self.stats.connections = self.held();
     }
 
     /// Queues the session to be driven once the current callback is done.
@@ -332,7 +431,7 @@ impl Core {
 
     /// Takes the next session from the dirty list: `Some(Some((slot, gen)))`
     /// when it still needs a drive, `Some(None)` when it was driven since.
-    pub(crate) fn pop_dirty(&mut self) -> Option<Option<(u32, u32)>> {
+    pub(crate) fn pop_dirty(&mut self) -> Option<Option<(u32, Gen)>> {
         let slot = self.dirty.pop()?;
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return Some(None);
@@ -365,7 +464,7 @@ impl Core {
     }
 
     /// Takes a carried session's leftover work: `(gen, read, write)`.
-    pub(crate) fn take_carry(&mut self, slot: u32) -> Option<(u32, bool, bool)> {
+    pub(crate) fn take_carry(&mut self, slot: u32) -> Option<(Gen, bool, bool)> {
         let entry = self.slots.get_mut(slot as usize)?;
         let sess = entry.sess.as_deref_mut()?;
         if !sess.f.in_carry {
@@ -381,7 +480,7 @@ impl Core {
 
     /// Reads once from a readable session into a pooled segment, feeds the
     /// core, and returns the segment to the pool.
-    pub(crate) fn read_once(&mut self, slot: u32, gen: u32, total: &mut usize) -> ReadStep {
+    pub(crate) fn read_once(&mut self, slot: u32, gen: Gen, total: &mut usize) -> ReadStep {
         let now = self.now;
         let Some(entry) = self.slots.get_mut(slot as usize).filter(|s| s.gen == gen) else {
             return ReadStep::Idle;
@@ -427,7 +526,7 @@ impl Core {
     }
 
     /// Pauses reading of a session (the pool is over budget).
-    pub(crate) fn pause(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn pause(&mut self, slot: u32, gen: Gen) {
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
         };
@@ -466,7 +565,7 @@ impl Core {
     }
 
     /// A client's TCP connect reported readiness: completed or failed?
-    pub(crate) fn finish_connect(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn finish_connect(&mut self, slot: u32, gen: Gen) {
         let now = self.now;
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
@@ -498,7 +597,7 @@ impl Core {
     /// Moves bytes from the core to the socket (through the scratch buffer),
     /// until the core has nothing more, the socket is full (the unwritten
     /// remainder goes to a pooled segment) or the write budget is spent.
-    pub(crate) fn transmit(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn transmit(&mut self, slot: u32, gen: Gen) {
         let now = self.now;
         let budget = self.options.write_budget;
         let Some(sess) = self
@@ -536,7 +635,7 @@ impl Core {
     }
 
     /// After a drive: the drain notice, the deadline, the poll interest.
-    pub(crate) fn after_drive(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn after_drive(&mut self, slot: u32, gen: Gen) {
         let id = self.id(slot, gen);
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
@@ -551,7 +650,7 @@ impl Core {
 
     /// Puts the session's next deadline in the heap, unless an entry at or
     /// before it is already there.
-    fn reschedule(&mut self, slot: u32, gen: u32) {
+    fn reschedule(&mut self, slot: u32, gen: Gen) {
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
         };
@@ -571,7 +670,7 @@ impl Core {
     /// Registers readable interest unless reading is paused or over, and
     /// writable interest only while a write is blocked (or a connect is in
     /// flight); deregisters when neither is wanted.
-    pub(crate) fn update_interest(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn update_interest(&mut self, slot: u32, gen: Gen) {
         let now = self.now;
         let registry = self.poll.registry();
         let Some(sess) = self
@@ -615,7 +714,7 @@ impl Core {
     // ----- timers -------------------------------------------------------
 
     /// Pops the next due heap entry that is still current: `(slot, gen)`.
-    pub(crate) fn pop_due_timer(&mut self) -> Option<Option<(u32, u32)>> {
+    pub(crate) fn pop_due_timer(&mut self) -> Option<Option<(u32, Gen)>> {
         let &Reverse((t, slot, gen)) = self.timers.peek()?;
         if t > self.now {
             return None;
@@ -633,7 +732,7 @@ impl Core {
 
     /// A session's deadline passed: give up a TCP connect, or let the core
     /// handle its timers.
-    pub(crate) fn on_timer(&mut self, slot: u32, gen: u32) {
+    pub(crate) fn on_timer(&mut self, slot: u32, gen: Gen) {
         let now = self.now;
         let Some(sess) = self.session_mut(slot, gen) else {
             return;
@@ -717,16 +816,44 @@ impl Core {
         }
     }
 
-    /// Takes in an accepted socket as a server connection.
+    /// Takes in an accepted socket as a server connection. Over
+    /// `max_connections` the connection is still taken in, but only so that
+    /// the core can answer its upgrade request with 503 and `Retry-After`
+    /// (at most [`Options::max_refusing`] such answers at a time; beyond
+    /// that, and while shutting down, the socket is closed at once). Either
+    /// way the client hears at once, and the next connection after a slot
+    /// frees is served.
     pub(crate) fn add_accepted(
         &mut self,
         stream: TcpStream,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) {
         self.stats.accepted += 1;
-        if self.run != RunState::Running || self.live >= self.options.max_connections {
+        if self.run != RunState::Running {
             self.stats.refused += 1;
             return;
+        }
+        let refusing = self.held() >= self.options.max_connections;
+        if refusing {
+            self.stats.refused += 1;
+            let (max, now) = (self.options.max_connections, self.now);
+            if self.refusing >= self.options.max_refusing {
+                ws_net::log_limited!(
+                    self.log.refused,
+                    now,
+                    log::Level::Warn,
+                    "ws-mio: at max_connections ({max}) with {} refusals under way: \
+                     closing new connections at once",
+                    self.refusing
+                );
+                return;
+            }
+            ws_net::log_limited!(
+                self.log.refused,
+                now,
+                log::Level::Warn,
+                "ws-mio: at max_connections ({max}): answering 503 to new connections"
+            );
         }
         if self.options.nodelay {
             if let Err(e) = stream.set_nodelay(true) {
@@ -738,17 +865,79 @@ impl Core {
             Some(cfg) => match rustls::ServerConnection::new(cfg) {
                 Ok(c) => Transport::tls(stream, rustls::Connection::Server(c)),
                 Err(e) => {
-                    log::warn!("ws-mio: TLS server session failed: {e}");
-                    self.stats.refused += 1;
+                    let now = self.now;
+                    ws_net::log_limited!(
+                        self.log.tls,
+                        now,
+                        log::Level::Warn,
+                        "ws-mio: TLS server session failed: {e}"
+                    );
+                    if !refusing {
+                        self.stats.refused += 1;
+                    }
                     return;
                 }
             },
         };
-        let conn = Connection::server(self.options.config.clone(), self.now);
-        if let Err(e) = self.insert(Session::new(conn, transport, None)) {
-            log::debug!("ws-mio: connection refused: {e}");
-            self.stats.refused += 1;
+        let mut config = self.options.config.clone();
+        if refusing {
+            config.handshake_timeout = config.handshake_timeout.min(REFUSAL_TIMEOUT);
         }
+        let conn = Connection::server(config, self.now);
+        let mut sess = Session::new(conn, transport, None);
+        sess.f.refusing = refusing;
+        if let Err(e) = self.insert(sess) {
+            log::debug!("ws-mio: connection refused: {e}");
+            if !refusing {
+                self.stats.refused += 1;
+            }
+        }
+    }
+
+    /// Answers the upgrade request of a connection taken in over
+    /// `max_connections`: 503 with `Retry-After` (the core writes the
+    /// response and closes).
+    pub(crate) fn refuse(&mut self, id: ConnId) {
+        let headers = [("Retry-After".to_string(), RETRY_AFTER_SECS.to_string())];
+        let body = b"server at its connection limit; retry later";
+        if let Ok(sess) = self.get_mut(id) {
+            if let Err(e) = sess.conn.reject(503, &headers, body) {
+                log::debug!("ws-mio: refusing {id}: {e}");
+            }
+        }
+        self.mark_dirty(id.slot());
+    }
+
+    /// A handler callback for `id` panicked: fail the connection (1011 when
+    /// open; 500 to an upgrade request waiting for its decision; dropped
+    /// otherwise). Its `Closed` follows as usual, so `on_close` is called
+    /// once.
+    pub(crate) fn fail_panicked(&mut self, id: ConnId) {
+        let now = self.now;
+        let Ok(sess) = self.get_mut(id) else {
+            return;
+        };
+        if sess.f.panicked {
+            return;
+        }
+        sess.f.panicked = true;
+        match sess.conn.state() {
+            State::Open => {
+                if let Err(e) = sess.conn.close(CloseCode::INTERNAL_ERROR, "internal error") {
+                    log::debug!("ws-mio: closing {id} after a panic: {e}");
+                }
+            }
+            State::Connecting => {
+                if sess.conn.reject(500, &[], b"").is_err() {
+                    sess.f.connecting = false;
+                    sess.f.eof = true;
+                    sess.pending = None;
+                    sess.conn.handle_transport_error(now, "handler panicked");
+                }
+            }
+            State::Closing | State::Closed => {}
+        }
+        self.mark_dirty(id.slot());
     }
 
     /// Opens a client connection (`ws://` or `wss://`).
@@ -756,7 +945,7 @@ impl Core {
         if self.run != RunState::Running || self.want_stop || self.want_shutdown.is_some() {
             return Err(Error::ShuttingDown);
         }
-        if self.live >= self.options.max_connections {
+        if self.held() >= self.options.max_connections {
             return Err(Error::TooManyConnections);
         }
         let url = WsUrl::parse(url)?;
@@ -859,8 +1048,16 @@ impl Core {
         };
         if let Err(e) = &r {
             if matches!(e, ws_proto::Error::InvalidHeader(_)) {
-                log::warn!("ws-mio: upgrade decision for {id} refused ({e}); answering 500");
-                let _ = sess.conn.reject(500, &[], b"");
+                let now = self.now;
+                ws_net::log_limited!(
+                    self.log.decision,
+                    now,
+                    log::Level::Warn,
+                    "ws-mio: upgrade decision for {id} refused ({e}); answering 500"
+                );
+                if let Ok(sess) = self.get_mut(id) {
+                    let _ = sess.conn.reject(500, &[], b"");
+                }
             }
         }
         self.after_command(id, r)

@@ -1,8 +1,10 @@
 //! One event loop: a `mio::Poll`, the sessions, the handler, and the single
 //! routine that drives a connection (`EventLoop::drive`).
 
+use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use ws_proto::Event;
 
 use crate::engine::{Core, Notice, ReadStep, RunState};
 use crate::handle::{next_command, Command, Remote};
-use crate::id::{listener_index, split_token, WAKER_TOKEN};
+use crate::id::{listener_index, split_token, Gen, WAKER_TOKEN};
 use crate::{
     net, ConnId, ConnectOptions, Ctx, Decision, Error, Handle, Handler, LoopStats, Options,
 };
@@ -33,9 +35,6 @@ pub struct EventLoop<H: Handler> {
     core: Core,
     events: Option<Events>,
     started: bool,
-    /// The carry list being processed, swapped with `core.carry` each turn
-    /// so neither list loses its capacity (no allocation per turn).
-    carry_work: Vec<u32>,
 }
 
 impl<H: Handler> EventLoop<H> {
@@ -59,7 +58,6 @@ impl<H: Handler> EventLoop<H> {
             core: Core::new(index, parts.poll, parts.remote, parts.rx, handle, options),
             events: Some(events),
             started: false,
-            carry_work: Vec::new(),
         }
     }
 
@@ -146,7 +144,7 @@ impl<H: Handler> EventLoop<H> {
         if !self.started {
             self.started = true;
             self.core.now = Instant::now();
-            self.handler.on_start(&mut Ctx::new(&mut self.core));
+            self.call(None, "on_start", |h, ctx| h.on_start(ctx));
             self.settle();
         }
         self.check_control();
@@ -175,7 +173,15 @@ impl<H: Handler> EventLoop<H> {
                 self.accept(li);
             } else {
                 let (slot, token_gen) = split_token(token);
-                let Some(gen) = token_gen.or_else(|| self.core.gen_of(slot)) else {
+                // A token carries the low bits of its connection's serial
+                // (where `usize` is wide enough): readiness reported for a
+                // connection that has since closed does not reach the slot's
+                // next occupant.
+                let Some(gen) = self
+                    .core
+                    .gen_of(slot)
+                    .filter(|g| token_gen.is_none_or(|t| *g as u32 == t))
+                else {
                     continue;
                 };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -203,7 +209,7 @@ impl<H: Handler> EventLoop<H> {
     /// connection: write what `poll_transmit` hands out, deliver every
     /// event, repeat while callbacks queue more; then re-arm the deadline
     /// and the poll interest.
-    fn drive(&mut self, slot: u32, gen: u32) {
+    fn drive(&mut self, slot: u32, gen: Gen) {
         loop {
             if let Some(sess) = self.core.session_mut(slot, gen) {
                 sess.f.dirty = false;
@@ -229,36 +235,104 @@ impl<H: Handler> EventLoop<H> {
         self.core.after_drive(slot, gen);
     }
 
-    /// Hands one event to the handler.
+    /// Hands one event to the handler. A connection whose handler panicked
+    /// gets no more callbacks but its one `on_close`.
     fn dispatch(&mut self, id: ConnId, ev: Event) {
-        let h = &mut self.handler;
-        let mut ctx = Ctx::new(&mut self.core);
+        if self.core.get(id).is_some_and(|s| s.f.refusing) {
+            // Over max_connections: answered by the loop, unseen by the
+            // handler.
+            match ev {
+                Event::UpgradeRequest(_) => self.core.refuse(id),
+                Event::Closed(_) => self.core.remove(id.slot(), id.gen()),
+                _ => {}
+            }
+            return;
+        }
+        if self.core.get(id).is_some_and(|s| s.f.panicked) && !matches!(ev, Event::Closed(_)) {
+            return;
+        }
         match ev {
             Event::UpgradeRequest(req) => {
                 let decision =
-                    if crate::options::origin_allowed(ctx.options(), req.origin.as_deref()) {
-                        h.on_upgrade(&mut ctx, id, &req)
+                    if crate::options::origin_allowed(&self.core.options, req.origin.as_deref()) {
+                        self.call(Some(id), "on_upgrade", |h, ctx| h.on_upgrade(ctx, id, &req))
                     } else {
                         log::info!(
                             "ws-mio: {id}: origin {:?} not in the allow-list",
                             req.origin
                         );
-                        Decision::reject(403, "origin not allowed")
+                        Some(Decision::reject(403, "origin not allowed"))
                     };
-                if let Err(e) = self.core.decide(id, decision) {
-                    log::debug!("ws-mio: upgrade decision for {id}: {e}");
+                // None: the handler panicked, and the refusal is under way.
+                if let Some(decision) = decision {
+                    if let Err(e) = self.core.decide(id, decision) {
+                        log::debug!("ws-mio: upgrade decision for {id}: {e}");
+                    }
                 }
             }
-            Event::Open(info) => h.on_open(&mut ctx, id, &info),
-            Event::Message(m) => h.on_message(&mut ctx, id, m),
-            Event::Fragment(f) => h.on_fragment(&mut ctx, id, f),
-            Event::Ping(p) => h.on_ping(&mut ctx, id, &p),
-            Event::Pong(p) => h.on_pong(&mut ctx, id, &p),
+            Event::Open(info) => {
+                self.call(Some(id), "on_open", |h, ctx| h.on_open(ctx, id, &info));
+            }
+            Event::Message(m) => {
+                self.call(Some(id), "on_message", |h, ctx| h.on_message(ctx, id, m));
+            }
+            Event::Fragment(f) => {
+                self.call(Some(id), "on_fragment", |h, ctx| h.on_fragment(ctx, id, f));
+            }
+            Event::Ping(p) => {
+                self.call(Some(id), "on_ping", |h, ctx| h.on_ping(ctx, id, &p));
+            }
+            Event::Pong(p) => {
+                self.call(Some(id), "on_pong", |h, ctx| h.on_pong(ctx, id, &p));
+            }
             Event::Closed(c) => {
-                h.on_close(&mut ctx, id, &c);
+                // Whether or not `on_close` panics, the connection goes.
+                self.call(None, "on_close", |h, ctx| h.on_close(ctx, id, &c));
                 self.core.remove(id.slot(), id.gen());
             }
             _ => {}
+        }
+    }
+
+    /// The one place application code is called from the loop: runs `f`
+    /// with the handler and a [`Ctx`], and contains a panic. `Some` is what
+    /// `f` returned; `None` means it panicked: the panic is logged
+    /// (rate-limited) and, when the callback was about connection `id`, that
+    /// connection is failed (1011 when it is open, a 500 answer to its
+    /// upgrade request before that) and gets no callback but its one
+    /// `on_close`. Every other connection goes on as before.
+    fn call<R>(
+        &mut self,
+        id: Option<ConnId>,
+        what: &'static str,
+        f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R,
+    ) -> Option<R> {
+        let handler = &mut self.handler;
+        let core = &mut self.core;
+        match panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut Ctx::new(core)))) {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                let msg = panic_message(payload.as_ref());
+                let now = Instant::now();
+                match id {
+                    Some(id) => ws_net::log_limited!(
+                        self.core.log.panic,
+                        now,
+                        log::Level::Error,
+                        "ws-mio: {what} panicked for {id} ({msg}); closing it with 1011"
+                    ),
+                    None => ws_net::log_limited!(
+                        self.core.log.panic,
+                        now,
+                        log::Level::Error,
+                        "ws-mio: {what} panicked ({msg})"
+                    ),
+                }
+                if let Some(id) = id {
+                    self.core.fail_panicked(id);
+                }
+                None
+            }
         }
     }
 
@@ -276,10 +350,18 @@ impl<H: Handler> EventLoop<H> {
                 if self.core.get(id).is_none() {
                     continue;
                 }
-                let mut ctx = Ctx::new(&mut self.core);
+                if self.core.get(id).is_some_and(|s| s.f.panicked) {
+                    continue;
+                }
                 match notice {
-                    Notice::Backpressure(n) => self.handler.on_backpressure(&mut ctx, id, n),
-                    Notice::Drain => self.handler.on_drain(&mut ctx, id),
+                    Notice::Backpressure(n) => {
+                        self.call(Some(id), "on_backpressure", |h, ctx| {
+                            h.on_backpressure(ctx, id, n)
+                        });
+                    }
+                    Notice::Drain => {
+                        self.call(Some(id), "on_drain", |h, ctx| h.on_drain(ctx, id));
+                    }
                 }
                 continue;
             }
@@ -289,7 +371,7 @@ impl<H: Handler> EventLoop<H> {
 
     // ----- readiness ----------------------------------------------------
 
-    fn on_ready(&mut self, slot: u32, gen: u32, readable: bool, writable: bool) {
+    fn on_ready(&mut self, slot: u32, gen: Gen, readable: bool, writable: bool) {
         if writable {
             self.core.finish_connect(slot, gen);
             self.drive(slot, gen);
@@ -301,7 +383,7 @@ impl<H: Handler> EventLoop<H> {
 
     /// Reads within the per-iteration budget, driving the connection after
     /// every read.
-    fn read_ready(&mut self, slot: u32, gen: u32) {
+    fn read_ready(&mut self, slot: u32, gen: Gen) {
         let mut total = 0;
         loop {
             match self.core.read_once(slot, gen, &mut total) {
@@ -344,8 +426,14 @@ impl<H: Handler> EventLoop<H> {
                             | io::ErrorKind::ConnectionReset
                     ) => {}
                 Err(e) => {
-                    log::warn!("ws-mio: accept failed: {e}; retrying in {ACCEPT_RETRY:?}");
-                    l.retry_at = Some(self.core.now + ACCEPT_RETRY);
+                    let now = self.core.now;
+                    l.retry_at = Some(now + ACCEPT_RETRY);
+                    ws_net::log_limited!(
+                        self.core.log.accept,
+                        now,
+                        log::Level::Warn,
+                        "ws-mio: accept failed: {e}; retrying in {ACCEPT_RETRY:?}"
+                    );
                     return;
                 }
             }
@@ -374,7 +462,7 @@ impl<H: Handler> EventLoop<H> {
     }
 
     fn process_carry(&mut self) {
-        let mut work = std::mem::take(&mut self.carry_work);
+        let mut work = std::mem::take(&mut self.core.carry_work);
         std::mem::swap(&mut work, &mut self.core.carry);
         for slot in work.drain(..) {
             let Some((gen, read, write)) = self.core.take_carry(slot) else {
@@ -388,7 +476,7 @@ impl<H: Handler> EventLoop<H> {
             }
             self.settle();
         }
-        self.carry_work = work;
+        self.core.carry_work = work;
     }
 
     fn fire_timers(&mut self) {
@@ -431,7 +519,7 @@ impl<H: Handler> EventLoop<H> {
                 Ok(())
             }
             Command::Run(task) => {
-                task(&mut Ctx::new(&mut self.core));
+                self.call(None, "a task run on the loop", |_, ctx| task(ctx));
                 Ok(())
             }
         };
@@ -491,4 +579,13 @@ impl LoopParts {
             rx,
         })
     }
+}
+
+/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string payload")
 }

@@ -1,24 +1,39 @@
 //! Connection identifiers and their mapping to `mio` tokens.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mio::Token;
 
+/// The serial of a connection: drawn from one process-wide counter when a
+/// loop takes the connection in (accepted or connected).
+pub(crate) type Gen = u64;
+
+/// The next connection serial. One counter for the whole process (every loop
+/// of every group): at a million connections a second it would take more
+/// than half a million years to wrap.
+pub(crate) fn next_serial() -> Gen {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Identifies one connection of one event loop.
 ///
-/// An id is never reused for a different connection while the loop runs:
-/// it carries the loop's index, a slot number and the slot's generation, so
-/// a command sent to a connection that has since closed (and whose slot was
-/// reused) is refused instead of reaching the newcomer.
+/// An id is never reused for a different connection while the process runs:
+/// besides the loop's index and a slot number, it carries the connection's
+/// serial, a number drawn from one process-wide 64-bit counter when the loop
+/// took the connection in, so a command sent to a connection that has since
+/// closed (and whose slot was reused) is refused instead of reaching the
+/// newcomer.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     loop_index: u16,
-    gen: u32,
+    gen: Gen,
     slot: u32,
 }
 
 impl ConnId {
-    pub(crate) fn new(loop_index: u16, slot: u32, gen: u32) -> ConnId {
+    pub(crate) fn new(loop_index: u16, slot: u32, gen: Gen) -> ConnId {
         ConnId {
             loop_index,
             gen,
@@ -36,16 +51,19 @@ impl ConnId {
         self.slot
     }
 
-    pub(crate) fn gen(self) -> u32 {
+    pub(crate) fn gen(self) -> Gen {
         self.gen
     }
 
-    /// A compact numeric form (loop index, generation and slot packed into
-    /// 64 bits), e.g. for logs or maps keyed by integers.
+    /// The connection's serial: unique among all connections of the process
+    /// (every loop of every group), for as long as it runs, and increasing in
+    /// the order the loops took their connections in. Suits logs and maps
+    /// keyed by integers; two different connections never share a number.
+    ///
+    /// (It is not the whole id: the loop index and slot are not in it, so an
+    /// id cannot be rebuilt from it.)
     pub fn as_u64(self) -> u64 {
-        (u64::from(self.loop_index) << 48)
-            | (u64::from(self.gen & 0xffff) << 32)
-            | u64::from(self.slot)
+        self.gen
     }
 }
 
@@ -81,13 +99,15 @@ pub(crate) fn listener_index(token: Token) -> Option<usize> {
 /// The token of a connection: slot in the low 32 bits and, where `usize`
 /// is wide enough, the generation above it, so that readiness reported for a
 /// closed connection cannot be taken for its slot's next occupant.
-pub(crate) fn conn_token(slot: u32, gen: u32) -> Token {
-    let wide = (u64::from(gen) << 32) | u64::from(slot);
+pub(crate) fn conn_token(slot: u32, gen: Gen) -> Token {
+    // The low 32 bits of the serial: enough to tell a slot's occupants apart.
+    let wide = ((gen & 0xffff_ffff) << 32) | u64::from(slot);
     Token(usize::try_from(wide).unwrap_or(slot as usize))
 }
 
-/// Splits a connection token into slot and generation (`None` when the
-/// platform's `usize` cannot carry the generation).
+/// Splits a connection token into slot and the low 32 bits of the serial
+/// (`None` when the
+/// platform's `usize` cannot carry them).
 pub(crate) fn split_token(token: Token) -> (u32, Option<u32>) {
     let t = token.0 as u64;
     let gen = if usize::BITS >= 64 {
@@ -96,4 +116,48 @@ pub(crate) fn split_token(token: Token) -> (u32, Option<u32>) {
         None
     };
     (t as u32, gen)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// One slot reused for far more than 65,536 connections (the old
+    /// `as_u64` kept 16 bits of the slot's generation, so the 65,537th
+    /// occupant of a slot got the first one's number): every occupant gets
+    /// its own integer, and so does a connection of another loop or slot.
+    #[test]
+    fn as_u64_is_unique_across_slot_reuse_and_loops() {
+        let mut seen = HashSet::new();
+        let mut previous = None;
+        for _ in 0..200_000 {
+            let id = ConnId::new(0, 7, next_serial());
+            assert!(seen.insert(id.as_u64()), "{id} collides");
+            assert!(previous.is_none_or(|p| id.as_u64() > p), "not increasing");
+            previous = Some(id.as_u64());
+            // The token of the slot changes with every occupant too.
+            assert_eq!(split_token(conn_token(7, id.gen())).0, 7);
+        }
+        for (loop_index, slot) in [(1u16, 7u32), (2, 0), (u16::MAX, FIRST_RESERVED_SLOT - 1)] {
+            let id = ConnId::new(loop_index, slot, next_serial());
+            assert!(seen.insert(id.as_u64()), "{id} collides");
+        }
+        assert_eq!(seen.len(), 200_003);
+    }
+
+    /// The token keeps the slot whole and the serial's low bits, so stale
+    /// readiness for an earlier occupant is told apart.
+    #[test]
+    fn tokens_tell_occupants_of_a_slot_apart() {
+        let (a, b) = (next_serial(), next_serial());
+        assert_ne!(conn_token(3, a), conn_token(3, b));
+        let (slot, low) = split_token(conn_token(3, b));
+        assert_eq!(slot, 3);
+        if usize::BITS >= 64 {
+            assert_eq!(low, Some(b as u32));
+        }
+        assert_eq!(listener_index(conn_token(3, b)), None);
+    }
 }

@@ -49,10 +49,18 @@ pub struct Options {
     pub command_queue: usize,
     /// Capacity of the `mio::Events` buffer (readiness events per poll).
     pub events_capacity: usize,
-    /// Most connections one loop holds; further accepts are closed at once
-    /// and `connect` fails with
-    /// [`Error::TooManyConnections`](crate::Error::TooManyConnections).
+    /// Most connections one loop holds; `connect` beyond it fails with
+    /// [`Error::TooManyConnections`](crate::Error::TooManyConnections), and
+    /// a connection accepted beyond it gets an HTTP 503 answer with
+    /// `Retry-After` at once (built by the core; the handler never sees it),
+    /// logged at most once per 5 s. The next connection after a slot frees
+    /// is served.
     pub max_connections: usize,
+    /// Most 503 answers (see [`max_connections`](Self::max_connections))
+    /// under way at a time per loop; a connection accepted beyond that is
+    /// closed at once. Each waits at most 5 s (and at most the config's
+    /// `handshake_timeout`) for its upgrade request.
+    pub max_refusing: usize,
     /// Listen backlog of listeners the loop binds.
     pub backlog: i32,
     /// Set `TCP_NODELAY` on every connection.
@@ -85,6 +93,7 @@ impl Default for Options {
             command_queue: 8192,
             events_capacity: 1024,
             max_connections: 1 << 22,
+            max_refusing: 64,
             backlog: 4096,
             nodelay: true,
             resume_interval: Duration::from_millis(10),
@@ -137,6 +146,11 @@ impl Options {
     /// Sets the most connections per loop.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+    /// Sets the most 503 answers under way at a time per loop.
+    pub fn max_refusing(mut self, n: usize) -> Self {
+        self.max_refusing = n;
         self
     }
     /// Sets the listen backlog.

@@ -203,7 +203,12 @@ fn ws_mio_echo_server_allocates_nothing_per_message() {
     the_counter_sees_the_loop_allocating();
     let mut report = Vec::new();
     for deflate in [false, true] {
-        let cfg = Config::default().deflate(deflate.then(DeflateConfig::default));
+        // Buffers are kept for reuse while a connection is busy and freed
+        // after `release_buffers_after` of quiet: a scheduling pause on a
+        // loaded machine must not count as quiet here.
+        let cfg = Config::default()
+            .deflate(deflate.then(DeflateConfig::default))
+            .release_buffers_after(Duration::from_secs(3600));
         for (size, warm_up, n) in [(16, 3000, 5000), (1024, 3000, 5000), (64 << 10, 500, 500)] {
             for kind in [MessageKind::Binary, MessageKind::Text] {
                 let a = loop_allocations(cfg.clone(), size, kind, warm_up, n);
@@ -211,19 +216,18 @@ fn ws_mio_echo_server_allocates_nothing_per_message() {
             }
         }
     }
-    // Open item (docs/performance.md): a 64 KiB message arrives as two
-    // 32,767-byte frames over 64 KiB reads, and the reassembly buffer is
-    // still re-allocated now and then (measured 24-225 allocations in 500
-    // messages; before the buffer reuse it was 6 per message). That row gets
-    // an amortised bound of 1 per message; every other row must be exactly
-    // zero, compressed 64 KiB messages included.
-    let bad: Vec<_> = report
-        .iter()
-        .filter(|&&(size, _, deflate, allocs, n)| {
-            let allowed = if !deflate && size >= 64 << 10 { n } else { 0 };
-            allocs > allowed as u64
-        })
-        .collect();
+    // Every row must be exactly zero, 64 KiB messages included (sent by the
+    // core client in three frames, so the server reassembles them in its
+    // reused buffer). That buffer used to forget its growth history whenever
+    // its capacity was used up, so it never held more than two messages and
+    // allocated again every other message whenever the previous message was
+    // still held (its echo queued, or its event not yet delivered): 420-576
+    // allocations per 500 messages on a loaded machine. And the loop's carry
+    // lists got their first capacity the first time a read budget ran out,
+    // which on a loaded machine could be in the measured part (1-2 in a
+    // 1 KiB row); the loop now sizes its work lists when it accepts.
+    eprintln!("allocations (size, kind, deflate, total, messages): {report:?}");
+    let bad: Vec<_> = report.iter().filter(|r| r.3 > 0).collect();
     assert!(
         bad.is_empty(),
         "allocations on the loop thread in steady state (size, kind, deflate, total, messages): {bad:?} \

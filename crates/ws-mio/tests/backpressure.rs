@@ -194,20 +194,25 @@ fn reading_pauses_while_the_pool_is_over_budget() {
             _ => assert!(Instant::now() < deadline, "no backpressure"),
         }
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // Wait for the pool to be over budget: no read buffer to be had.
+    let h = server.handle().clone();
+    wait_until("the pool to refuse a read buffer", || {
+        on_loop(&h, 0, |ctx| ctx.pool().try_get(16 << 10).is_none())
+    });
+    let pauses_before = on_loop(&h, 0, |ctx| ctx.loop_stats().read_pauses);
 
-    // The ordinary client's message is not read while the pool is full.
+    // The ordinary client's message is not read while the pool is full: the
+    // loop tries, pauses that connection's reading, and echoes nothing.
     ch.send_text(id, "during").unwrap();
-    let early = crx.recv_timeout(Duration::from_millis(500));
+    wait_until("reading to pause", || {
+        on_loop(&h, 0, |ctx| ctx.loop_stats().read_pauses) > pauses_before
+    });
+    let early = crx.try_recv();
     assert!(
         !matches!(early, Ok((_, Ev::Msg(..)))),
         "echoed while the pool was over budget: {early:?}"
     );
-    let h = server.handle().clone();
-    let (pauses, outstanding) = on_loop(&h, 0, |ctx| {
-        (ctx.loop_stats().read_pauses, ctx.pool().outstanding_bytes())
-    });
-    assert!(pauses > 0, "reading never paused");
+    let outstanding = on_loop(&h, 0, |ctx| ctx.pool().outstanding_bytes());
     assert!(outstanding <= 64 << 10, "{outstanding}");
 
     // Once the slow reader reads everything, buffers come back and reading
@@ -259,8 +264,12 @@ fn a_flooding_peer_does_not_starve_the_others() {
         }
         let _ = done_tx.send(());
     });
-    // Round trips on the other connection keep completing meanwhile.
-    std::thread::sleep(Duration::from_millis(20));
+    // Round trips on the other connection keep completing meanwhile: once
+    // the server is busy reading the flood (a few MiB in), time them.
+    let sh = server.handle().clone();
+    wait_until("the flood to reach the server", || {
+        on_loop(&sh, 0, |ctx| ctx.loop_stats().bytes_read) >= 4 << 20
+    });
     let mut worst = Duration::ZERO;
     let mut during = 0;
     for i in 0..20 {

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use ws_mio::{tls, ConnectOptions, Options};
@@ -209,14 +207,25 @@ fn idle_connection_memory_is_reported() {
     h.send_text(id, "x").unwrap();
     wait_msg(&rx, id);
     let sid = wait_any_open(&srx);
-    std::thread::sleep(Duration::from_millis(50));
     let sh = server.handle().clone();
-    let (core, total) = on_loop(&sh, 0, move |ctx| {
-        (
-            ctx.connection(sid).unwrap().retained_bytes(),
-            ctx.retained_bytes(sid).unwrap(),
-        )
-    });
+    // The echo has reached the client, so the server wrote it all: wait for
+    // the loop to have settled (no unwritten remainder, nothing borrowed
+    // from the pool) instead of guessing how long that takes.
+    let settled = || {
+        on_loop(&sh, 0, move |ctx| {
+            let core = ctx.connection(sid).unwrap().retained_bytes();
+            let total = ctx.retained_bytes(sid).unwrap();
+            (core, total, ctx.pool().stats().outstanding_bytes)
+        })
+    };
+    wait_until(
+        "the idle server connection to hold no driver buffer",
+        || {
+            let (core, total, outstanding) = settled();
+            total == core && outstanding == 0
+        },
+    );
+    let (core, total, _) = settled();
     eprintln!(
         "idle server connection: session {} B (core Connection {} B), core retained {} B, driver extra {} B",
         ws_mio::session_size(),

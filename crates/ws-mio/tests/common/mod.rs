@@ -161,6 +161,16 @@ pub fn wait_for<T>(
     }
 }
 
+/// Polls `cond` every 5 ms until it holds; panics naming `what` if it does
+/// not within [`WAIT`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Waits for `Open` of `id`.
 pub fn wait_open(rx: &Receiver<(usize, Ev)>, id: ConnId) -> OpenInfo {
     wait_for(rx, "open", |_, ev| match ev {
