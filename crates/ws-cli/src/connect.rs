@@ -46,7 +46,12 @@ pub fn options(a: &ConnectArgs) -> Result<ClientOptions, String> {
         let Some((k, v)) = h.split_once(':') else {
             return Err(format!("--header {h:?} is not 'Name: value'"));
         };
-        opts = opts.header(k.trim(), v.trim());
+        // The handshake writes Origin itself: `-H 'Origin: ...'` sets it.
+        if k.trim().eq_ignore_ascii_case("origin") {
+            opts = opts.origin(v.trim());
+        } else {
+            opts = opts.header(k.trim(), v.trim());
+        }
     }
     for p in &a.protocols {
         opts = opts.protocol(p.clone());
