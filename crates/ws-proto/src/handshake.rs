@@ -33,8 +33,10 @@ pub fn encode_key(nonce: &[u8; 16]) -> String {
 pub struct ParsedRequest {
     /// What the application sees.
     pub request: UpgradeRequest,
-    /// The client's `Sec-WebSocket-Key`.
+    /// The client's `Sec-WebSocket-Key` (empty over HTTP/2).
     pub key: String,
+    /// The HTTP version that carried it.
+    pub version: Http,
 }
 
 /// A handshake request the server refuses, with the HTTP status to answer.
@@ -80,12 +82,11 @@ pub fn parse_request(
         Err(e) => return Err(reject(400, HandshakeError::Malformed(e.to_string()))),
     };
     let method = req.method.unwrap_or_default();
-    if method != "GET" {
-        return Err(reject(405, HandshakeError::BadMethod(method.to_string())));
-    }
-    if req.version != Some(1) {
+    let version = if req.version == Some(1) {
+        Http::V1
+    } else {
         return Err(reject(505, HandshakeError::BadHttpVersion));
-    }
+    };
     let target = req.path.unwrap_or_default();
     let hdrs: Vec<(String, String)> = req
         .headers
@@ -97,6 +98,44 @@ pub fn parse_request(
             )
         })
         .collect();
+    let request = validate_request(method, target, version, hdrs)?;
+    Ok(Some((request, parsed)))
+}
+
+/// Which HTTP carries the upgrade: HTTP/1.1 (`GET` with `Upgrade: websocket`,
+/// RFC 6455 §4) or HTTP/2 (extended `CONNECT` with `:protocol = websocket`,
+/// RFC 8441).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Http {
+    /// HTTP/1.1 upgrade; success is `101 Switching Protocols`.
+    V1,
+    /// HTTP/2 extended CONNECT; success is `200`.
+    V2,
+}
+
+/// Validates an upgrade request head, whoever parsed it: `method`, the request
+/// `target` (path and query; for HTTP/2 the `:path`), the HTTP version, and
+/// the headers in order (for HTTP/2: the regular headers, with `:authority`
+/// given as `host`).
+///
+/// HTTP/1.1 needs `GET`, `Host`, `Upgrade: websocket`, `Connection: upgrade`,
+/// `Sec-WebSocket-Version: 13` and a 16-byte `Sec-WebSocket-Key`. HTTP/2 needs
+/// `CONNECT`, `Sec-WebSocket-Version: 13` and no key (RFC 8441 §5; the caller
+/// checked `:protocol = websocket`).
+pub fn validate_request(
+    method: &str,
+    target: &str,
+    version: Http,
+    hdrs: Vec<(String, String)>,
+) -> Result<ParsedRequest, RequestRejection> {
+    let reject = |status, error| RequestRejection { status, error };
+    let expected = match version {
+        Http::V1 => "GET",
+        Http::V2 => "CONNECT",
+    };
+    if method != expected {
+        return Err(reject(405, HandshakeError::BadMethod(method.to_string())));
+    }
     fn named<'a>(
         hdrs: &'a [(String, String)],
         name: &'a str,
@@ -109,11 +148,13 @@ pub fn parse_request(
         Some((_, v)) if !v.trim().is_empty() => v.trim().to_string(),
         _ => return Err(reject(400, HandshakeError::MissingHost)),
     };
-    if !find("upgrade").any(|(_, v)| has_token(v, "websocket")) {
-        return Err(reject(426, HandshakeError::MissingUpgrade));
-    }
-    if !find("connection").any(|(_, v)| has_token(v, "upgrade")) {
-        return Err(reject(400, HandshakeError::MissingConnectionUpgrade));
+    if version == Http::V1 {
+        if !find("upgrade").any(|(_, v)| has_token(v, "websocket")) {
+            return Err(reject(426, HandshakeError::MissingUpgrade));
+        }
+        if !find("connection").any(|(_, v)| has_token(v, "upgrade")) {
+            return Err(reject(400, HandshakeError::MissingConnectionUpgrade));
+        }
     }
     let mut versions = find("sec-websocket-version");
     match (versions.next(), versions.next()) {
@@ -123,15 +164,20 @@ pub fn parse_request(
             return Err(reject(426, HandshakeError::UnsupportedVersion(v)));
         }
     }
-    let mut keys = find("sec-websocket-key");
-    let key = match (keys.next(), keys.next()) {
-        (Some((_, k)), None) => k.trim().to_string(),
-        _ => return Err(reject(400, HandshakeError::BadKey)),
+    let key = if version == Http::V1 {
+        let mut keys = find("sec-websocket-key");
+        let key = match (keys.next(), keys.next()) {
+            (Some((_, k)), None) => k.trim().to_string(),
+            _ => return Err(reject(400, HandshakeError::BadKey)),
+        };
+        match B64.decode(key.as_bytes()) {
+            Ok(raw) if raw.len() == 16 => {}
+            _ => return Err(reject(400, HandshakeError::BadKey)),
+        }
+        key
+    } else {
+        String::new()
     };
-    match B64.decode(key.as_bytes()) {
-        Ok(raw) if raw.len() == 16 => {}
-        _ => return Err(reject(400, HandshakeError::BadKey)),
-    }
     let origin = find("origin").next().map(|(_, v)| v.clone());
     let protocols: Vec<String> = find("sec-websocket-protocol")
         .flat_map(|(_, v)| v.split(','))
@@ -145,60 +191,100 @@ pub fn parse_request(
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (target.to_string(), None),
     };
-    Ok(Some((
-        ParsedRequest {
-            request: UpgradeRequest {
-                path,
-                query,
-                host,
-                origin,
-                protocols,
-                extensions,
-                headers: hdrs.clone(),
-            },
-            key,
+    Ok(ParsedRequest {
+        request: UpgradeRequest {
+            path,
+            query,
+            host,
+            origin,
+            protocols,
+            extensions,
+            headers: hdrs.clone(),
         },
-        parsed,
-    )))
+        key,
+        version,
+    })
 }
 
-/// Writes the client's upgrade request.
-pub fn write_request(req: &ClientRequest, key: &str, extensions: Option<&str>, out: &mut Vec<u8>) {
-    let resource = if req.resource.is_empty() {
-        "/"
-    } else {
-        &req.resource
-    };
-    push(
-        out,
-        &["GET ", resource, " HTTP/1.1\r\nHost: ", &req.host, "\r\n"],
-    );
-    push(
-        out,
-        &[
-            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ",
-            key,
-            "\r\n",
-        ],
-    );
-    push(out, &["Sec-WebSocket-Version: 13\r\n"]);
+/// The headers of a client's upgrade request, in order: for HTTP/1.1 `Host`,
+/// `Upgrade`, `Connection`, `Sec-WebSocket-Key`, then for both versions
+/// `Sec-WebSocket-Version`, `Origin`, `Sec-WebSocket-Protocol`,
+/// `Sec-WebSocket-Extensions` and the request's own headers. (Over HTTP/2 the
+/// host goes in `:authority`, which the HTTP/2 layer writes.) `req` must have
+/// passed [`ClientRequest::validate`].
+pub fn request_headers(
+    req: &ClientRequest,
+    version: Http,
+    key: &str,
+    extensions: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = Vec::new();
+    let mut add = |n: &str, v: &str| h.push((n.to_string(), v.to_string()));
+    if version == Http::V1 {
+        add("Host", &req.host);
+        add("Upgrade", "websocket");
+        add("Connection", "Upgrade");
+        add("Sec-WebSocket-Key", key);
+    }
+    add("Sec-WebSocket-Version", "13");
     if let Some(o) = &req.origin {
-        push(out, &["Origin: ", o, "\r\n"]);
+        add("Origin", o);
     }
     if !req.protocols.is_empty() {
-        push(
-            out,
-            &[
-                "Sec-WebSocket-Protocol: ",
-                &req.protocols.join(", "),
-                "\r\n",
-            ],
-        );
+        add("Sec-WebSocket-Protocol", &req.protocols.join(", "));
     }
     if let Some(e) = extensions {
-        push(out, &["Sec-WebSocket-Extensions: ", e, "\r\n"]);
+        add("Sec-WebSocket-Extensions", e);
     }
     for (n, v) in &req.headers {
+        add(n, v);
+    }
+    h
+}
+
+/// Writes the client's HTTP/1.1 upgrade request (`req` must have passed
+/// [`ClientRequest::validate`]).
+pub fn write_request(req: &ClientRequest, key: &str, extensions: Option<&str>, out: &mut Vec<u8>) {
+    let headers = request_headers(req, Http::V1, key, extensions);
+    write_request_head(&req.resource, &headers, out);
+}
+
+/// Writes `GET resource HTTP/1.1` (an empty resource is `/`) and the headers.
+pub fn write_request_head(resource: &str, headers: &[(String, String)], out: &mut Vec<u8>) {
+    let resource = if resource.is_empty() { "/" } else { resource };
+    push(out, &["GET ", resource, " HTTP/1.1\r\n"]);
+    write_headers(headers, out);
+}
+
+/// The headers of a successful answer, in order: for HTTP/1.1 `Upgrade`,
+/// `Connection` and `Sec-WebSocket-Accept` (from the client's `key`), then
+/// the chosen subprotocol, the agreed extensions and `extra`.
+pub fn accept_headers(
+    version: Http,
+    key: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = Vec::new();
+    if version == Http::V1 {
+        h.push(("Upgrade".into(), "websocket".into()));
+        h.push(("Connection".into(), "Upgrade".into()));
+        h.push(("Sec-WebSocket-Accept".into(), accept_key(key.as_bytes())));
+    }
+    if let Some(p) = protocol {
+        h.push(("Sec-WebSocket-Protocol".into(), p.into()));
+    }
+    if let Some(e) = extensions {
+        h.push(("Sec-WebSocket-Extensions".into(), e.into()));
+    }
+    h.extend(extra.iter().cloned());
+    h
+}
+
+/// Writes `Name: value` lines and the blank line that ends the head.
+fn write_headers(headers: &[(String, String)], out: &mut Vec<u8>) {
+    for (n, v) in headers {
         push(out, &[n, ": ", v, "\r\n"]);
     }
     out.extend_from_slice(b"\r\n");
@@ -212,28 +298,14 @@ pub fn write_accept(
     headers: &[(String, String)],
     out: &mut Vec<u8>,
 ) {
-    push(
-        out,
-        &["HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"],
-    );
-    push(
-        out,
-        &[
-            "Sec-WebSocket-Accept: ",
-            &accept_key(key.as_bytes()),
-            "\r\n",
-        ],
-    );
-    if let Some(p) = protocol {
-        push(out, &["Sec-WebSocket-Protocol: ", p, "\r\n"]);
-    }
-    if let Some(e) = extensions {
-        push(out, &["Sec-WebSocket-Extensions: ", e, "\r\n"]);
-    }
-    for (n, v) in headers {
-        push(out, &[n, ": ", v, "\r\n"]);
-    }
-    out.extend_from_slice(b"\r\n");
+    let headers = accept_headers(Http::V1, key, protocol, extensions, headers);
+    write_switching(&headers, out);
+}
+
+/// Writes `HTTP/1.1 101 Switching Protocols` and the headers.
+pub fn write_switching(headers: &[(String, String)], out: &mut Vec<u8>) {
+    push(out, &["HTTP/1.1 101 Switching Protocols\r\n"]);
+    write_headers(headers, out);
 }
 
 /// Writes an error response that closes the connection.
@@ -338,6 +410,15 @@ pub fn validate_switching(
         (Some(a), None) if a.trim() == expected_accept => {}
         _ => return Err(HandshakeError::BadAccept),
     }
+    chosen_protocol(resp, offered_protocols)
+}
+
+/// The subprotocol a successful response chose: none, or exactly one that
+/// was offered.
+pub fn chosen_protocol(
+    resp: &ParsedResponse,
+    offered_protocols: &[String],
+) -> Result<Option<String>, HandshakeError> {
     let mut protos = resp.all("sec-websocket-protocol");
     match (protos.next(), protos.next()) {
         (None, _) => Ok(None),

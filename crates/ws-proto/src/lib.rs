@@ -101,6 +101,7 @@ pub mod extension;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+pub mod upgrade;
 pub mod utf8;
 
 pub use close::CloseCode;

@@ -34,6 +34,7 @@ use crate::extension::{self, Chain, Extension, ExtensionFactory, Rsv};
 use crate::frame::{FrameError, FrameHeader, OpCode};
 use crate::handshake;
 use crate::mask::{apply_mask, copy_masked};
+use crate::upgrade::{ClientUpgrade, Http, Upgraded};
 use crate::utf8::Utf8Validator;
 use crate::{
     ClientRequest, CloseCode, Closed, Config, ConnectionError, Error, Event, Fragment,
@@ -262,8 +263,7 @@ pub struct Connection {
 
 enum Handshake {
     ClientAwaitResponse {
-        accept: String,
-        protocols: Vec<String>,
+        upgrade: Box<ClientUpgrade>,
     },
     ClientReadBody {
         status: u16,
@@ -319,23 +319,24 @@ impl Connection {
     /// invalid request is an [`Error::InvalidRequest`] naming the field, and no connection (no
     /// byte) is made.
     pub fn client(cfg: Config, request: &ClientRequest, now: Instant) -> Result<Connection, Error> {
-        request.validate()?;
-        let offer = extension::client_offer_header(&cfg.extension_factories()).map_err(|why| {
-            Error::InvalidRequest {
-                field: "Sec-WebSocket-Extensions".into(),
-                reason: why,
-            }
-        })?;
         let mut conn = Connection::new(Side::Client, cfg, now);
         let mut nonce = [0u8; 16];
         conn.rng.fill_bytes(&mut nonce);
-        let key = handshake::encode_key(&nonce);
-        handshake::write_request(request, &key, offer.as_deref(), &mut conn.raw_out);
+        let upgrade = ClientUpgrade::with_nonce(&conn.cfg, request, Http::V1, &nonce)?;
+        handshake::write_request_head(&request.resource, upgrade.headers(), &mut conn.raw_out);
         conn.hs = Handshake::ClientAwaitResponse {
-            accept: handshake::accept_key(key.as_bytes()),
-            protocols: request.protocols.clone(),
+            upgrade: Box::new(upgrade),
         };
         Ok(conn)
+    }
+
+    /// A connection that starts open, for a stream another HTTP stack upgraded (see
+    /// [`crate::upgrade`]): its side, subprotocol and extensions come from `upgraded`.
+    /// [`Event::Open`] is the first event; frames flow at once.
+    pub fn upgraded(cfg: Config, upgraded: Upgraded, now: Instant) -> Connection {
+        let mut conn = Connection::new(upgraded.side, cfg, now);
+        conn.install(upgraded);
+        conn
     }
 
     /// A server connection waiting for an upgrade request.

@@ -16,31 +16,15 @@ impl Connection {
         else {
             return Err(self.invalid("accept"));
         };
-        if let Some(p) = &accept.protocol {
-            if !protocols.iter().any(|o| o == p) {
-                return Err(Error::InvalidHeader(format!(
-                    "subprotocol {p:?} was not offered"
-                )));
-            }
-        }
-        for (n, v) in &accept.headers {
-            if !handshake::valid_header(n, v) {
-                return Err(Error::InvalidHeader(n.clone()));
-            }
-        }
-        let factories = accept.factories(&self.cfg);
-        let values: Vec<&str> = offers.iter().map(String::as_str).collect();
-        let chain = extension::server_negotiate(&factories, &values);
-        handshake::write_accept(
-            key,
-            accept.protocol.as_deref(),
-            chain.header(),
-            &accept.headers,
-            &mut self.raw_out,
-        );
-        self.ext = chain;
-        self.protocol = accept.protocol;
-        self.open(Vec::new());
+        let (headers, chain) =
+            crate::upgrade::accept_response(&self.cfg, Http::V1, key, protocols, offers, &accept)?;
+        handshake::write_switching(&headers, &mut self.raw_out);
+        self.install(Upgraded {
+            side: Side::Server,
+            protocol: accept.protocol,
+            chain,
+            headers: Vec::new(),
+        });
         self.process_frames();
         Ok(())
     }
@@ -56,12 +40,7 @@ impl Connection {
         if !matches!(self.hs, Handshake::ServerAwaitDecision { .. }) {
             return Err(self.invalid("reject"));
         }
-        if !(200..=599).contains(&status) || status == 101 {
-            return Err(Error::InvalidHeader(format!("status {status}")));
-        }
-        if let Some((n, _)) = headers.iter().find(|(n, v)| !handshake::valid_header(n, v)) {
-            return Err(Error::InvalidHeader(n.clone()));
-        }
+        crate::upgrade::check_reject(status, headers)?;
         handshake::write_reject(status, headers, body, &mut self.raw_out);
         self.initiator = Some(Initiator::Local);
         self.failure = Some(ConnectionError::Handshake(HandshakeError::Rejected(status)));
@@ -160,20 +139,15 @@ impl Connection {
             }
             return;
         }
-        let Handshake::ClientAwaitResponse { accept, protocols } = &self.hs else {
+        let Handshake::ClientAwaitResponse { upgrade } =
+            std::mem::replace(&mut self.hs, Handshake::Failed)
+        else {
             return;
         };
-        let protocol = match handshake::validate_switching(&resp, accept, protocols) {
-            Ok(p) => p,
+        match upgrade.finish(resp.status, resp.headers) {
+            Ok(upgraded) => self.install(upgraded),
             Err(e) => return self.fail_handshake(e, true),
-        };
-        let values: Vec<&str> = resp.all("sec-websocket-extensions").collect();
-        match extension::client_accept(&self.cfg.extension_factories(), &values) {
-            Ok(chain) => self.ext = chain,
-            Err(why) => return self.fail_handshake(HandshakeError::Extension(why), true),
         }
-        self.protocol = protocol;
-        self.open(resp.headers);
         self.process_frames();
     }
 
@@ -209,6 +183,13 @@ impl Connection {
         self.stop_input();
         self.abandon_output();
         self.schedule_shutdown(false);
+    }
+
+    /// Takes what the handshake agreed and opens.
+    pub(super) fn install(&mut self, upgraded: Upgraded) {
+        self.protocol = upgraded.protocol;
+        self.ext = upgraded.chain;
+        self.open(upgraded.headers);
     }
 
     pub(super) fn open(&mut self, headers: Vec<(String, String)>) {
