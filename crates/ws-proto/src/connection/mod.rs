@@ -484,6 +484,7 @@ impl Connection {
     }
 
     /// The next event, if any. `Closed` is always the last one.
+    #[must_use = "drain the output until it returns None (see the driving contract)"]
     pub fn poll_event(&mut self) -> Option<Event> {
         // The application comes back for more only after it has handled the
         // previous event: that is when a deferred close echo may go out.

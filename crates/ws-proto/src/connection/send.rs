@@ -81,6 +81,7 @@ impl Connection {
 
     /// Copies the next wire bytes into `buf` (client frames are masked in
     /// this copy; queued payloads are never modified). Call until `None`.
+    #[must_use = "drain the output until it returns None (see the driving contract)"]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.now = now;
         if buf.is_empty() {

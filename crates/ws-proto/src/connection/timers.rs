@@ -71,6 +71,7 @@ impl Connection {
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
     /// must be called.
+    #[must_use = "drain the output until it returns None (see the driving contract)"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.ending == Ending::Closed {
             return None;

@@ -82,9 +82,29 @@ impl Pair {
         req: ClientRequest,
     ) -> Pair {
         let now = Instant::now();
+        Pair::with_connections(
+            Connection::client(client, &req, now).expect("a valid request"),
+            Connection::server(server, now),
+            chunking,
+            now,
+        )
+    }
+
+    /// A pair of connections built elsewhere (e.g. `Connection::upgraded`), whole chunks.
+    #[allow(dead_code)]
+    pub fn from_connections(client: Connection, server: Connection) -> Pair {
+        Pair::with_connections(client, server, Chunking::Whole, Instant::now())
+    }
+
+    fn with_connections(
+        client: Connection,
+        server: Connection,
+        chunking: Chunking,
+        now: Instant,
+    ) -> Pair {
         Pair {
-            client: Connection::client(client, &req, now).expect("a valid request"),
-            server: Connection::server(server, now),
+            client,
+            server,
             now,
             client_events: Vec::new(),
             server_events: Vec::new(),
