@@ -13,6 +13,11 @@ echo "== cargo clippy (warnings are errors; ws-proto must not touch sockets, thr
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+echo "== cargo deny check licenses bans sources (installs cargo-deny if missing; the advisory database cannot be fetched here, see deny.toml)"
+if ! cargo deny --version >/dev/null 2>&1; then
+  cargo install cargo-deny --locked --quiet
+fi
+cargo deny --log-level error check licenses bans sources
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== fuzzing, short form: every cargo-fuzz target for 10 s (scripts/fuzz.sh 10; installs cargo-fuzz if missing, needs the nightly toolchain)"

@@ -72,7 +72,12 @@ impl fmt::Display for Error {
             Error::InvalidHeader(h) => write!(f, "invalid header: {h}"),
             Error::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
             Error::InvalidRequest { field, reason } => {
-                write!(f, "invalid {field} in the upgrade request: {reason}")
+                // The field may be a caller's header name: print it escaped, on one line.
+                write!(
+                    f,
+                    "invalid {} in the upgrade request: {reason}",
+                    field.escape_debug()
+                )
             }
         }
     }
