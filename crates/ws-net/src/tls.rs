@@ -103,7 +103,7 @@ pub fn key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// A client configuration trusting `roots` plus `extra` certificates (e.g. a
 /// self-signed test certificate; pass [`RootCertStore::empty`] to trust
-/// only those, or [`webpki_roots`] for the public web).
+/// only those, or [`webpki_roots()`] for the public web).
 pub fn client_config(
     mut roots: RootCertStore,
     extra: &[CertificateDer<'static>],
