@@ -78,7 +78,7 @@ reuse=""
 [ "$PROCS" -gt 1 ] && reuse="--reuse-port"
 echo "== server: $PROCS process(es) x $SERVER_LOOPS loops on 127.0.0.1:$PORT"
 for i in $(seq "$PROCS"); do
-    "$BIN/echo_server" "127.0.0.1:$PORT" "$SERVER_LOOPS" --quiet $reuse >"$WORK/server.$i.log" 2>&1 &
+    "$BIN/mio_echo_server" "127.0.0.1:$PORT" "$SERVER_LOOPS" --quiet $reuse >"$WORK/server.$i.log" 2>&1 &
     SPIDS+=($!)
     for _ in $(seq 100); do
         grep -q listening "$WORK/server.$i.log" && break

@@ -24,7 +24,12 @@ pub fn exit_code(c: &Closed) -> i32 {
     }
 }
 
-/// Builds the client options from the arguments.
+/// Builds the client options from the arguments, and checks the URL and the
+/// upgrade request they make with the code every driver uses
+/// ([`ws_net::url::WsUrl`], [`ws_net::request::client_request`]): a bad
+/// argument (a header value with CR/LF or another control byte, a name that
+/// is not a token, a bad origin or subprotocol, a space in the path...) is
+/// an error here, before either driver resolves or connects anything.
 pub fn options(a: &ConnectArgs) -> Result<ClientOptions, String> {
     let mut cfg = a
         .proto
@@ -56,24 +61,36 @@ pub fn options(a: &ConnectArgs) -> Result<ClientOptions, String> {
     for p in &a.protocols {
         opts = opts.protocol(p.clone());
     }
-    if a.insecure {
-        opts = opts.tls(TlsClientOptions::default().config(crate::tls::insecure_client()));
-    } else if let Some(ca) = &a.ca {
-        let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-        let tls = TlsClientOptions::default()
-            .add_root_pem(&pem)
-            .map_err(|e| e.to_string())?;
-        opts = opts.tls(tls);
+    let url = ws_net::url::WsUrl::parse(&a.url).map_err(|e| e.to_string())?;
+    ws_net::request::client_request(&url, opts.origin.as_deref(), &opts.protocols, &opts.headers)
+        .map_err(|e| e.to_string())?;
+    if let Some(cfg) = crate::tls::client(a)? {
+        opts = opts.tls(TlsClientOptions::default().config(cfg));
     }
     Ok(opts)
 }
 
+/// `msg` with control characters escaped (`\r`, `\n`, `\u{1}`), so an
+/// error quoting a bad argument stays on one line of the terminal.
+pub fn printable(msg: &str) -> String {
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Runs the client; returns the exit code.
 pub fn run(a: ConnectArgs) -> i32 {
+    // Exit code 2: a bad argument; nothing was sent.
     let opts = match options(&a) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("wsx: {e}");
+            eprintln!("wsx: {}", printable(&e));
             return 2;
         }
     };
@@ -83,7 +100,7 @@ pub fn run(a: ConnectArgs) -> i32 {
     let mut ws = match ws_std::connect(&a.url, &opts) {
         Ok(ws) => ws,
         Err(e) => {
-            eprintln!("wsx: {e}");
+            eprintln!("wsx: {}", printable(&e.to_string()));
             return 1;
         }
     };

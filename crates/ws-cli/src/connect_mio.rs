@@ -3,12 +3,10 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use ws_mio::{ConnId, ConnectOptions, Ctx, EventLoop, Handler, Options};
 use ws_proto::{CloseCode, Closed, Message, OpenInfo};
 
-use crate::connect::{exit_code, Output};
+use crate::connect::{exit_code, printable, Output};
 use crate::opts::ConnectArgs;
 
 struct Client {
@@ -65,32 +63,17 @@ impl Handler for Client {
     }
 }
 
-/// Runs the client on a mio loop; returns the exit code.
+/// Runs the client on a mio loop with the options `connect::options` built
+/// and checked; returns the exit code.
 pub fn run(a: &ConnectArgs, opts: ws_std::ClientOptions) -> i32 {
     let mut co = ConnectOptions::new().config(opts.config.clone());
     co.protocols = opts.protocols.clone();
     co.origin = opts.origin.clone();
     co.headers = opts.headers.clone();
-    if a.insecure {
-        co = co.tls(crate::tls::insecure_client());
-    } else if let Some(ca) = &a.ca {
-        let certs: Result<Vec<CertificateDer<'static>>, _> = match std::fs::read(ca) {
-            Ok(pem) => CertificateDer::pem_slice_iter(&pem).collect(),
-            Err(e) => {
-                eprintln!("wsx: {}: {e}", ca.display());
-                return 2;
-            }
-        };
-        match certs
-            .map_err(|e| e.to_string())
-            .and_then(|c| ws_mio::tls::client_config_trusting(&c).map_err(|e| e.to_string()))
-        {
-            Ok(cfg) => co = co.tls(cfg),
-            Err(e) => {
-                eprintln!("wsx: {}: {e}", ca.display());
-                return 2;
-            }
-        }
+    // `--insecure` / `--ca`, built once by `connect::options` for both
+    // drivers.
+    if let Some(cfg) = opts.tls.config.clone() {
+        co = co.tls(cfg);
     }
     let client = Client {
         echo: a.echo,
@@ -106,7 +89,7 @@ pub fn run(a: &ConnectArgs, opts: ws_std::ClientOptions) -> i32 {
         }
     };
     if let Err(e) = ev.connect(&a.url, co) {
-        eprintln!("wsx: {e}");
+        eprintln!("wsx: {}", printable(&e.to_string()));
         return 1;
     }
     loop {

@@ -55,9 +55,12 @@ pub fn announce(scheme: &str, addr: std::net::SocketAddr) {
     let _ = std::io::stdout().flush();
 }
 
-/// The origin policy: `None` accepts, `Some(403 response)` rejects.
+/// The `--origin` policy: without the flag there is no list and every
+/// request passes; with it, the shared case-insensitive allow-list check
+/// ([`ws_net::origin::origin_allowed`]) decides.
 pub fn origin_allowed(origins: &[String], origin: Option<&str>) -> bool {
-    origins.is_empty() || origin.is_some_and(|o| origins.iter().any(|a| a == o))
+    let list = (!origins.is_empty()).then_some(origins);
+    ws_net::origin::origin_allowed(list, origin)
 }
 
 fn serve_std(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {

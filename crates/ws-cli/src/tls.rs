@@ -1,17 +1,19 @@
-//! TLS helpers: server certificates (files or self-signed) and client trust.
+//! TLS for wsx: server certificates (files or self-signed) and client trust.
+//! Every configuration is built by [`ws_net::tls`], the builders the drivers
+//! share.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use rustls::{ClientConfig, ServerConfig};
+
+use crate::opts::ConnectArgs;
 
 /// A server configuration from PEM files.
 pub fn server_from_files(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     let cert = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
     let key = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    ws_std::server_config_from_pem(&cert, &key).map_err(|e| e.to_string())
+    ws_net::tls::server_config_from_pem(&cert, &key).map_err(|e| e.to_string())
 }
 
 /// A server configuration with a certificate for localhost / 127.0.0.1 made
@@ -24,90 +26,31 @@ pub fn server_self_signed() -> Result<(Arc<ServerConfig>, String), String> {
     ];
     let ck = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
     let pem = ck.cert.pem();
-    let cfg =
-        ws_std::server_config_from_pem(pem.as_bytes(), ck.signing_key.serialize_pem().as_bytes())
-            .map_err(|e| e.to_string())?;
+    let cfg = ws_net::tls::server_config_from_pem(
+        pem.as_bytes(),
+        ck.signing_key.serialize_pem().as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     Ok((cfg, pem))
 }
 
-/// A client configuration that accepts any certificate (`--insecure`). The
-/// handshake signatures are still verified, so the session is encrypted to
-/// whoever holds the presented key; only the identity check is skipped.
-pub fn insecure_client() -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(AnyCertificate {
-        provider: provider.clone(),
-    });
-    let cfg = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| {
-            b.dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth()
-        });
-    match cfg {
-        Ok(mut c) => {
-            c.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Arc::new(c)
-        }
-        // The ring provider always supports the default versions.
-        Err(e) => unreachable_config(e),
+/// The client configuration `wsx connect` asks for, for either driver:
+/// `--insecure` accepts any certificate
+/// ([`ws_net::tls::danger::insecure_client_config`]); `--ca PEM` trusts the
+/// public roots plus the certificates in that file; neither leaves the
+/// driver's default (the public roots).
+pub fn client(a: &ConnectArgs) -> Result<Option<Arc<ClientConfig>>, String> {
+    if a.insecure {
+        return ws_net::tls::danger::insecure_client_config()
+            .map(Some)
+            .map_err(|e| format!("TLS: {e}"));
     }
-}
-
-fn unreachable_config(e: rustls::Error) -> Arc<ClientConfig> {
-    eprintln!("wsx: cannot build a TLS configuration: {e}");
-    std::process::exit(1)
-}
-
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    let Some(ca) = &a.ca else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+    let certs = ws_net::tls::certs_from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+    ws_net::tls::client_config(ws_net::tls::webpki_roots(), &certs)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", ca.display()))
 }

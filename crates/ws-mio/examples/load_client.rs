@@ -158,11 +158,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    let authority = url
-        .split_once("://")
-        .map(|(_, r)| r.split('/').next().unwrap_or(r))
-        .ok_or("bad URL")?;
-    let addr = authority
+    let parsed = ws_net::url::WsUrl::parse(&url)?;
+    let addr = (parsed.host(), parsed.port())
         .to_socket_addrs()?
         .next()
         .ok_or("URL does not resolve")?;

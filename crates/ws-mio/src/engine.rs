@@ -13,15 +13,14 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Poll};
-use rustls::pki_types::ServerName;
 use ws_buf::BufferSegment;
+use ws_net::url::WsUrl;
 use ws_net::LogLimiter;
-use ws_proto::{Accept, Bytes, ClientRequest, CloseCode, Connection, MessageKind, State, Transmit};
+use ws_proto::{Accept, Bytes, CloseCode, Connection, MessageKind, State, Transmit};
 
 use crate::handle::{Command, Remote};
 use crate::id::{conn_token, listener_token, next_serial, Gen, FIRST_RESERVED_SLOT};
 use crate::transport::Transport;
-use crate::url::WsUrl;
 use crate::{net, tls, ConnId, ConnectOptions, Decision, Error, Handle, Options};
 
 /// Counters of one event loop.
@@ -948,26 +947,41 @@ impl Core {
         if self.held() >= self.options.max_connections {
             return Err(Error::TooManyConnections);
         }
+        // Everything that can be refused locally is refused before a name
+        // is resolved or a socket exists: the URL, then the request
+        // (validated by `client_request` and again by the core).
         let url = WsUrl::parse(url)?;
-        let addr = match opts.addr {
-            Some(a) => a,
-            None => (url.host.as_str(), url.port)
-                .to_socket_addrs()?
-                .next()
-                .ok_or_else(|| Error::InvalidUrl(format!("{} does not resolve", url.host)))?,
-        };
-        let tls = if url.secure {
+        let request = ws_net::request::client_request(
+            &url,
+            opts.origin.as_deref(),
+            &opts.protocols,
+            &opts.headers,
+        )?;
+        let config = opts.config.unwrap_or_else(|| self.options.config.clone());
+        let deadline = self.now + config.handshake_timeout;
+        let conn = Connection::client(config, &request, self.now)?;
+        let tls = if url.is_secure() {
             let cfg = match opts.tls {
                 Some(c) => c,
                 None => self.default_client_tls()?,
             };
-            let name =
-                ServerName::try_from(url.host.clone()).map_err(|e| Error::Tls(e.to_string()))?;
-            let c =
-                rustls::ClientConnection::new(cfg, name).map_err(|e| Error::Tls(e.to_string()))?;
+            let c = ws_net::tls::client_connection(cfg, url.host())?;
             Some(rustls::Connection::Client(c))
         } else {
             None
+        };
+        let addr = match (opts.addr, url.ip()) {
+            (Some(a), _) => a,
+            (None, Some(ip)) => SocketAddr::new(ip, url.port()),
+            (None, None) => (url.host(), url.port())
+                .to_socket_addrs()?
+                .next()
+                .ok_or_else(|| {
+                    Error::Io(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("host {:?} resolves to no address", url.host()),
+                    ))
+                })?,
         };
         let stream = net::start_connect(addr, opts.bind)?;
         if self.options.nodelay {
@@ -979,19 +993,6 @@ impl Core {
             Some(t) => Transport::tls(stream, t),
             None => Transport::Plain(stream),
         };
-        let mut request = ClientRequest::new(url.host_header(), url.resource.clone());
-        for p in opts.protocols {
-            request = request.protocol(p);
-        }
-        if let Some(o) = opts.origin {
-            request = request.origin(o);
-        }
-        for (n, v) in opts.headers {
-            request = request.header(n, v);
-        }
-        let config = opts.config.unwrap_or_else(|| self.options.config.clone());
-        let deadline = self.now + config.handshake_timeout;
-        let conn = Connection::client(config, &request, self.now)?;
         let (slot, gen) = self.insert(Session::new(conn, transport, Some(deadline)))?;
         Ok(self.id(slot, gen))
     }

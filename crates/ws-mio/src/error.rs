@@ -13,7 +13,10 @@ use crate::ConnId;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL is not a valid `ws://` or `wss://` URL.
+    /// The URL is not a valid `ws://` or `wss://` URL. The message
+    /// ([`ws_net::url::UrlError`]'s) names the part that is wrong and why,
+    /// e.g. `invalid path in the WebSocket URL "ws://h/a b": a space must
+    /// be percent-encoded (write %20)`. Nothing was resolved or connected.
     InvalidUrl(String),
     /// A socket, poll or name-resolution operation failed.
     Io(io::Error),
@@ -22,8 +25,13 @@ pub enum Error {
     /// The connection does not exist (any more) in this loop.
     UnknownConnection(ConnId),
     /// The protocol core refused the command: local misuse (send before open
-    /// or after close, invalid close code...) or
-    /// [`ws_proto::Error::Backpressure`] when the send queue is full.
+    /// or after close, invalid close code...),
+    /// [`ws_proto::Error::Backpressure`] when the send queue is full, or
+    /// [`ws_proto::Error::InvalidRequest`] when `connect` was given an
+    /// upgrade request that could add a header line or break the request
+    /// line (its `field` names the header, `Origin`,
+    /// `Sec-WebSocket-Protocol`... see [`Error::invalid_request`]); such a
+    /// request is refused before any socket is opened.
     Proto(ws_proto::Error),
     /// The loop already holds `Options::max_connections` connections.
     TooManyConnections,
@@ -46,10 +54,24 @@ impl Error {
     }
 }
 
+impl Error {
+    /// When `connect` refused the upgrade request, the part of it at fault
+    /// (a header name, `"Origin"`, `"Sec-WebSocket-Protocol"`, `"Host"`,
+    /// `"request target"`) and why.
+    pub fn invalid_request(&self) -> Option<(&str, &str)> {
+        match self {
+            Error::Proto(ws_proto::Error::InvalidRequest { field, reason }) => {
+                Some((field, reason))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidUrl(u) => write!(f, "invalid URL: {u}"),
+            Error::InvalidUrl(u) => f.write_str(u),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::UnknownConnection(id) => write!(f, "no connection {id}"),
@@ -76,6 +98,18 @@ impl std::error::Error for Error {
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Error::Io(e)
+    }
+}
+
+impl From<ws_net::url::UrlError> for Error {
+    fn from(e: ws_net::url::UrlError) -> Self {
+        Error::InvalidUrl(e.to_string())
+    }
+}
+
+impl From<ws_net::tls::TlsError> for Error {
+    fn from(e: ws_net::tls::TlsError) -> Self {
+        Error::Tls(e.to_string())
     }
 }
 

@@ -253,16 +253,18 @@ impl<H: Handler> EventLoop<H> {
         }
         match ev {
             Event::UpgradeRequest(req) => {
-                let decision =
-                    if crate::options::origin_allowed(&self.core.options, req.origin.as_deref()) {
-                        self.call(Some(id), "on_upgrade", |h, ctx| h.on_upgrade(ctx, id, &req))
-                    } else {
-                        log::info!(
-                            "ws-mio: {id}: origin {:?} not in the allow-list",
-                            req.origin
-                        );
-                        Some(Decision::reject(403, "origin not allowed"))
-                    };
+                let decision = if ws_net::origin::origin_allowed(
+                    self.core.options.allowed_origins.as_deref(),
+                    req.origin.as_deref(),
+                ) {
+                    self.call(Some(id), "on_upgrade", |h, ctx| h.on_upgrade(ctx, id, &req))
+                } else {
+                    log::info!(
+                        "ws-mio: {id}: origin {:?} not in the allow-list",
+                        req.origin
+                    );
+                    Some(Decision::reject(403, "origin not allowed"))
+                };
                 // None: the handler panicked, and the refusal is under way.
                 if let Some(decision) = decision {
                     if let Err(e) = self.core.decide(id, decision) {

@@ -42,6 +42,16 @@
 //!   connection with 1001, waits up to a grace period and drops the rest;
 //!   every connection still gets exactly one [`Handler::on_close`].
 //!
+//! **Client requests.** [`EventLoop::connect`] / [`Ctx::connect`] parse the
+//! URL with [`ws_net::url::WsUrl`] and assemble the upgrade request with
+//! [`ws_net::request::client_request`], the same code every driver uses;
+//! the core validates it before any name is resolved or socket opened, so a
+//! header value, origin, subprotocol or path that could add a header line or
+//! break the request line is refused with an error naming the field
+//! ([`Error::invalid_request`]) and nothing reaches the network. The
+//! server's `Origin` allow-list is [`ws_net::origin::origin_allowed`]; the
+//! rustls configurations come from [`ws_net::tls`] (see [`tls`]).
+//!
 //! The driver holds no protocol knowledge: no opcodes, no header parsing,
 //! no close-code rules. It moves bytes and time into the core and events
 //! out of it.
@@ -104,7 +114,11 @@ mod net;
 mod options;
 pub mod tls;
 mod transport;
-mod url;
+
+/// The sans-IO protocol core this driver runs ([`Config`](ws_proto::Config),
+/// [`Message`](ws_proto::Message), [`CloseCode`](ws_proto::CloseCode)...),
+/// re-exported so that depending on `ws-mio` alone is enough.
+pub use ws_proto;
 
 pub use crate::engine::LoopStats;
 pub use ctx::Ctx;

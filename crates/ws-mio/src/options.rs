@@ -170,14 +170,6 @@ impl Options {
     }
 }
 
-/// Whether `origin` passes the allow-list of `options`.
-pub(crate) fn origin_allowed(options: &Options, origin: Option<&str>) -> bool {
-    match &options.allowed_origins {
-        None => true,
-        Some(list) => origin.is_some_and(|o| list.iter().any(|a| a.eq_ignore_ascii_case(o))),
-    }
-}
-
 /// Settings of one outgoing connection (see
 /// [`Ctx::connect`](crate::Ctx::connect)).
 #[derive(Clone, Debug, Default)]
@@ -199,7 +191,10 @@ pub struct ConnectOptions {
     pub protocols: Vec<String>,
     /// The `Origin` header.
     pub origin: Option<String>,
-    /// Extra request headers.
+    /// Extra request headers: token names, values without control bytes,
+    /// and none the handshake writes itself (`Host`, `Origin`,
+    /// `Sec-WebSocket-*`...). `connect` refuses an invalid one (and an
+    /// invalid origin or subprotocol) before opening any socket.
     pub headers: Vec<(String, String)>,
 }
 

@@ -1,6 +1,7 @@
-//! rustls configurations, always built on the explicit *ring* provider (never
-//! the process-wide default, so no feature unification elsewhere can make
-//! provider selection panic).
+//! rustls configurations for this driver: thin forms of [`ws_net::tls`], the
+//! builders every driver of the workspace shares (explicit *ring* provider,
+//! never the process-wide default, so no feature unification elsewhere can
+//! make provider selection panic; ALPN `http/1.1`).
 
 use std::sync::Arc;
 
@@ -12,25 +13,21 @@ use crate::Error;
 
 /// The *ring* crypto provider used by every configuration built here.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    ws_net::tls::provider()
 }
 
 /// A client configuration trusting the Mozilla root program
 /// (`webpki-roots`).
 pub fn default_client_config() -> Result<Arc<ClientConfig>, Error> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    client_config(roots)
+    Ok(ws_net::tls::client_config(
+        ws_net::tls::webpki_roots(),
+        &[],
+    )?)
 }
 
 /// A client configuration trusting exactly `roots`.
 pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, Error> {
-    let cfg = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
+    Ok(ws_net::tls::client_config(roots, &[])?)
 }
 
 /// A client configuration trusting only these DER certificates (e.g. a
@@ -38,13 +35,7 @@ pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, Error> {
 pub fn client_config_trusting(
     certs: &[CertificateDer<'static>],
 ) -> Result<Arc<ClientConfig>, Error> {
-    let mut roots = RootCertStore::empty();
-    for c in certs {
-        roots
-            .add(c.clone())
-            .map_err(|e| Error::Tls(e.to_string()))?;
-    }
-    client_config(roots)
+    Ok(ws_net::tls::client_config(RootCertStore::empty(), certs)?)
 }
 
 /// A server configuration presenting `chain` (leaf first) with `key`.
@@ -52,11 +43,17 @@ pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, Error> {
-    let cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| Error::Tls(e.to_string()))?;
-    Ok(Arc::new(cfg))
+    Ok(ws_net::tls::server_config(chain, key)?)
+}
+
+/// A server configuration from a PEM certificate chain (leaf first) and a
+/// PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn server_config_from_pem(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<ServerConfig>, Error> {
+    Ok(ws_net::tls::server_config_from_pem(
+        cert_chain_pem,
+        key_pem,
+    )?)
 }

@@ -1,10 +1,37 @@
-//! Glue shared by the workspace's drivers (`ws-std`, `ws-mio`, the CLI), written
-//! once so that the drivers cannot drift apart. The sans-IO core (`ws-proto`)
-//! never depends on this crate.
+//! Glue shared by the workspace's drivers (`ws-std`, `ws-mio`) and the CLI
+//! (`wsx`), written once so that the drivers cannot drift apart. The sans-IO
+//! core (`ws-proto`) never depends on this crate; this crate depends on it.
 //!
-//! Today: [`LogLimiter`], which keeps a repeated warning (say, `accept` failing
-//! with "too many open files" on every retry) from flooding the log.
+//! - [`url`]: the one `ws://` / `wss://` URL parser ([`url::WsUrl`]).
+//! - [`request`]: the one assembly of a client's upgrade request from a URL,
+//!   an origin, subprotocols and extra headers, validated by the core
+//!   ([`request::client_request`]).
+//! - [`origin`]: the one server-side `Origin` allow-list check
+//!   ([`origin::origin_allowed`], ASCII case-insensitive).
+//! - [`tls`]: the rustls configurations (client, server, and the CLI's
+//!   `--insecure` verifier), always on the explicit *ring* provider.
+//! - [`LogLimiter`] and [`log_limited!`]: a repeated warning (say, `accept`
+//!   failing with "too many open files" on every retry) is logged once per
+//!   interval instead of flooding the log.
+//!
+//! A client driver's path, before it opens any socket:
+//!
+//! ```
+//! use ws_net::{request::client_request, url::WsUrl};
+//!
+//! let url = WsUrl::parse("ws://127.0.0.1:9001/chat")?;
+//! let request = client_request(&url, Some("http://localhost"), &[], &[])?;
+//! let conn = ws_proto::Connection::client(ws_proto::Config::default(), &request, std::time::Instant::now())?;
+//! // ... now resolve url.host(), connect to url.port(), TLS when url.is_secure(),
+//! // and drive `conn`.
+//! # drop(conn);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod log_limit;
+pub mod origin;
+pub mod request;
+pub mod tls;
+pub mod url;
 
 pub use log_limit::LogLimiter;

@@ -15,7 +15,8 @@ use ws_proto::{ClientRequest, CloseCode, Config, DeflateConfig, Fragment, Messag
 use crate::driver::{lock, Shared};
 use crate::logctx::{wslog, ConnId};
 use crate::tls::TlsClientOptions;
-use crate::url::Url;
+use ws_net::url::WsUrl;
+
 use crate::websocket::{connect_url, ClientOptions, Received, WsReader, WsWriter, TICK};
 use crate::Error;
 
@@ -224,11 +225,23 @@ impl ClientBuilder {
         &self.options
     }
 
-    /// Checks the URL (and TLS settings) and makes the client, not yet
-    /// opened.
+    /// Checks the URL, the upgrade request (origin, subprotocols, headers)
+    /// and the TLS settings, and makes the client, not yet opened.
+    ///
+    /// Fails with [`Error::InvalidUrl`], or [`Error::Command`] with
+    /// [`ws_proto::Error::InvalidRequest`] naming the field at fault
+    /// ([`Error::invalid_request`]). (What a
+    /// [`request_hook`](ClientOptions::request_hook) changes is checked when
+    /// the client opens, before it connects: `on_error` gets the same error.)
     pub fn build(self) -> Result<WebSocketClient, Error> {
-        let url = Url::parse(&self.url)?;
-        if url.tls {
+        let url = WsUrl::parse(&self.url)?;
+        ws_net::request::client_request(
+            &url,
+            self.options.origin.as_deref(),
+            &self.options.protocols,
+            &self.options.headers,
+        )?;
+        if url.is_secure() {
             self.options.tls.build()?;
         }
         let mut options = self.options;
@@ -309,7 +322,7 @@ pub struct WebSocketClient {
 
 struct Inner {
     id: ConnId,
-    url: Url,
+    url: WsUrl,
     options: ClientOptions,
     max_buffered: usize,
     pool: BufferPool,

@@ -60,7 +60,10 @@ impl fmt::Display for Timeout {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL is not a usable `ws://` or `wss://` URL.
+    /// The URL is not a usable `ws://` or `wss://` URL. The message
+    /// ([`ws_net::url::UrlError`]'s) names the part that is wrong and why,
+    /// e.g. `invalid path in the WebSocket URL "ws://h/a b": a space must
+    /// be percent-encoded (write %20)`. Nothing was resolved or connected.
     InvalidUrl(String),
     /// The host name could not be resolved.
     Resolve {
@@ -98,7 +101,11 @@ pub enum Error {
     /// Another I/O error.
     Io(io::Error),
     /// The protocol core refused a command (invalid close code, control
-    /// payload too long...).
+    /// payload too long...), or refused to start a client connection because
+    /// the upgrade request is invalid: [`ws_proto::Error::InvalidRequest`],
+    /// whose `field` names the header, `Origin`, `Sec-WebSocket-Protocol`,
+    /// `Host` or request target at fault (see [`Error::invalid_request`]).
+    /// An invalid request is refused before any socket is opened.
     Command(ws_proto::Error),
     /// The client-side send queue is full: `buffered` bytes are waiting and
     /// the message would take it past `limit`.
@@ -125,7 +132,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidUrl(m) => write!(f, "invalid WebSocket URL: {m}"),
+            Error::InvalidUrl(m) => f.write_str(m),
             Error::Resolve { host, source } => write!(f, "cannot resolve host {host:?}: {source}"),
             Error::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
@@ -136,6 +143,8 @@ impl fmt::Display for Error {
             Error::ConnectionLost { source: Some(e) } => write!(f, "connection lost: {e}"),
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            // "invalid X in the upgrade request: ..." says it all.
+            Error::Command(e @ ws_proto::Error::InvalidRequest { .. }) => e.fmt(f),
             Error::Command(e) => write!(f, "command refused: {e}"),
             Error::QueueFull { buffered, limit } => write!(
                 f,
@@ -179,7 +188,25 @@ impl From<ws_proto::Error> for Error {
     }
 }
 
+impl From<ws_net::url::UrlError> for Error {
+    fn from(e: ws_net::url::UrlError) -> Self {
+        Error::InvalidUrl(e.to_string())
+    }
+}
+
 impl Error {
+    /// When the upgrade request was refused before anything was sent, the
+    /// part of it at fault (a header name, `"Origin"`,
+    /// `"Sec-WebSocket-Protocol"`, `"Host"`, `"request target"`) and why.
+    pub fn invalid_request(&self) -> Option<(&str, &str)> {
+        match self {
+            Error::Command(ws_proto::Error::InvalidRequest { field, reason }) => {
+                Some((field, reason))
+            }
+            _ => None,
+        }
+    }
+
     /// Classifies an I/O error from the transport: resets, broken pipes and
     /// unexpected EOFs are [`Error::ConnectionLost`].
     /// A failed socket write: a write timeout (`WouldBlock`/`TimedOut` on a

@@ -64,13 +64,24 @@
 //!
 //! # TLS
 //!
-//! Every rustls configuration this crate builds uses the *ring* provider
-//! explicitly (`builder_with_provider`), never the process default, so no
-//! feature combination elsewhere in a build can make it panic. Clients trust
+//! Every rustls configuration this crate builds comes from [`ws_net::tls`]
+//! (shared with the other drivers) and uses the *ring* provider explicitly
+//! (`builder_with_provider`), never the process default, so no feature
+//! combination elsewhere in a build can make it panic. Clients trust
 //! the `webpki-roots` store by default, or a store of your own, plus extra
 //! certificates ([`TlsClientOptions`]); the SNI name and the name checked are
 //! the URL's host. Servers take a rustls `ServerConfig`
 //! ([`server_config_from_pem`]).
+//!
+//! # The client's request
+//!
+//! URLs are parsed by [`ws_net::url::WsUrl`] and the upgrade request is
+//! assembled by [`ws_net::request::client_request`], the same code every
+//! driver uses; the core validates it before any name is resolved or socket
+//! opened, so a header value, origin, subprotocol or path that could add a
+//! header line or break the request line fails the call with an error naming
+//! the field ([`Error::invalid_request`]) and nothing reaches the network.
+//! The server's `Origin` allow-list is [`ws_net::origin::origin_allowed`].
 //!
 //! # Logging
 //!
@@ -93,8 +104,12 @@ mod logctx;
 mod panics;
 mod server;
 mod tls;
-mod url;
 mod websocket;
+
+/// The sans-IO protocol core this driver runs ([`Config`](ws_proto::Config),
+/// [`Message`](ws_proto::Message), [`CloseCode`](ws_proto::CloseCode)...),
+/// re-exported so that depending on `ws-std` alone is enough.
+pub use ws_proto;
 
 pub use client::{
     ClientBuilder, ReadyState, WebSocketClient, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED,

@@ -1,21 +1,27 @@
-//! rustls set-up, always with the explicit *ring* provider (never the
-//! process-wide default, so no feature combination elsewhere in a build can
-//! make provider selection panic), and the blocking TLS handshake.
+//! TLS options and the blocking TLS handshake. The rustls configurations
+//! themselves are built by [`ws_net::tls`] (explicit *ring* provider, never
+//! the process-wide default), shared with every other driver.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use ws_net::tls::TlsError;
 
 use crate::{Error, Timeout};
 
-/// The *ring* crypto provider every config of this crate is built with.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+impl From<TlsError> for Error {
+    /// Unusable material is [`Error::TlsConfig`]; what rustls refuses is
+    /// [`Error::Tls`].
+    fn from(e: TlsError) -> Self {
+        match e {
+            TlsError::Rustls(e) => Error::Tls(e),
+            other => Error::TlsConfig(other.to_string()),
+        }
+    }
 }
 
 /// Which certificates a `wss://` client trusts.
@@ -69,8 +75,7 @@ impl TlsClientOptions {
     /// Also trusts every `CERTIFICATE` in this PEM text; fails when there is
     /// none or the PEM is malformed.
     pub fn add_root_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
-        let certs = parse_certs(pem)?;
-        self.extra_roots.extend(certs);
+        self.extra_roots.extend(ws_net::tls::certs_from_pem(pem)?);
         Ok(self)
     }
 
@@ -80,68 +85,40 @@ impl TlsClientOptions {
         self
     }
 
-    /// The rustls configuration to connect with.
+    /// The rustls configuration to connect with (built by
+    /// [`ws_net::tls::client_config`]).
     pub(crate) fn build(&self) -> Result<Arc<ClientConfig>, Error> {
         if let Some(c) = &self.config {
             return Ok(c.clone());
         }
-        let mut store = match &self.roots {
-            Roots::WebPki => RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            },
+        let store = match &self.roots {
+            Roots::WebPki => ws_net::tls::webpki_roots(),
             Roots::Custom(s) => s.clone(),
         };
-        for c in &self.extra_roots {
-            store
-                .add(c.clone())
-                .map_err(|e| Error::TlsConfig(format!("extra root certificate: {e}")))?;
-        }
-        let mut config = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(Error::Tls)?
-            .with_root_certificates(store)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        Ok(ws_net::tls::client_config(store, &self.extra_roots)?)
     }
 }
 
 /// A rustls server configuration from a PEM certificate chain and a PEM
-/// private key (PKCS#8, PKCS#1 or SEC1), with the *ring* provider.
+/// private key (PKCS#8, PKCS#1 or SEC1), with the *ring* provider
+/// ([`ws_net::tls::server_config_from_pem`]).
 pub fn server_config_from_pem(
     cert_chain_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<Arc<ServerConfig>, Error> {
-    let certs = parse_certs(cert_chain_pem)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| Error::TlsConfig(format!("private key: {e}")))?;
-    server_config_from_der(certs, key)
+    Ok(ws_net::tls::server_config_from_pem(
+        cert_chain_pem,
+        key_pem,
+    )?)
 }
 
 /// A rustls server configuration from DER certificates and key, with the
-/// *ring* provider.
+/// *ring* provider ([`ws_net::tls::server_config`]).
 pub fn server_config_from_der(
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, Error> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(Error::Tls)?
-        .with_no_client_auth()
-        .with_single_cert(cert_chain, key)
-        .map_err(Error::Tls)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::TlsConfig(format!("certificate PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::TlsConfig("no CERTIFICATE in the PEM text".into()));
-    }
-    Ok(certs)
+    Ok(ws_net::tls::server_config(cert_chain, key)?)
 }
 
 /// A client TLS session for `host` (the SNI name and the name verified).
@@ -149,9 +126,7 @@ pub(crate) fn client_session(
     config: Arc<ClientConfig>,
     host: &str,
 ) -> Result<rustls::Connection, Error> {
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|e| Error::TlsConfig(format!("server name {host:?}: {e}")))?;
-    let conn = rustls::ClientConnection::new(config, name).map_err(Error::Tls)?;
+    let conn = ws_net::tls::client_connection(config, host)?;
     Ok(rustls::Connection::Client(conn))
 }
 

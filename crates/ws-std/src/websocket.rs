@@ -16,8 +16,8 @@ use ws_proto::{
 use crate::driver::{Reader, Shared};
 use crate::logctx::{wslog, ConnId};
 use crate::tls::{self, TlsClientOptions};
-use crate::url::Url;
 use crate::{Error, Timeout};
+use ws_net::url::WsUrl;
 
 /// How long a split reader (or the event client's IO thread) waits on the
 /// socket at most before looking at deadlines another thread may have set.
@@ -35,11 +35,14 @@ pub struct ClientOptions {
     /// permessage-deflate). `handshake_timeout` bounds the whole connection
     /// attempt: TCP connect, TLS handshake and HTTP upgrade.
     pub config: Config,
-    /// The `Origin` header.
+    /// The `Origin` header (visible ASCII, e.g. `https://app.example`).
     pub origin: Option<String>,
-    /// Subprotocols offered, in order of preference.
+    /// Subprotocols offered, in order of preference (each a token).
     pub protocols: Vec<String>,
-    /// Extra request headers.
+    /// Extra request headers: token names, values without control bytes,
+    /// and none the handshake writes itself (`Host`, `Origin`,
+    /// `Sec-WebSocket-*`...). An invalid one fails the connection attempt
+    /// before any socket is opened.
     pub headers: Vec<(String, String)>,
     /// TLS settings for `wss://`.
     pub tls: TlsClientOptions,
@@ -53,7 +56,8 @@ pub struct ClientOptions {
     /// host still gives the `Host` header, the TLS SNI and the name the
     /// certificate must match).
     pub connect_to: Option<SocketAddr>,
-    /// Called with the upgrade request just before it is sent.
+    /// Called with the upgrade request before the connection is made; what
+    /// it leaves is validated like the rest.
     pub request_hook: Option<RequestHook>,
 }
 
@@ -242,14 +246,6 @@ impl ServerOptions {
     }
 }
 
-/// Whether `origin` passes the allow-list `allowed` (`None`: no list).
-fn origin_allowed(allowed: Option<&[String]>, origin: Option<&str>) -> bool {
-    match allowed {
-        None => true,
-        Some(list) => origin.is_some_and(|o| list.iter().any(|a| a.eq_ignore_ascii_case(o))),
-    }
-}
-
 /// What [`WebSocket::recv`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -301,11 +297,19 @@ pub struct WsWriter {
 /// Connects to a `ws://` or `wss://` URL and completes the opening
 /// handshake.
 ///
-/// Fails with [`Error::Resolve`], [`Error::Connect`], [`Error::Tls`],
+/// Before anything is resolved or connected, the URL is parsed
+/// ([`ws_net::url::WsUrl`]) and the upgrade request assembled and validated
+/// ([`ws_net::request::client_request`], then the core): a bad URL is
+/// [`Error::InvalidUrl`], a header, origin, subprotocol or path that could
+/// add a header line or break the request line is [`Error::Command`] with
+/// [`ws_proto::Error::InvalidRequest`] naming the field
+/// ([`Error::invalid_request`]).
+///
+/// Then fails with [`Error::Resolve`], [`Error::Connect`], [`Error::Tls`],
 /// [`Error::Handshake`] (e.g. [`HandshakeError::Status`](ws_proto::HandshakeError::Status)
 /// for a 401), [`Error::Timeout`] or [`Error::ConnectionLost`].
 pub fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, Error> {
-    let url = Url::parse(url)?;
+    let url = WsUrl::parse(url)?;
     connect_url(&url, options, ConnId::next())
 }
 
@@ -617,44 +621,46 @@ impl fmt::Debug for WsWriter {
 
 // ----- connection set-up ---------------------------------------------------
 
+/// The upgrade request `options` ask for on `url`, assembled and validated
+/// by [`ws_net::request::client_request`], then edited by the request hook
+/// and checked again by the core: the protocol connection is made here,
+/// before any socket exists, so an invalid request never reaches one.
+pub(crate) fn client_connection(
+    url: &WsUrl,
+    options: &ClientOptions,
+    start: Instant,
+) -> Result<Connection, Error> {
+    let mut request = ws_net::request::client_request(
+        url,
+        options.origin.as_deref(),
+        &options.protocols,
+        &options.headers,
+    )?;
+    if let Some(hook) = &options.request_hook {
+        hook(&mut request);
+    }
+    Ok(Connection::client(options.config.clone(), &request, start)?)
+}
+
 /// The client side of [`connect`], with a chosen id (the event client logs
 /// under its own id from the start).
 pub(crate) fn connect_url(
-    url: &Url,
+    url: &WsUrl,
     options: &ClientOptions,
     id: ConnId,
 ) -> Result<WebSocket, Error> {
     let start = Instant::now();
     let deadline = start + options.config.handshake_timeout;
-    wslog!(
-        Debug,
-        id,
-        "connecting to {}://{}:{}{}",
-        if url.tls { "wss" } else { "ws" },
-        url.host,
-        url.port,
-        url.resource
-    );
-    let mut request = ClientRequest::new(url.host_header(), url.resource.clone());
-    request.origin.clone_from(&options.origin);
-    request.protocols.clone_from(&options.protocols);
-    request.headers.clone_from(&options.headers);
-    if let Some(hook) = &options.request_hook {
-        hook(&mut request);
-    }
-    if let Some((n, _)) = request
-        .headers
-        .iter()
-        .find(|(n, v)| !ws_proto::handshake::valid_header(n, v))
-    {
-        return Err(Error::Command(ws_proto::Error::InvalidHeader(n.clone())));
-    }
-    let tls_config = if url.tls {
+    // Everything that can be refused locally is refused before a socket
+    // exists. The core's handshake timer starts with the attempt, so
+    // `handshake_timeout` bounds connect + TLS + upgrade together.
+    let conn = client_connection(url, options, start)?;
+    let tls_config = if url.is_secure() {
         Some(options.tls.build()?)
     } else {
         None
     };
-
+    wslog!(Debug, id, "connecting to {url}");
     let addrs = match options.connect_to {
         Some(a) => vec![a],
         None => resolve(url)?,
@@ -670,7 +676,7 @@ pub(crate) fn connect_url(
     sock.set_nodelay(true).map_err(Error::Io)?;
     let tls = match tls_config {
         Some(config) => {
-            let mut session = tls::client_session(config, &url.host)?;
+            let mut session = tls::client_session(config, url.host())?;
             tls::handshake(&sock, &mut session, deadline)?;
             wslog!(Debug, id, "TLS established");
             Some(session)
@@ -679,9 +685,6 @@ pub(crate) fn connect_url(
     };
     sock.set_write_timeout(options.write_timeout)
         .map_err(Error::Io)?;
-    // The core's handshake timer starts with the attempt, so
-    // `handshake_timeout` bounds connect + TLS + upgrade together.
-    let conn = Connection::client(options.config.clone(), &request, start)?;
     let mut halves = Halves::start(id, sock, conn, tls)?;
     match halves.reader.reader.next_event(&halves.writer.shared) {
         Some(Event::Open(info)) => Ok(halves.open(*info, None)),
@@ -738,7 +741,10 @@ pub(crate) fn accept_with_id(
         req.path,
         req.origin
     );
-    let decision = if !origin_allowed(options.allowed_origins.as_deref(), req.origin.as_deref()) {
+    let decision = if !ws_net::origin::origin_allowed(
+        options.allowed_origins.as_deref(),
+        req.origin.as_deref(),
+    ) {
         wslog!(Info, id, "origin {:?} not in the allow-list", req.origin);
         UpgradeResponse::reject(403, "origin not allowed")
     } else {
@@ -849,22 +855,22 @@ impl Halves {
 
 /// Resolves the URL's host. Names in the `.invalid` top-level domain fail
 /// at once, without asking the resolver (RFC 6761 §6.4).
-fn resolve(url: &Url) -> Result<Vec<SocketAddr>, Error> {
-    if let Some(ip) = url.ip {
-        return Ok(vec![SocketAddr::new(ip, url.port)]);
+fn resolve(url: &WsUrl) -> Result<Vec<SocketAddr>, Error> {
+    if let Some(ip) = url.ip() {
+        return Ok(vec![SocketAddr::new(ip, url.port())]);
     }
     let fail = |source| Error::Resolve {
-        host: url.host.clone(),
+        host: url.host().to_string(),
         source,
     };
-    let name = url.host.trim_end_matches('.');
+    let name = url.host().trim_end_matches('.');
     if name == "invalid" || name.ends_with(".invalid") {
         return Err(fail(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "names under .invalid never resolve (RFC 6761)",
         )));
     }
-    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+    let addrs: Vec<SocketAddr> = (url.host(), url.port())
         .to_socket_addrs()
         .map_err(fail)?
         .collect();

@@ -1,7 +1,7 @@
 //! A thread-per-connection echo server.
 //!
 //! ```text
-//! cargo run -p ws-std --example echo_server -- [ADDR] [--tls CERT.pem KEY.pem] [--max N] [--for SECS] [-v]
+//! cargo run -p ws-std --example std_echo_server -- [ADDR] [--tls CERT.pem KEY.pem] [--max N] [--for SECS] [-v]
 //! ```
 //!
 //! ADDR defaults to 127.0.0.1:9001. It accepts any path, picks the

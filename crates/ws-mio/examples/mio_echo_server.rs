@@ -1,7 +1,7 @@
 //! An echo server on N event loops (one per core by default).
 //!
 //! ```text
-//! cargo run --release -p ws-mio --example echo_server -- [ADDR] [LOOPS] [--for SECS] [--quiet] [--reuse-port]
+//! cargo run --release -p ws-mio --example mio_echo_server -- [ADDR] [LOOPS] [--for SECS] [--quiet] [--reuse-port]
 //! ```
 //!
 //! Defaults: `127.0.0.1:9001`, one loop per core, run until killed. Every

@@ -1,0 +1,228 @@
+//! `wsx connect` with an argument that would break the upgrade request (a
+//! header value with CR/LF or another control byte, a header name that is
+//! not a token, CR/LF in the origin, a subprotocol that is not a token, a
+//! space in the path), on both drivers: exit code 2 (bad argument), a clear
+//! message on one line of stderr naming the field, and no connection at the
+//! `TcpListener` standing in for the server. Also: the origin allow-list of
+//! `wsx serve` matches case-insensitively on both drivers.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use ws_std::{ClientOptions, Error};
+
+const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+
+/// A listener on a free loopback port that never answers.
+fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.set_nonblocking(true).expect("non-blocking");
+    let a = l.local_addr().expect("local_addr");
+    (l, a)
+}
+
+fn assert_no_connection(l: &TcpListener, what: &str) {
+    match l.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Ok((_, peer)) => panic!("{what}: a connection from {peer} reached the server"),
+        Err(e) => panic!("{what}: accept failed: {e}"),
+    }
+}
+
+/// Runs `wsx connect --driver DRIVER --timeout 2 ARGS...` to completion (a
+/// regression that connects to the silent listener fails after 2 s instead
+/// of hanging).
+fn wsx_connect(driver: &str, args: &[&str]) -> Output {
+    Command::new(WSX)
+        .args(["connect", "--driver", driver, "--timeout", "2"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wsx")
+}
+
+/// (arguments after the URL, URL path, text stderr must contain)
+fn cases() -> Vec<(Vec<&'static str>, &'static str, &'static str)> {
+    vec![
+        (
+            vec!["-H", "X-Test: a\r\nInjected: yes"],
+            "/",
+            "invalid X-Test in the upgrade request: control bytes",
+        ),
+        (
+            vec!["-H", "X-Test: a\u{1}b"],
+            "/",
+            "invalid X-Test in the upgrade request: control bytes",
+        ),
+        (
+            vec!["-H", "X-Test: a\u{7f}b"],
+            "/",
+            "invalid X-Test in the upgrade request: control bytes",
+        ),
+        (
+            vec!["-H", "Bad Name: x"],
+            "/",
+            "invalid Bad Name in the upgrade request: a header name must be a token",
+        ),
+        (
+            vec!["-H", "Origin: http://a\r\nInjected: yes"],
+            "/",
+            "invalid Origin in the upgrade request",
+        ),
+        (
+            vec!["--protocol", "chat, evil"],
+            "/",
+            "invalid Sec-WebSocket-Protocol in the upgrade request",
+        ),
+        (vec![], "/a b", "invalid path in the WebSocket URL"),
+        (
+            vec![],
+            "/a\r\nInjected: yes",
+            "invalid path in the WebSocket URL",
+        ),
+    ]
+}
+
+fn refuses_bad_arguments_with(driver: &str) {
+    let (l, addr) = listener();
+    for (args, path, expected) in cases() {
+        let url = format!("ws://{addr}{path}");
+        let mut all = args.clone();
+        all.push(&url);
+        let out = wsx_connect(driver, &all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let what = format!("--driver {driver} {all:?}");
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(expected), "{what}: {err}");
+        // One line, control characters escaped.
+        assert_eq!(err.trim_end().lines().count(), 1, "{what}: {err:?}");
+        assert!(
+            !err.trim_end().contains(['\r', '\u{1}', '\u{7f}']),
+            "{what}: {err:?}"
+        );
+        assert!(out.stdout.is_empty(), "{what}");
+        assert_no_connection(&l, &what);
+    }
+}
+
+#[test]
+fn connect_std_refuses_bad_arguments_before_connecting() {
+    refuses_bad_arguments_with("std");
+}
+
+#[test]
+fn connect_mio_refuses_bad_arguments_before_connecting() {
+    refuses_bad_arguments_with("mio");
+}
+
+/// The control: a valid `wsx connect` does reach the same kind of listener,
+/// with its `-H` header and its `-H 'Origin: ...'` as the request's Origin.
+fn valid_arguments_reach_the_listener_with(driver: &str) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let child = Command::new(WSX)
+        .args(["connect", "--driver", driver, "--timeout", "10"])
+        .args(["-H", "X-Marker: valid", "-H", "Origin: http://localhost"])
+        .arg(format!("ws://{addr}/valid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wsx");
+    let _guard = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let head = l.accept().map(|(mut s, _)| {
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        let _ = tx.send(head);
+    });
+    let head = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("wsx connected")
+        .expect("accept");
+    assert!(
+        head.starts_with("GET /valid HTTP/1.1\r\n"),
+        "{driver}: {head}"
+    );
+    assert!(head.contains("\r\nX-Marker: valid\r\n"), "{driver}: {head}");
+    assert!(
+        head.contains("\r\nOrigin: http://localhost\r\n"),
+        "{driver}: {head}"
+    );
+}
+
+/// Kills the child on drop (the valid client waits for an answer).
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn valid_arguments_reach_the_listener() {
+    valid_arguments_reach_the_listener_with("std");
+    valid_arguments_reach_the_listener_with("mio");
+}
+
+/// `wsx serve --driver DRIVER ARGS` on a free port; its URL once listening.
+fn serve(driver: &str, args: &[&str]) -> (Kill, String) {
+    let mut child = Command::new(WSX)
+        .args(["serve", "127.0.0.1:0", "--quiet", "--driver", driver])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run wsx serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let guard = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("wsx serve printed its listening line");
+    let url = line
+        .trim()
+        .strip_prefix("wsx: listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    (guard, url)
+}
+
+#[test]
+fn serve_origin_allow_list_is_case_insensitive_on_both_drivers() {
+    for driver in ["std", "mio"] {
+        let (_server, url) = serve(driver, &["--origin", "https://Good.Example"]);
+        for origin in ["https://good.example", "HTTPS://GOOD.EXAMPLE"] {
+            let ws = ws_std::connect(&url, &ClientOptions::default().origin(origin));
+            assert!(ws.is_ok(), "{driver} {origin}: {:?}", ws.err());
+        }
+        match ws_std::connect(
+            &url,
+            &ClientOptions::default().origin("https://evil.example"),
+        ) {
+            Err(Error::Handshake(e)) => assert!(e.to_string().contains("403"), "{driver}: {e}"),
+            other => panic!("{driver}: expected 403, got {:?}", other.err()),
+        }
+    }
+}
