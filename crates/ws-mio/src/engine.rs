@@ -514,7 +514,7 @@ impl Core {
             }
             Err(e) => {
                 sess.f.eof = true;
-                sess.conn.handle_transport_error(now, e.to_string());
+                sess.conn.handle_transport_error(now, &e);
                 ReadStep::Ended
             }
         };
@@ -628,7 +628,7 @@ impl Core {
             Err(e) => {
                 sess.pending = None;
                 sess.f.eof = true;
-                sess.conn.handle_transport_error(now, e.to_string());
+                sess.conn.handle_transport_error(now, &e);
             }
         }
     }

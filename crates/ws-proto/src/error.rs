@@ -102,7 +102,60 @@ pub enum ConnectionError {
     /// The transport closed before the closing handshake.
     ConnectionLost,
     /// The driver reported a transport error.
-    Io(String),
+    Io(TransportError),
+}
+
+/// A transport failure a driver reported ([`Connection::handle_transport_error`]
+/// (crate::Connection::handle_transport_error)): the [`std::io::ErrorKind`] it had (or
+/// [`Other`](std::io::ErrorKind::Other) for non-IO failures such as TLS) and its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportError {
+    /// The kind of the I/O error, so callers can tell a reset from a timeout.
+    pub kind: std::io::ErrorKind,
+    /// What the driver said.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A transport error of `kind`.
+    pub fn new(kind: std::io::ErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<&std::io::Error> for TransportError {
+    fn from(e: &std::io::Error) -> Self {
+        TransportError::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<std::io::Error> for TransportError {
+    fn from(e: std::io::Error) -> Self {
+        TransportError::from(&e)
+    }
+}
+
+impl From<String> for TransportError {
+    /// A non-IO failure (kind `Other`).
+    fn from(message: String) -> Self {
+        TransportError::new(std::io::ErrorKind::Other, message)
+    }
+}
+
+impl From<&str> for TransportError {
+    /// A non-IO failure (kind `Other`).
+    fn from(message: &str) -> Self {
+        TransportError::new(std::io::ErrorKind::Other, message)
+    }
 }
 
 impl fmt::Display for ConnectionError {

@@ -108,7 +108,7 @@ pub use close::CloseCode;
 pub use config::{ClientRequest, Config, Limits, BYTES_PER_EXTRA_FRAGMENT};
 pub use connection::{Accept, Connection, Side, State, Stats, Transmit};
 pub use deflate::{DeflateConfig, DeflateParams};
-pub use error::{ConnectionError, Error, HandshakeError, ProtocolError};
+pub use error::{ConnectionError, Error, HandshakeError, ProtocolError, TransportError};
 pub use event::{
     Closed, Event, Fragment, Initiator, Message, MessageKind, OpenInfo, UpgradeRequest,
 };

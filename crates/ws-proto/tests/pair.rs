@@ -564,6 +564,15 @@ fn transport_error_closes_once() {
     p.drive();
     let c = p.client_closed().unwrap();
     assert_eq!(c.error, Some(ConnectionError::Io("reset by peer".into())));
+    // An io::Error keeps its kind.
+    let mut p = Pair::open(client_cfg(), server_cfg(), Chunking::Whole);
+    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    p.client.handle_transport_error(p.now, &reset);
+    p.drive();
+    let Some(ConnectionError::Io(e)) = &p.client_closed().unwrap().error else {
+        panic!("{:?}", p.client_closed())
+    };
+    assert_eq!(e.kind, std::io::ErrorKind::ConnectionReset);
 }
 
 #[test]

@@ -108,9 +108,14 @@ impl Core {
             return;
         }
         wslog!(Debug, self.id, "transport error: {e}");
-        let msg = e.to_string();
+        // An I/O failure keeps its kind in the core's transport error.
+        let err = match &e {
+            Error::Io(io) => ws_proto::TransportError::from(io),
+            Error::ConnectionLost { source: Some(io) } => ws_proto::TransportError::from(io),
+            other => ws_proto::TransportError::from(other.to_string()),
+        };
         self.failure.get_or_insert(e);
-        self.conn.handle_transport_error(now, msg);
+        self.conn.handle_transport_error(now, err);
     }
 
     /// Takes the next event, straight from the core: the core echoes a

@@ -241,8 +241,8 @@ impl Error {
             ConnectionError::IdleTimeout => Error::Timeout(Timeout::Idle),
             ConnectionError::CloseTimeout => Error::Timeout(Timeout::Close),
             ConnectionError::ConnectionLost => Error::ConnectionLost { source: None },
-            ConnectionError::Io(msg) => {
-                detail.unwrap_or_else(|| Error::Io(io::Error::other(msg.clone())))
+            ConnectionError::Io(e) => {
+                detail.unwrap_or_else(|| Error::Io(io::Error::new(e.kind, e.message.clone())))
             }
             other => detail.unwrap_or_else(|| Error::Io(io::Error::other(other.to_string()))),
         })

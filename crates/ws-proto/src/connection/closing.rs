@@ -63,8 +63,9 @@ impl Connection {
 
     /// The transport failed (reset, TLS error...): the connection is over.
     /// Emits `Closed` with [`ConnectionError::Io`] unless it was already
-    /// closed.
-    pub fn handle_transport_error(&mut self, now: Instant, error: impl Into<String>) {
+    /// closed. Pass the `io::Error` itself (its kind is kept) or a message
+    /// (kind `Other`).
+    pub fn handle_transport_error(&mut self, now: Instant, error: impl Into<TransportError>) {
         self.now = now;
         if self.ending == Ending::Closed {
             return;

@@ -38,7 +38,7 @@ use crate::upgrade::{ClientUpgrade, Http, Upgraded};
 use crate::utf8::Utf8Validator;
 use crate::{
     ClientRequest, CloseCode, Closed, Config, ConnectionError, Error, Event, Fragment,
-    HandshakeError, Initiator, Message, MessageKind, OpenInfo, ProtocolError,
+    HandshakeError, Initiator, Message, MessageKind, OpenInfo, ProtocolError, TransportError,
 };
 
 /// Which end of the connection we are.
