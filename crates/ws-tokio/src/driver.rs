@@ -139,7 +139,7 @@ pub(crate) struct Inner<S> {
     /// when room is made.
     pub(crate) pending: Option<Message>,
     /// The core's `max_send_queue`.
-    queue_limit: usize,
+    pub(crate) queue_limit: usize,
     /// The sink is ready while fewer bytes than this are queued.
     pub(crate) high_water: usize,
     wakers: Arc<Wakers>,

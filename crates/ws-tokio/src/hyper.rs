@@ -2,22 +2,23 @@
 //! the response, [`ws_proto::upgrade::ServerUpgrade`] validates and answers it, and once hyper
 //! hands over the upgraded connection the core runs it ([`Connection::upgraded`]).
 //!
-//! ```no_run
+//! ```
 //! use std::convert::Infallible;
 //! use futures_util::{SinkExt, StreamExt};
 //! use http_body_util::Full;
 //! use hyper::body::{Bytes, Incoming};
-//! use hyper::{Request, Response};
-//! use ws_tokio::{Config, Decision};
+//! use hyper::{server::conn::http1, service::service_fn, Request, Response};
+//! use hyper_util::rt::TokioIo;
+//! use ws_tokio::{ClientRequest, Config, Decision};
 //!
 //! async fn route(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
 //!     if req.uri().path() != "/ws" {
 //!         return Ok(Response::new(Full::new(Bytes::from_static(b"hello over http"))));
 //!     }
-//!     let (response, websocket) = ws_tokio::hyper::upgrade(&mut req, Config::default(), |_| {
-//!         Decision::accept()
-//!     });
+//!     let (response, websocket) =
+//!         ws_tokio::hyper::upgrade(&mut req, Config::default(), |_| Decision::accept());
 //!     if let Some(websocket) = websocket {
+//!         // Completes once hyper has sent the 101: await it in its own task.
 //!         tokio::spawn(async move {
 //!             let Ok(mut ws) = websocket.await else { return };
 //!             while let Some(Ok(msg)) = ws.next().await {
@@ -29,9 +30,26 @@
 //!     }
 //!     Ok(response)
 //! }
-//! // Serve with `hyper::server::conn::http1::Builder::new()
-//! //     .serve_connection(TokioIo::new(tcp), service_fn(route)).with_upgrades()`.
-//! # let _ = route;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move {
+//!     let (tcp, _) = listener.accept().await.expect("a connection");
+//!     let conn = http1::Builder::new()
+//!         .serve_connection(TokioIo::new(tcp), service_fn(route))
+//!         .with_upgrades();
+//!     let _ = conn.await;
+//! });
+//!
+//! let tcp = tokio::net::TcpStream::connect(addr).await?;
+//! let request = ClientRequest::new(addr.to_string(), "/ws");
+//! let mut ws = ws_tokio::client(tcp, &request, Config::default()).await?;
+//! ws.send(ws_tokio::text("through hyper")).await?;
+//! assert_eq!(ws.next().await.expect("an echo")?.as_text(), Some("through hyper"));
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! With axum, take the request as `axum::extract::Request`, call [`upgrade`], and return

@@ -68,25 +68,48 @@
 //! # Example: a server that chooses per request
 //!
 //! ```
-//! use tokio::net::TcpStream;
-//! use ws_tokio::{Accept, Config, Decision, UpgradeRequest};
+//! use futures_util::StreamExt;
+//! use tokio::net::{TcpListener, TcpStream};
+//! use ws_tokio::{Accept, ClientRequest, Config, Decision, Error, UpgradeRequest};
 //!
-//! async fn serve(tcp: TcpStream) -> Result<(), ws_tokio::Error> {
-//!     let decide = |req: &UpgradeRequest| {
-//!         if req.path != "/chat" {
-//!             return Decision::reject(404, "no such room");
-//!         }
-//!         match req.protocols.iter().any(|p| p == "chat.v2") {
-//!             true => Decision::Accept(Accept::new().protocol("chat.v2")),
-//!             false => Decision::Accept(Accept::new()),
-//!         }
-//!     };
-//!     let ws = ws_tokio::accept_with(tcp, Config::default(), decide).await?;
-//!     // ... read and write `ws`
-//!     # drop(ws);
-//!     Ok(())
+//! /// `/chat` only, with the `chat.v2` subprotocol when the client offers it.
+//! fn decide(req: &UpgradeRequest) -> Decision {
+//!     if req.path != "/chat" {
+//!         return Decision::reject(404, "no such room");
+//!     }
+//!     match req.protocols.iter().any(|p| p == "chat.v2") {
+//!         true => Decision::Accept(Accept::new().protocol("chat.v2")),
+//!         false => Decision::accept(),
+//!     }
 //! }
-//! # let _ = serve;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move {
+//!     for _ in 0..2 {
+//!         let (tcp, _) = listener.accept().await.expect("a connection");
+//!         tokio::spawn(async move {
+//!             if let Ok(mut ws) = ws_tokio::accept_with(tcp, Config::default(), decide).await {
+//!                 while let Some(Ok(_)) = ws.next().await {}
+//!             }
+//!         });
+//!     }
+//! });
+//!
+//! let request = ClientRequest::new(addr.to_string(), "/chat").protocol("chat.v2");
+//! let ws = ws_tokio::client(TcpStream::connect(addr).await?, &request, Config::default()).await?;
+//! assert_eq!(ws.open_info().unwrap().protocol.as_deref(), Some("chat.v2"));
+//!
+//! let request = ClientRequest::new(addr.to_string(), "/kitchen");
+//! let refused = ws_tokio::client(TcpStream::connect(addr).await?, &request, Config::default()).await;
+//! let Err(Error::Connection(ws_tokio::ConnectionError::Handshake(
+//!     ws_tokio::HandshakeError::Status { status, body, .. },
+//! ))) = refused else { panic!("not refused") };
+//! assert_eq!((status, &body[..]), (404, &b"no such room"[..]));
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # What this crate never does

@@ -65,7 +65,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
             // `poll_ready` was not awaited: the one slot is taken.
             return Err(Error::Proto(ws_proto::Error::Backpressure {
                 buffered_amount: g.conn.buffered_amount(),
-                limit: g.conn.buffered_amount(),
+                limit: g.queue_limit,
             }));
         }
         if !g.fits(m.data.len()) {

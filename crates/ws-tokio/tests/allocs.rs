@@ -257,8 +257,7 @@ fn ws_tokio_echo_server_allocates_nothing_per_message() {
             .deflate(deflate.then(DeflateConfig::default))
             .release_buffers_after(Duration::from_secs(3600));
         for mode in [Mode::Send, Mode::Feed] {
-            for (size, warm_up, n) in [(16, 2000, 3000), (1024, 2000, 3000), (64 << 10, 300, 300)]
-            {
+            for (size, warm_up, n) in [(16, 2000, 3000), (1024, 2000, 3000), (64 << 10, 300, 300)] {
                 for kind in [MessageKind::Binary, MessageKind::Text] {
                     let a = server_allocations(cfg.clone(), mode, size, kind, warm_up, n);
                     report.push((size, kind, deflate, mode, a, n));
@@ -266,9 +265,7 @@ fn ws_tokio_echo_server_allocates_nothing_per_message() {
             }
         }
     }
-    eprintln!(
-        "allocations (size, kind, deflate, echo loop, total, messages): {report:?}"
-    );
+    eprintln!("allocations (size, kind, deflate, echo loop, total, messages): {report:?}");
     let bad: Vec<_> = report.iter().filter(|r| r.4 > 0).collect();
     assert!(
         bad.is_empty(),

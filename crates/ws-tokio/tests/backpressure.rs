@@ -77,7 +77,9 @@ async fn a_peer_that_stops_reading_stops_the_sink() {
         most_held = most_held.max(ws.with_connection(|c| c.buffered_amount()));
     }
     assert!(sent < 4096, "the sink never stopped being ready");
-    eprintln!("the sink stopped after {sent} messages of 16 KiB; most queued in the core: {most_held} B");
+    eprintln!(
+        "the sink stopped after {sent} messages of 16 KiB; most queued in the core: {most_held} B"
+    );
     // What we hold: under the high water (64 KiB) plus one message.
     assert!(most_held <= (64 << 10) + (16 << 10), "held {most_held} B");
     let retained = ws.with_connection(|c| c.retained_bytes());

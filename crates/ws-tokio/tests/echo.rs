@@ -145,20 +145,24 @@ async fn halves_wake_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_codes_and_reasons_both_ways() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let addr = server(Config::default(), |_| Decision::accept(), move |ws| {
-        let tx = tx.clone();
-        async move {
-            let mut ws = ws.unwrap();
-            let first = ws.next().await.unwrap().unwrap();
-            if first.as_text() == Some("close me") {
-                ws.close_with(CloseCode::new(4002).unwrap(), "server says bye")
-                    .await
-                    .unwrap();
+    let addr = server(
+        Config::default(),
+        |_| Decision::accept(),
+        move |ws| {
+            let tx = tx.clone();
+            async move {
+                let mut ws = ws.unwrap();
+                let first = ws.next().await.unwrap().unwrap();
+                if first.as_text() == Some("close me") {
+                    ws.close_with(CloseCode::new(4002).unwrap(), "server says bye")
+                        .await
+                        .unwrap();
+                }
+                let closed = ws.closed().await;
+                tx.send(closed).await.unwrap();
             }
-            let closed = ws.closed().await;
-            tx.send(closed).await.unwrap();
-        }
-    })
+        },
+    )
     .await;
 
     // The client starts.
@@ -169,7 +173,10 @@ async fn close_codes_and_reasons_both_ways() {
         .unwrap();
     assert!(bounded("end", ws.next()).await.is_none());
     let ours = ws.close_info().unwrap();
-    assert_eq!((ours.code.as_u16(), ours.initiator), (4001, Initiator::Local));
+    assert_eq!(
+        (ours.code.as_u16(), ours.initiator),
+        (4001, Initiator::Local)
+    );
     let theirs = bounded("server close", rx.recv()).await.unwrap();
     assert_eq!(theirs.code.as_u16(), 4001);
     assert_eq!(theirs.reason, "client says bye");
@@ -186,7 +193,10 @@ async fn close_codes_and_reasons_both_ways() {
     assert_eq!(ours.initiator, Initiator::Remote);
     assert!(ours.clean);
     let theirs = bounded("server close", rx.recv()).await.unwrap();
-    assert_eq!((theirs.code.as_u16(), theirs.initiator), (4002, Initiator::Local));
+    assert_eq!(
+        (theirs.code.as_u16(), theirs.initiator),
+        (4002, Initiator::Local)
+    );
     // Sending after the close is refused.
     assert_eq!(ws.send(ws_tokio::text("late")).await, Err(Error::Closed));
 }
@@ -270,12 +280,16 @@ async fn an_invalid_client_request_is_refused_before_sending() {
 async fn a_non_upgrade_request_is_answered_by_the_core() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let addr = server(Config::default(), |_| Decision::accept(), move |ws| {
-        let tx = tx.clone();
-        async move {
-            tx.send(ws.unwrap_err()).await.unwrap();
-        }
-    })
+    let addr = server(
+        Config::default(),
+        |_| Decision::accept(),
+        move |ws| {
+            let tx = tx.clone();
+            async move {
+                tx.send(ws.unwrap_err()).await.unwrap();
+            }
+        },
+    )
     .await;
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -292,4 +306,38 @@ async fn a_non_upgrade_request_is_answered_by_the_core() {
         matches!(err, Error::Connection(ConnectionError::Handshake(_))),
         "{err:?}"
     );
+}
+
+/// A decision the core refuses (a subprotocol the client did not offer, a 101 "refusal")
+/// answers 500 and returns the core's error to the server; the client sees the 500.
+#[tokio::test(flavor = "current_thread")]
+async fn a_decision_the_core_refuses_answers_500() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let decide = |req: &ws_tokio::UpgradeRequest| match req.path.as_str() {
+        "/protocol" => Decision::Accept(Accept::new().protocol("never-offered")),
+        _ => Decision::reject(101, "not a refusal"),
+    };
+    let addr = server(Config::default(), decide, move |ws| {
+        let tx = tx.clone();
+        async move {
+            tx.send(ws.unwrap_err()).await.unwrap();
+        }
+    })
+    .await;
+    for path in ["/protocol", "/status"] {
+        let req = ClientRequest::new(addr.to_string(), path);
+        let err = connect_to(addr, req, Config::default()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Connection(ConnectionError::Handshake(HandshakeError::Status {
+                    status: 500,
+                    ..
+                }))
+            ),
+            "{path}: {err:?}"
+        );
+        let server_side = bounded("server error", rx.recv()).await.unwrap();
+        assert!(matches!(server_side, Error::Proto(_)), "{server_side:?}");
+    }
 }

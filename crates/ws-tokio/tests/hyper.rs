@@ -40,9 +40,15 @@ async fn the_hyper_route_serves_websockets_and_http() {
     for size in [0, 10, 70_000, 1 << 20] {
         for kind in [MessageKind::Text, MessageKind::Binary] {
             let data = ws_tokio::Bytes::from(payload(size));
-            bounded("send", ws.send(Message { kind, data: data.clone() }))
-                .await
-                .unwrap();
+            bounded(
+                "send",
+                ws.send(Message {
+                    kind,
+                    data: data.clone(),
+                }),
+            )
+            .await
+            .unwrap();
             let back = bounded("echo", ws.next()).await.unwrap().unwrap();
             assert_eq!(back.kind, kind);
             assert!(back.data == data, "{size} B differs");
@@ -68,8 +74,9 @@ async fn the_hyper_route_serves_websockets_and_http() {
     // A refused route: the application's status and body reach the client.
     let req = ClientRequest::new(addr.to_string(), "/ws/private");
     let err = connect_to(addr, req, Config::default()).await.unwrap_err();
-    let Error::Connection(ConnectionError::Handshake(HandshakeError::Status { status, body, .. })) =
-        err
+    let Error::Connection(ConnectionError::Handshake(HandshakeError::Status {
+        status, body, ..
+    })) = err
     else {
         panic!("{err:?}");
     };

@@ -61,14 +61,18 @@ where
 
 /// An echo server (each message sent back as it came).
 pub async fn echo_server(cfg: Config) -> SocketAddr {
-    server(cfg, |_| Decision::accept(), |ws| async move {
-        let Ok(mut ws) = ws else { return };
-        while let Some(Ok(m)) = ws.next().await {
-            if ws.send(m).await.is_err() {
-                return;
+    server(
+        cfg,
+        |_| Decision::accept(),
+        |ws| async move {
+            let Ok(mut ws) = ws else { return };
+            while let Some(Ok(m)) = ws.next().await {
+                if ws.send(m).await.is_err() {
+                    return;
+                }
             }
-        }
-    })
+        },
+    )
     .await
 }
 
