@@ -236,6 +236,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         let mut rounds = 0;
         loop {
             let now = now();
+            // Deadlines first: under a steady flood of input the timer step below may never
+            // be reached, and a close timeout must still fire.
+            if self.conn.poll_timeout().is_some_and(|at| at <= now) {
+                self.conn.handle_timeout(now);
+                progressed = true;
+            }
             progressed |= self.push_pending();
             progressed |= self.pull_events();
             if self.done(until) {

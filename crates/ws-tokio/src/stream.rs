@@ -74,7 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
             g.pending = Some(m);
             return Ok(());
         }
-        g.conn.send(m.kind, m.data).map_err(Error::Proto)
+        g.conn.send(m.kind, m.data).map_err(refused)
     }
 
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -120,7 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         if g.closed.is_some() {
             return Err(Error::Closed);
         }
-        f(&mut g.conn).map_err(Error::Proto)
+        f(&mut g.conn).map_err(refused)
     }
 
     async fn closed(&self) -> Closed {
@@ -150,6 +150,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
 
     fn set_send_high_water(&self, bytes: usize) {
         self.lock().high_water = bytes.max(1);
+    }
+}
+
+/// A command the core refused: "not open any more" is [`Error::Closed`], the rest is the core's.
+fn refused(e: ws_proto::Error) -> Error {
+    match e {
+        ws_proto::Error::InvalidState { .. } => Error::Closed,
+        e => Error::Proto(e),
     }
 }
 

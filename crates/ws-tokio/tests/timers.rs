@@ -23,6 +23,12 @@ async fn server_with_silent_peer(cfg: Config) -> (WebSocketStream<DuplexStream>,
     let (ours, mut peer) = tokio::io::duplex(1 << 20);
     let accepting = tokio::spawn(ws_tokio::accept_with(ours, cfg, |_| Decision::accept()));
     peer.write_all(REQUEST).await.unwrap();
+    read_head(&mut peer).await;
+    (accepting.await.unwrap().unwrap(), peer)
+}
+
+/// Reads a 101 response head byte by byte (nothing after it).
+async fn read_head(peer: &mut (impl tokio::io::AsyncRead + Unpin)) {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
@@ -30,8 +36,11 @@ async fn server_with_silent_peer(cfg: Config) -> (WebSocketStream<DuplexStream>,
         head.push(b[0]);
         assert!(head.len() < 4096);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    (accepting.await.unwrap().unwrap(), peer)
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
 }
 
 /// Keepalive pings go out every second; a peer that answers nothing is dropped at the idle
@@ -157,4 +166,72 @@ async fn ping_gives_a_latency() {
         ws.ping(long).await,
         Err(Error::Proto(ws_proto::Error::ControlPayloadTooLong(126)))
     ));
+}
+
+/// A peer that floods messages and never answers our close: the close timeout still fires
+/// (deadlines are checked on every drive, not only when the socket has nothing to read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_close_timeout_fires_under_a_flood() {
+    use tokio::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = Config::default().close_timeout(Duration::from_millis(300));
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = ws_tokio::accept_with(tcp, cfg, |_| Decision::accept())
+            .await
+            .unwrap();
+        // Wait for the flood to start, then close.
+        ws.next().await.unwrap().unwrap();
+        ws.close_with(ws_tokio::CloseCode::NORMAL, "enough")
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let mut last = None;
+        // Bounded: the peer writes at most 200,000 chunks.
+        while let Some(r) = ws.next().await {
+            last = Some(r.map(|_| ()));
+        }
+        (start.elapsed(), last, ws.close_info().unwrap())
+    });
+    let mut peer = TcpStream::connect(addr).await.unwrap();
+    peer.write_all(REQUEST).await.unwrap();
+    read_head(&mut peer).await;
+    // Masked binary frames of 4 bytes, 8,192 of them per write.
+    let frame = [
+        0x82u8,
+        0x84,
+        1,
+        2,
+        3,
+        4,
+        b'a' ^ 1,
+        b'b' ^ 2,
+        b'c' ^ 3,
+        b'd' ^ 4,
+    ];
+    let chunk: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * 8192)
+        .collect();
+    let flood = tokio::spawn(async move {
+        for _ in 0..200_000 {
+            if peer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (waited, last, closed) = bounded("server", server).await.unwrap();
+    assert!(
+        matches!(
+            last,
+            Some(Err(Error::Connection(ConnectionError::CloseTimeout)))
+        ),
+        "{last:?}"
+    );
+    assert!(!closed.clean);
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    flood.abort();
 }
