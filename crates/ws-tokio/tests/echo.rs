@@ -301,6 +301,8 @@ async fn a_non_upgrade_request_is_answered_by_the_core() {
         .unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    // The server waits for our end of the connection (so its answer is not cut by a reset).
+    drop(tcp);
     let err = bounded("server error", rx.recv()).await.unwrap();
     assert!(
         matches!(err, Error::Connection(ConnectionError::Handshake(_))),
