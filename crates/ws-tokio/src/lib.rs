@@ -1,0 +1,320 @@
+//! An async WebSocket driver for tokio over the [`ws_proto`] sans-IO core.
+//!
+//! - [`WebSocketStream`] over any `AsyncRead + AsyncWrite + Unpin` stream: a `futures`
+//!   [`Stream`](futures_core::Stream) of [`Message`]s and a [`Sink`](futures_sink::Sink) of them,
+//!   [`split`](WebSocketStream::split) into a reader and a writer half for two tasks. Ping/pong,
+//!   the closing handshake, keepalive pings and timeouts are the core's (set them in
+//!   [`Config`]); their deadlines run on `tokio::time`.
+//! - Server: [`accept`] / [`accept_with`] on an accepted stream, where the application sees the
+//!   [`UpgradeRequest`] (path, query, headers) and answers with a [`Decision`]: accept with a
+//!   subprotocol and extensions ([`Accept`]), or reject with a status and a body.
+//! - Client: [`client`] performs the HTTP/1.1 handshake on a stream you connected, from a
+//!   validated [`ClientRequest`].
+//! - With the `hyper` feature, [`hyper::upgrade`] runs a connection that hyper 1.x upgraded
+//!   on the core.
+//!
+//! # How it drives the core
+//!
+//! There is no background task and no channel: the task that polls the stream (or either
+//! half) drives the connection, through one private routine that follows the core's contract.
+//! After any input (bytes read, end of stream, a deadline, a transport error) or command, it
+//! collects everything `poll_transmit` hands out into one reused 64 KiB buffer and writes it
+//! (a burst of small messages costs one `write`, not one per message), takes events as far as
+//! the application has room for them (one message at a time), reads `poll_timeout` into one
+//! `tokio::time::Sleep`, and only then reads the socket again, into a reused buffer. The steady
+//! state allocates nothing per message (see `tests/allocs.rs`).
+//!
+//! The halves share the connection behind a mutex held only inside a `poll_*` call. The
+//! socket and the sleep are polled with a proxy waker that wakes both the task waiting to read
+//! and the task waiting to write, so whichever half drives, neither misses a wake-up; progress
+//! made by one half (a message read while writing, room made while reading) wakes the other.
+//!
+//! # Example: a client and an echo server over TCP
+//!
+//! ```
+//! use futures_util::{SinkExt, StreamExt};
+//! use tokio::net::{TcpListener, TcpStream};
+//! use ws_tokio::{ClientRequest, Config};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let server = tokio::spawn(async move {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let mut ws = ws_tokio::accept(tcp).await?;
+//!     while let Some(msg) = ws.next().await {
+//!         ws.send(msg?).await?;
+//!     }
+//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//! });
+//!
+//! let tcp = TcpStream::connect(addr).await?;
+//! tcp.set_nodelay(true)?;
+//! let request = ClientRequest::new(addr.to_string(), "/echo");
+//! let mut ws = ws_tokio::client(tcp, &request, Config::default()).await?;
+//! ws.send(ws_tokio::text("hello")).await?;
+//! let echo = ws.next().await.expect("an echo")?;
+//! assert_eq!(echo.as_text(), Some("hello"));
+//!
+//! ws.close().await?; // SinkExt::close: close code 1000
+//! assert!(ws.next().await.is_none()); // the closing handshake completed
+//! assert_eq!(ws.close_info().unwrap().code, ws_tokio::CloseCode::NORMAL);
+//! server.await?.map_err(|e| e.to_string())?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Example: a server that chooses per request
+//!
+//! ```
+//! use futures_util::StreamExt;
+//! use tokio::net::{TcpListener, TcpStream};
+//! use ws_tokio::{Accept, ClientRequest, Config, Decision, Error, UpgradeRequest};
+//!
+//! /// `/chat` only, with the `chat.v2` subprotocol when the client offers it.
+//! fn decide(req: &UpgradeRequest) -> Decision {
+//!     if req.path != "/chat" {
+//!         return Decision::reject(404, "no such room");
+//!     }
+//!     match req.protocols.iter().any(|p| p == "chat.v2") {
+//!         true => Decision::Accept(Accept::new().protocol("chat.v2")),
+//!         false => Decision::accept(),
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move {
+//!     for _ in 0..2 {
+//!         let (tcp, _) = listener.accept().await.expect("a connection");
+//!         tokio::spawn(async move {
+//!             if let Ok(mut ws) = ws_tokio::accept_with(tcp, Config::default(), decide).await {
+//!                 while let Some(Ok(_)) = ws.next().await {}
+//!             }
+//!         });
+//!     }
+//! });
+//!
+//! let request = ClientRequest::new(addr.to_string(), "/chat").protocol("chat.v2");
+//! let ws = ws_tokio::client(TcpStream::connect(addr).await?, &request, Config::default()).await?;
+//! assert_eq!(ws.open_info().unwrap().protocol.as_deref(), Some("chat.v2"));
+//!
+//! let request = ClientRequest::new(addr.to_string(), "/kitchen");
+//! let refused = ws_tokio::client(TcpStream::connect(addr).await?, &request, Config::default()).await;
+//! let Err(Error::Connection(ws_tokio::ConnectionError::Handshake(
+//!     ws_tokio::HandshakeError::Status { status, body, .. },
+//! ))) = refused else { panic!("not refused") };
+//! assert_eq!((status, &body[..]), (404, &b"no such room"[..]));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What this crate never does
+//!
+//! It holds no protocol knowledge (no opcodes, header parsing or close-code rules: those are
+//! the core's), spawns no task or thread, parses no URL (a `connect(url)` is to come through
+//! the workspace's shared driver glue), and keeps no more than one read buffer, one write
+//! buffer, one pending message and the core's bounded queues per connection.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod driver;
+mod stream;
+
+#[cfg(feature = "hyper")]
+pub mod hyper;
+
+use std::fmt;
+use std::future::poll_fn;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use stream::{WebSocketReader, WebSocketStream, WebSocketWriter};
+pub use ws_proto::{
+    Accept, Bytes, ClientRequest, CloseCode, Closed, Config, ConnectionError, DeflateConfig,
+    HandshakeError, Initiator, Limits, Message, MessageKind, OpenInfo, UpgradeRequest,
+};
+
+use driver::{now, Inner, Role, Until};
+use ws_proto::Connection;
+
+/// What went wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The core refused a command: local misuse (an invalid close code, a too-long ping, a text
+    /// message that is not UTF-8, an invalid request or response header).
+    Proto(ws_proto::Error),
+    /// The connection is closed (or closing): nothing more can be sent. See
+    /// [`WebSocketStream::close_info`].
+    Closed,
+    /// The connection ended abnormally: a handshake failure (a client sees the server's status
+    /// and body in [`HandshakeError::Status`]; a server that rejected sees
+    /// [`HandshakeError::Rejected`]), a protocol error by the peer, a timeout, a lost or failed
+    /// transport.
+    Connection(ConnectionError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Proto(e) => write!(f, "{e}"),
+            Error::Closed => f.write_str("the connection is closed"),
+            Error::Connection(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Proto(e) => Some(e),
+            Error::Closed => None,
+            Error::Connection(e) => Some(e),
+        }
+    }
+}
+
+impl From<ws_proto::Error> for Error {
+    fn from(e: ws_proto::Error) -> Error {
+        Error::Proto(e)
+    }
+}
+
+/// A text message.
+pub fn text(s: impl Into<String>) -> Message {
+    Message {
+        kind: MessageKind::Text,
+        data: Bytes::from(s.into()),
+    }
+}
+
+/// A binary message.
+pub fn binary(data: impl Into<Bytes>) -> Message {
+    Message {
+        kind: MessageKind::Binary,
+        data: data.into(),
+    }
+}
+
+/// A server's answer to an upgrade request.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Accept, with a subprotocol, extensions and headers of the application's choice.
+    Accept(Accept),
+    /// Refuse with an HTTP status (200..=599, not 101), extra headers and a body.
+    Reject {
+        /// The status.
+        status: u16,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Vec<u8>,
+    },
+}
+
+impl Decision {
+    /// Accept without a subprotocol.
+    pub fn accept() -> Decision {
+        Decision::Accept(Accept::new())
+    }
+
+    /// Refuse with `status` and `body`.
+    pub fn reject(status: u16, body: impl Into<Vec<u8>>) -> Decision {
+        Decision::Reject {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+}
+
+impl From<Accept> for Decision {
+    fn from(a: Accept) -> Decision {
+        Decision::Accept(a)
+    }
+}
+
+/// Server role: performs the opening handshake on an accepted stream with the default
+/// configuration, accepting any valid upgrade request (no subprotocol; permessage-deflate only
+/// if [`Config::deflate`] is set, which it is not by default).
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+) -> Result<WebSocketStream<S>, Error> {
+    accept_with(stream, Config::default(), |_| Decision::accept()).await
+}
+
+/// Server role: reads the upgrade request, shows it to `decide`, and answers as it decides.
+///
+/// An accept completes the handshake (the 101 response is written) and returns the stream. A
+/// reject writes the response the core builds from the status, headers and body, closes, and
+/// returns [`Error::Connection`] with [`HandshakeError::Rejected`]. An invalid request is
+/// answered by the core (400, 426, 431...) and returned as [`Error::Connection`]. An accept or
+/// reject the core refuses (a subprotocol that was not offered, an invalid header) answers 500
+/// and returns [`Error::Proto`].
+pub async fn accept_with<S, F>(
+    stream: S,
+    config: Config,
+    decide: F,
+) -> Result<WebSocketStream<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&UpgradeRequest) -> Decision,
+{
+    let config = config.streaming(false);
+    let limit = config.limits.max_send_queue;
+    let conn = Connection::server(config, now());
+    let mut inner = Inner::new(stream, conn, limit);
+    poll_fn(|cx| inner.poll_until(cx, Until::Handshake, Role::Read)).await;
+    let Some(request) = inner.request.take() else {
+        return Err(inner.failure());
+    };
+    let answer = match decide(&request) {
+        Decision::Accept(a) => inner.conn.accept(a),
+        Decision::Reject {
+            status,
+            headers,
+            body,
+        } => inner.conn.reject(status, &headers, &body),
+    };
+    if let Err(e) = answer {
+        let _ = inner
+            .conn
+            .reject(500, &[], b"the server could not answer this request");
+        poll_fn(|cx| inner.poll_until(cx, Until::Closed, Role::Read)).await;
+        return Err(Error::Proto(e));
+    }
+    if !inner.conn.is_open() {
+        // Rejected: the response goes out, then the connection closes.
+        poll_fn(|cx| inner.poll_until(cx, Until::Closed, Role::Read)).await;
+        return Err(inner.failure());
+    }
+    // The 101 goes out now; a peer that leaves at once shows as the stream's end.
+    poll_fn(|cx| inner.poll_until(cx, Until::Flushed, Role::Write)).await;
+    Ok(WebSocketStream::from_inner(inner))
+}
+
+/// Client role: performs the HTTP/1.1 opening handshake over `stream` (already connected, TLS
+/// included if any). The request is validated by the core first ([`ClientRequest::validate`]):
+/// an invalid one is [`Error::Proto`] and nothing is sent. A refusal (any status but 101) is
+/// [`Error::Connection`] with [`HandshakeError::Status`] (status, headers, start of the body).
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<WebSocketStream<S>, Error> {
+    let config = config.streaming(false);
+    let limit = config.limits.max_send_queue;
+    let conn = Connection::client(config, request, now())?;
+    let mut inner = Inner::new(stream, conn, limit);
+    poll_fn(|cx| inner.poll_until(cx, Until::Handshake, Role::Read)).await;
+    if inner.open.is_none() {
+        return Err(inner.failure());
+    }
+    Ok(WebSocketStream::from_inner(inner))
+}
