@@ -10,6 +10,7 @@
 //!   ([`origin::origin_allowed`], ASCII case-insensitive).
 //! - [`tls`]: the rustls configurations (client, server, and the CLI's
 //!   `--insecure` verifier), always on the explicit *ring* provider.
+//! - [`ErrorKind`] / [`DriverError`]: the one classification of driver errors.
 //! - [`LogLimiter`] and [`log_limited!`]: a repeated warning (say, `accept`
 //!   failing with "too many open files" on every retry) is logged once per
 //!   interval instead of flooding the log.
@@ -28,10 +29,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod error;
 mod log_limit;
 pub mod origin;
 pub mod request;
 pub mod tls;
 pub mod url;
 
+pub use error::{command_kind, connection_kind, DriverError, ErrorKind};
 pub use log_limit::LogLimiter;
