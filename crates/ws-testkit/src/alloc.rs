@@ -134,8 +134,14 @@ pub fn installed() -> bool {
 /// Declares [`CountingAlloc`] as the global allocator of the binary it is
 /// written in (a test file or a benchmark):
 ///
-/// ```ignore
+/// ```
 /// ws_testkit::counting_allocator!();
+///
+/// fn main() {
+///     assert!(ws_testkit::alloc::installed());
+///     let (n, v) = ws_testkit::alloc::count(|| vec![1u8; 64]);
+///     assert_eq!((n, v.len()), (1, 64));
+/// }
 /// ```
 #[macro_export]
 macro_rules! counting_allocator {
@@ -143,4 +149,49 @@ macro_rules! counting_allocator {
         #[global_allocator]
         static COUNTING_ALLOC: $crate::alloc::CountingAlloc = $crate::alloc::CountingAlloc;
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::counting_allocator!();
+
+    #[test]
+    fn heap_growth_is_the_peak_of_this_thread() {
+        heap_reset();
+        let big = std::hint::black_box(vec![0u8; 1 << 20]);
+        drop(big);
+        let small = std::hint::black_box(vec![0u8; 1 << 10]);
+        let peak = heap_peak();
+        assert!((1 << 20..2 << 20).contains(&peak), "{peak}");
+        // Another thread's allocations are its own.
+        std::thread::spawn(|| drop(std::hint::black_box(vec![0u8; 8 << 20])))
+            .join()
+            .unwrap();
+        assert_eq!(heap_peak(), peak);
+        drop(small);
+    }
+
+    #[test]
+    fn count_sees_every_allocation_call_of_this_thread() {
+        let (n, v) = count(|| {
+            let mut v = Vec::with_capacity(1);
+            v.extend_from_slice(&[1u8; 100]); // a realloc
+            v
+        });
+        assert_eq!((n, v.len()), (2, 100));
+        let (n, ()) = count(|| {
+            std::thread::spawn(|| {
+                for i in 0..1000u32 {
+                    drop(std::hint::black_box(Box::new(i)));
+                }
+            })
+            .join()
+            .unwrap();
+        });
+        // Spawning allocates here; the other thread's thousand boxes are
+        // not counted.
+        assert!(n > 0 && n < 100, "{n}");
+    }
 }
