@@ -1,41 +1,16 @@
 //! Heap allocations per message in steady state, through an in-memory
-//! client/server pair (no sockets), counted by a wrapping global allocator.
+//! client/server pair (no sockets), counted by the kit's counting global
+//! allocator (on this thread, which does all the work).
 //! Prints a table; the performance issue's target is 0 for every row.
 //!
 //! `cargo bench -p ws-benches --bench allocs`
 #![allow(missing_docs, reason = "a measurement binary")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use ws_benches::{open_pair, pump};
 use ws_proto::{Config, Connection, DeflateConfig, MessageKind};
+use ws_testkit::alloc::allocations;
+use ws_testkit::pair::{open_pair, pump};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// wrapper only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+ws_testkit::counting_allocator!();
 
 /// Allocations per message: client sends, server receives.
 fn measure(size: usize, deflate: bool, n: u64) -> f64 {
@@ -53,11 +28,11 @@ fn measure(size: usize, deflate: bool, n: u64) -> f64 {
     for _ in 0..1000 {
         round(&mut c, &mut s); // warm-up
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocations();
     for _ in 0..n {
         round(&mut c, &mut s);
     }
-    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / n as f64
+    (allocations() - before) as f64 / n as f64
 }
 
 fn main() {

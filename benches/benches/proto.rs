@@ -13,10 +13,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ws_benches::{open_pair, pump};
 use ws_proto::frame::{FrameHeader, OpCode};
 use ws_proto::mask::{apply_mask, apply_mask_scalar, copy_masked};
 use ws_proto::{Bytes, Config, Event, MessageKind};
+use ws_testkit::pair::{open_pair, pump};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 

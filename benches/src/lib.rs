@@ -1,4 +1,5 @@
-//! Shared data for the benchmarks.
+//! Shared data for the benchmarks (the in-memory pair and the counting
+//! allocator come from `ws-testkit`).
 
 /// JSON-like text of about `len` bytes: realistic, compressible, not trivial.
 pub fn json_like(len: usize) -> Vec<u8> {
@@ -21,51 +22,4 @@ pub fn json_like(len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-/// Moves everything `from` has to send into `to` through `buf` (an in-memory
-/// link: no sockets).
-pub fn pump(
-    from: &mut ws_proto::Connection,
-    to: &mut ws_proto::Connection,
-    now: std::time::Instant,
-    buf: &mut [u8],
-) {
-    use ws_proto::Transmit;
-    while let Some(t) = from.poll_transmit(now, buf) {
-        match t {
-            Transmit::Data(n) => to.handle_input(now, &buf[..n]),
-            Transmit::Shutdown => to.handle_eof(now),
-        }
-    }
-}
-
-/// An open client/server pair with `cfg` on both sides, linked in memory,
-/// with the time it was opened at.
-pub fn open_pair(
-    cfg: ws_proto::Config,
-) -> (
-    ws_proto::Connection,
-    ws_proto::Connection,
-    std::time::Instant,
-) {
-    use ws_proto::{Accept, ClientRequest, Connection, Event};
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "benchmarks run on the real clock"
-    )]
-    let now = std::time::Instant::now();
-    let mut c = Connection::client(cfg.clone(), &ClientRequest::new("h", "/"), now)
-        .expect("a valid request");
-    let mut s = Connection::server(cfg, now);
-    let mut buf = vec![0u8; 64 << 10];
-    pump(&mut c, &mut s, now, &mut buf);
-    while let Some(e) = s.poll_event() {
-        if matches!(e, Event::UpgradeRequest(_)) {
-            let _ = s.accept(Accept::new());
-        }
-    }
-    pump(&mut s, &mut c, now, &mut buf);
-    while c.poll_event().is_some() {}
-    (c, s, now)
 }

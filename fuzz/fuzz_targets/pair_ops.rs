@@ -90,6 +90,10 @@ fuzz_target!(|input: Input| {
     let mut disturbed = false;
     let mut buf = [0u8; 777];
 
+    // Not `ws_testkit::pair::pump`: that one delivers each transmit at once,
+    // while this target holds a side's output on its wire (`wire_out`) so
+    // that `Op::Deliver` can hand it over in pieces of any size, or `Op::Cut`
+    // lose it, and it also takes each side's events.
     let pump = |side: &mut Side, now: Instant, buf: &mut [u8]| {
         while let Some(t) = side.conn.poll_transmit(now, buf) {
             match t {

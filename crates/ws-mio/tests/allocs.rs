@@ -1,17 +1,15 @@
 //! Zero heap allocations per message in steady state through a ws-mio echo
-//! server: the event loop runs on its own thread, and a counting global
-//! allocator counts every `alloc`/`realloc` made on that thread while
-//! counting is switched on. A client (the core `Connection` over a blocking
+//! server: the event loop runs on its own thread, and the kit's counting
+//! global allocator counts every `alloc`/`realloc` made on that thread
+//! between two marks the loop takes when the test asks. A client (the core `Connection` over a blocking
 //! socket, on the test thread, not counted) keeps a window of messages in
 //! flight; after a warm-up, the next messages must cost the loop nothing.
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -19,46 +17,55 @@ use ws_mio::{ConnId, Ctx, EventLoop, Handler, Options};
 use ws_proto::{
     Bytes, ClientRequest, Config, Connection, DeflateConfig, Event, Message, MessageKind, Transmit,
 };
+use ws_testkit::alloc::allocations;
 
-struct Counting;
+ws_testkit::counting_allocator!();
 
-/// Counting is on (set by the test around the measured part).
-static ON: AtomicBool = AtomicBool::new(false);
-/// Allocations made on a counted thread while `ON`.
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// This thread is the event loop under test.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
+/// The measured window of the loop thread. The kit counts allocations per
+/// thread, so the loop thread reads its own count: between two turns, when
+/// the test asks (`ask`), it notes where the window starts or ends.
+#[derive(Default)]
+struct Window {
+    /// What the test asks for: `IDLE` once the loop has done it.
+    ask: AtomicU8,
+    /// The loop thread's allocation count when the window opened.
+    start: AtomicU64,
+    /// Allocations on the loop thread in the window, once it has closed.
+    counted: AtomicU64,
 }
 
-fn note() {
-    if ON.load(Ordering::Relaxed) && COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+const IDLE: u8 = 0;
+const OPEN: u8 = 1;
+const CLOSE: u8 = 2;
+
+impl Window {
+    /// On the loop thread, between turns: does what the test asked.
+    fn serve(&self) {
+        match self.ask.load(Ordering::SeqCst) {
+            OPEN => self.start.store(allocations(), Ordering::SeqCst),
+            CLOSE => self.counted.store(
+                allocations() - self.start.load(Ordering::SeqCst),
+                Ordering::SeqCst,
+            ),
+            _ => return,
+        }
+        self.ask.store(IDLE, Ordering::SeqCst);
+    }
+
+    /// On the test thread: asks the loop to open or close the window and
+    /// waits (bounded; the loop turns at least every 20 ms) until it has.
+    fn mark(&self, what: u8) {
+        self.ask.store(what, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.ask.load(Ordering::SeqCst) != IDLE {
+            assert!(
+                Instant::now() < deadline,
+                "the loop did not mark the window"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// wrapper only bumps an atomic counter (no allocation).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Sends every message back as it came.
 struct Echo;
@@ -69,22 +76,33 @@ impl Handler for Echo {
     }
 }
 
-/// Starts an echo loop on a counted thread; returns its address and a stop flag.
-fn echo_loop(cfg: Config) -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+/// Starts an echo loop on its own thread; returns its address, a stop flag,
+/// its measured window and the thread (which returns every allocation it
+/// made).
+fn echo_loop(
+    cfg: Config,
+) -> (
+    SocketAddr,
+    Arc<AtomicBool>,
+    Arc<Window>,
+    std::thread::JoinHandle<u64>,
+) {
     let stop = Arc::new(AtomicBool::new(false));
+    let window = Arc::new(Window::default());
     let (tx, rx) = mpsc::channel();
-    let stop2 = stop.clone();
+    let (stop2, window2) = (stop.clone(), window.clone());
     let t = std::thread::spawn(move || {
-        COUNTED.with(|c| c.set(true));
         let mut ev = EventLoop::new(Options::default().config(cfg), Echo).unwrap();
         let addr = ev.listen("127.0.0.1:0".parse().unwrap()).unwrap();
         tx.send(addr).unwrap();
         let end = Instant::now() + Duration::from_secs(120);
         while !stop2.load(Ordering::Relaxed) && Instant::now() < end {
             ev.turn(Some(Duration::from_millis(20))).unwrap();
+            window2.serve();
         }
+        allocations()
     });
-    (rx.recv().unwrap(), stop, t)
+    (rx.recv().unwrap(), stop, window, t)
 }
 
 /// A client: the core over a blocking socket.
@@ -165,39 +183,38 @@ impl Client {
 /// Allocations on the loop thread while `n` messages are echoed after
 /// `warm_up` of them.
 fn loop_allocations(cfg: Config, size: usize, kind: MessageKind, warm_up: usize, n: usize) -> u64 {
-    let (addr, stop, t) = echo_loop(cfg.clone());
+    let (addr, stop, window, t) = echo_loop(cfg.clone());
     let mut c = Client::connect(addr, cfg);
     let payload: Bytes = (0..size)
         .map(|i| b"abcdefghij klmnopqrstuvwxyz 0123456789\n"[(i * 7 + i / 13) % 39])
         .collect::<Vec<u8>>()
         .into();
-    let window = if size >= 64 << 10 { 4 } else { 16 };
-    // The warm-up keeps a wider window in flight, so the bursts the server
+    let in_flight = if size >= 64 << 10 { 4 } else { 16 };
+    // The warm-up keeps more messages in flight, so the bursts the server
     // reads at once during the measurement are no larger than seen before.
-    c.echo(warm_up, 4 * window, kind, &payload);
-    ALLOCS.store(0, Ordering::SeqCst);
-    ON.store(true, Ordering::SeqCst);
-    c.echo(n, window, kind, &payload);
-    ON.store(false, Ordering::SeqCst);
-    let allocs = ALLOCS.load(Ordering::SeqCst);
+    c.echo(warm_up, 4 * in_flight, kind, &payload);
+    window.mark(OPEN);
+    c.echo(n, in_flight, kind, &payload);
+    window.mark(CLOSE);
     stop.store(true, Ordering::SeqCst);
     t.join().unwrap();
-    allocs
+    window.counted.load(Ordering::SeqCst)
 }
 
-/// The instrument itself: accepting a connection allocates a session.
+/// The instrument itself: the loop thread's count, and its window, see it
+/// allocate (accepting a connection allocates a session).
 fn the_counter_sees_the_loop_allocating() {
-    ALLOCS.store(0, Ordering::SeqCst);
-    ON.store(true, Ordering::SeqCst);
-    let (addr, stop, t) = echo_loop(Config::default());
+    let (addr, stop, window, t) = echo_loop(Config::default());
+    window.mark(OPEN);
     let _c = Client::connect(addr, Config::default());
-    ON.store(false, Ordering::SeqCst);
+    window.mark(CLOSE);
     stop.store(true, Ordering::SeqCst);
-    t.join().unwrap();
-    assert!(ALLOCS.load(Ordering::SeqCst) > 0);
+    let total = t.join().unwrap();
+    let counted = window.counted.load(Ordering::SeqCst);
+    assert!(counted > 0 && counted <= total, "{counted} of {total}");
 }
 
-// One test function: the counter is global to this test binary.
+// One test function: the rows run one at a time.
 #[test]
 fn ws_mio_echo_server_allocates_nothing_per_message() {
     the_counter_sees_the_loop_allocating();

@@ -1,90 +1,22 @@
 //! Zero heap allocations per message in steady state, through an in-memory
-//! client/server pair (no sockets): a counting global allocator counts every
-//! `alloc` and `realloc` made on the test's thread while messages are echoed
+//! client/server pair (no sockets, `ws_testkit::pair`): the kit's counting
+//! global allocator counts every `alloc` and `realloc` made on the test's
+//! thread while messages are echoed
 //! (client sends masked, server receives and sends the same bytes back,
 //! client receives), after a warm-up.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Instant;
 
-use ws_proto::{
-    Accept, Bytes, ClientRequest, Config, Connection, DeflateConfig, Event, MessageKind, Transmit,
-};
+use ws_proto::{Bytes, ClientRequest, Config, Connection, DeflateConfig, Event, MessageKind};
+use ws_testkit::alloc::count;
+use ws_testkit::pair::{open_pair, pump};
 
-struct Counting;
-
-thread_local! {
-    /// Allocations counted on this thread while `COUNTING` is on.
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    // `try_with`: never touch a thread-local that is being torn down.
-    let on = COUNTING.try_with(Cell::get).unwrap_or(false);
-    if on {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// wrapper only bumps a const-initialised thread-local counter (no allocation).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations made by `f` on this thread.
-fn count<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    COUNT.with(|c| c.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (COUNT.with(Cell::get), r)
-}
-
-fn pump(from: &mut Connection, to: &mut Connection, now: Instant, buf: &mut [u8]) {
-    while let Some(t) = from.poll_transmit(now, buf) {
-        match t {
-            Transmit::Data(n) => to.handle_input(now, &buf[..n]),
-            Transmit::Shutdown => to.handle_eof(now),
-        }
-    }
-}
+ws_testkit::counting_allocator!();
 
 fn open(deflate: bool) -> (Connection, Connection, Instant) {
-    let now = Instant::now();
     let d = deflate.then(DeflateConfig::default);
-    let cfg = Config::default().deflate(d);
-    let mut c = Connection::client(cfg.clone(), &ClientRequest::new("h", "/"), now)
-        .expect("a valid request");
-    let mut s = Connection::server(cfg, now);
-    let mut buf = vec![0u8; 64 << 10];
-    pump(&mut c, &mut s, now, &mut buf);
-    while let Some(e) = s.poll_event() {
-        if matches!(e, Event::UpgradeRequest(_)) {
-            s.accept(Accept::new()).unwrap();
-        }
-    }
-    pump(&mut s, &mut c, now, &mut buf);
-    while c.poll_event().is_some() {}
+    let (c, s, now) = open_pair(Config::default().deflate(d));
     assert!(c.is_open() && s.is_open());
     assert_eq!(c.deflate_params().is_some(), deflate);
     (c, s, now)

@@ -4,27 +4,28 @@
 //! close code or HTTP status the attacker gets and that memory stayed
 //! bounded (`WebSocket::retained_bytes`, `buffered_amount`), and server
 //! tests check that a well-behaved client is still served afterwards.
-//! The attacks themselves live in `common/attacker.rs` (shared with ws-mio).
+//! The attacks themselves live in `ws_testkit::attacker` (shared with every
+//! driver's suite); this file implements the kit's `Victim` (our server)
+//! and `ClientDriver` (our clients) for ws-std.
 //! docs/limits.md lists every attack with its outcome.
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/attacker.rs"]
-mod attacker;
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use attacker::*;
 use common::{classify, listener, test_cert, tls_options, wait_until};
-use ws_proto::deflate::Role;
 use ws_std::{
     connect, serve, ClientOptions, Error, Received, ServeOptions, ServerHandle, ServerOptions,
     WebSocket, WebSocketClient, WsWriter,
 };
+use ws_testkit::alloc::{heap_peak, heap_reset};
+use ws_testkit::attacker::*;
+
+ws_testkit::counting_allocator!();
 
 // ----- the server under attack ----------------------------------------------
 
@@ -63,14 +64,14 @@ fn end_of(r: &Result<Received, Error>) -> Option<End> {
 
 /// The application: echo; on `flood`, send 16 KiB messages until refused.
 fn app(mut ws: WebSocket, shared: &Shared) {
-    heap::reset();
+    heap_reset();
     let path = ws.request().map(|r| r.path.clone()).unwrap_or_default();
     shared.writers.lock().unwrap().push(ws.writer());
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let r = ws.recv();
         shared.peak.fetch_max(ws.retained_bytes(), Ordering::SeqCst);
-        shared.heap.fetch_max(heap::peak(), Ordering::SeqCst);
+        shared.heap.fetch_max(heap_peak(), Ordering::SeqCst);
         if let Some(end) = end_of(&r) {
             shared.ends.lock().unwrap().push((path, end));
             return;
@@ -89,7 +90,7 @@ fn app(mut ws: WebSocket, shared: &Shared) {
                     }
                     report.max_buffered = report.max_buffered.max(ws.buffered_amount());
                 }
-                shared.heap.fetch_max(heap::peak(), Ordering::SeqCst);
+                shared.heap.fetch_max(heap_peak(), Ordering::SeqCst);
                 shared.floods.lock().unwrap().push((path.clone(), report));
             } else if ws.send(m.kind, m.data).is_err() {
                 continue;
@@ -172,47 +173,11 @@ impl Victim for StdVictim {
     }
 }
 
-macro_rules! server_attack {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                attacker::$name(&StdVictim::new());
-            }
-        )*
-    };
-}
-
 mod server {
     use super::*;
+    use ws_testkit::attacker::server as attack;
 
-    server_attack!(
-        oversized_request_line,
-        oversized_headers,
-        too_many_headers,
-        handshake_never_finished,
-        handshake_one_byte_a_second,
-        bad_key,
-        wrong_version,
-        length_2_pow_63,
-        length_just_over_frame_limit,
-        empty_fragment_flood,
-        continuation_without_start,
-        data_frame_inside_fragmented_message,
-        ping_flood_unread_pongs,
-        control_frame_over_125,
-        fragmented_control_frame,
-        reserved_opcodes,
-        rsv_bits_without_extension,
-        unmasked_client_frame,
-        invalid_close_codes,
-        one_byte_close_payload,
-        close_reason_invalid_utf8,
-        decompression_bomb,
-        compressed_control_frame,
-        peer_vanishes_mid_frame,
-        tcp_reset,
-    );
+    ws_testkit::server_attacks!(StdVictim::new);
 
     /// The blocking `send` waits for the socket; with a write timeout it
     /// fails once the peer has stopped reading for that long, and the
@@ -220,7 +185,7 @@ mod server {
     #[test]
     fn peer_stops_reading() {
         let v = StdVictim::new();
-        let (s, report) = attacker::peer_stops_reading(&v);
+        let (s, report) = attack::peer_stops_reading(&v);
         // The send that hit the write timeout, or the next one, fails.
         assert!(
             ["timeout:Write", "other:the connection is closing or closed"]
@@ -238,7 +203,7 @@ mod server {
     fn failed_tls_handshake() {
         let cert = test_cert();
         let v = StdVictim::start(tls_options(&cert).config(config()));
-        attacker::failed_tls_handshake(v.addr());
+        attack::failed_tls_handshake(v.addr());
         // A real TLS client is still served.
         let tls = ws_std::TlsClientOptions::default().add_root_der(cert.cert_der.clone());
         let url = format!("wss://localhost:{}/probe", v.addr().port());
@@ -257,241 +222,81 @@ mod server {
                 .config(config())
                 .allow_origins(["https://app.example"]),
         );
-        attacker::origin_allow_list(&v, "https://app.example");
+        attack::origin_allow_list(&v, "https://app.example");
         // The comparison ignores ASCII case, like origins do.
-        attacker::origin_allow_list(&v, "https://APP.example");
+        attack::origin_allow_list(&v, "https://APP.example");
     }
 }
 
 // ----- the client under attack ----------------------------------------------
 
-mod client {
-    use super::*;
+/// ws-std's clients under the kit's client attacks: the blocking client
+/// (`connect`, then `recv` on this thread) for every run, the event client
+/// for the flood (the blocking client's `send` waits for the socket instead
+/// of refusing).
+struct StdClient;
 
-    fn options() -> ClientOptions {
-        ClientOptions::default().config(config())
+/// The kit's view of how a ws-std connection ended.
+fn failure_of(e: &Error) -> Failure {
+    match e {
+        Error::Protocol(p) => Failure::Protocol(p.close_code().as_u16()),
+        Error::Handshake(_) => Failure::Handshake,
+        Error::Timeout(ws_std::Timeout::Handshake) => Failure::HandshakeTimeout,
+        Error::Tls(_) => Failure::Tls,
+        Error::ConnectionLost { .. } => Failure::Lost,
+        other => Failure::Other(classify(other)),
     }
+}
 
-    /// Connects our client to a raw server that answers 101 (with
-    /// permessage-deflate when `deflate`) and then runs `attack`; the client
-    /// reads until the end. Returns the client's end, its peak retained
-    /// bytes, and what the attack returned.
-    fn attacked<T: Send + 'static>(
-        deflate: bool,
-        attack: impl FnOnce(&mut std::net::TcpStream) -> T + Send + 'static,
-    ) -> (End, usize, T) {
-        let (addr, h) = raw_server(move |mut s| {
-            answer_101(
-                &mut s,
-                if deflate {
-                    "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-                } else {
-                    ""
-                },
-            );
-            attack(&mut s)
-        });
-        let mut ws = connect(&format!("ws://{addr}/"), &options()).unwrap();
-        heap::reset();
+impl ClientDriver for StdClient {
+    const WRITES_WHILE_SENDING: bool = true;
+
+    fn run(_addr: SocketAddr, url: &str) -> ClientRun {
+        let start = Instant::now();
+        let mut ws = match connect(url, &ClientOptions::default().config(config())) {
+            Ok(ws) => ws,
+            Err(e) => return ClientRun::failed(failure_of(&e), start.elapsed(), classify(&e)),
+        };
+        // This thread runs the connection: measure its heap from the open on.
+        heap_reset();
         let mut peak = 0;
-        let mut end = None;
         for _ in 0..1_000_000 {
             let r = ws.recv();
             peak = peak.max(ws.retained_bytes());
-            if let Some(e) = end_of(&r) {
-                end = Some(e);
-                break;
-            }
+            let (code, clean, failure, detail) = match &r {
+                Ok(Received::Closed(c)) => (
+                    c.code.as_u16(),
+                    c.clean,
+                    c.error.as_ref().map(Failure::of),
+                    format!("{c:?}"),
+                ),
+                Ok(_) => continue,
+                Err(e) => (
+                    match e {
+                        Error::Protocol(p) => p.close_code().as_u16(),
+                        _ => ABNORMAL,
+                    },
+                    false,
+                    Some(failure_of(e)),
+                    classify(e),
+                ),
+            };
+            return ClientRun {
+                opened: true,
+                code,
+                clean,
+                failure,
+                peak_retained: peak,
+                heap_growth: Some(heap_peak()),
+                took: start.elapsed(),
+                detail,
+            };
         }
-        let grew = heap::peak();
-        assert!(grew <= HEAP_BOUND, "heap grew by {grew}");
-        (end.expect("no end"), peak, h.join().unwrap())
+        panic!("no end in a million receives");
     }
 
-    fn protocol_error(bytes: Vec<u8>, want: u16) {
-        let (end, peak, got) = attacked(false, move |s| {
-            send(s, &bytes);
-            await_close(s)
-        });
-        assert_eq!(got, want, "close code the attacker got");
-        assert_eq!(end.code, want, "{end:?}");
-        assert!(peak <= MEMORY_BOUND);
-    }
-
-    #[test]
-    fn masked_server_frame() {
-        protocol_error(frame(FIN | TEXT, true, b"masked"), PROTOCOL_ERROR);
-    }
-
-    #[test]
-    fn length_2_pow_63() {
-        protocol_error(header(FIN | BINARY, false, 1 << 63), PROTOCOL_ERROR);
-    }
-
-    #[test]
-    fn length_just_over_frame_limit() {
-        let mut bytes = header(FIN | BINARY, false, MAX_FRAME as u64 + 1);
-        bytes.extend_from_slice(&vec![0u8; MAX_FRAME / 2]);
-        protocol_error(bytes, TOO_BIG);
-    }
-
-    #[test]
-    fn reserved_opcode() {
-        protocol_error(frame(FIN | 0xB, false, b""), PROTOCOL_ERROR);
-    }
-
-    #[test]
-    fn rsv_bits_without_extension() {
-        protocol_error(frame(FIN | RSV2 | TEXT, false, b"x"), PROTOCOL_ERROR);
-    }
-
-    #[test]
-    fn control_frame_over_125() {
-        protocol_error(frame(FIN | PING, false, &[1; 126]), PROTOCOL_ERROR);
-    }
-
-    #[test]
-    fn continuation_without_start() {
-        protocol_error(frame(FIN | CONT, false, b"x"), PROTOCOL_ERROR);
-    }
-
-    #[test]
-    fn invalid_close_code() {
-        protocol_error(close_frame(false, 1005, b""), PROTOCOL_ERROR);
-    }
-
-    #[test]
-    fn close_reason_invalid_utf8() {
-        protocol_error(close_frame(false, NORMAL, &[0xc3, 0x28]), INVALID_PAYLOAD);
-    }
-
-    #[test]
-    fn decompression_bomb() {
-        let (end, peak, got) = attacked(true, |s| {
-            send(
-                s,
-                &frame(FIN | RSV1 | BINARY, false, &bomb(64 << 20, Role::Server)),
-            );
-            await_close(s)
-        });
-        assert_eq!((got, end.code), (TOO_BIG, TOO_BIG), "{end:?}");
-        assert!(peak <= MEMORY_BOUND, "retained {peak}");
-    }
-
-    #[test]
-    fn compressed_control_frame() {
-        let (end, _, got) = attacked(true, |s| {
-            send(s, &frame(FIN | RSV1 | PING, false, &bomb(10, Role::Server)));
-            await_close(s)
-        });
-        assert_eq!((got, end.code), (PROTOCOL_ERROR, PROTOCOL_ERROR), "{end:?}");
-    }
-
-    #[test]
-    fn ping_flood_unread_pongs() {
-        let count = 40_000;
-        let (end, peak, (pongs, code)) = attacked(false, move |s| {
-            ping_flood(s, false, count, Duration::from_millis(1500), || {})
-        });
-        assert_eq!(code, NORMAL);
-        assert!(end.clean, "{end:?}");
-        assert!(!pongs.is_empty() && pongs.len() as u64 <= count);
-        assert_eq!(*pongs.last().unwrap(), count - 1);
-        assert!(peak <= MEMORY_BOUND);
-    }
-
-    #[test]
-    fn peer_vanishes_mid_frame() {
-        let (end, _, ()) = attacked(false, |s| {
-            send(s, &header(FIN | BINARY, false, 1000));
-            send(s, &[1; 10]);
-            s.shutdown(std::net::Shutdown::Both).unwrap();
-        });
-        assert_eq!((end.code, end.clean), (ABNORMAL, false), "{end:?}");
-        assert_eq!(end.detail, "lost");
-    }
-
-    #[test]
-    fn tcp_reset() {
-        let (end, _, ()) = attacked(false, |s| {
-            // Our client answers the ping; the unread pong makes the close a RST.
-            reset(s.try_clone().unwrap(), false);
-        });
-        assert_eq!((end.code, end.clean), (ABNORMAL, false), "{end:?}");
-        assert_eq!(end.detail, "lost");
-    }
-
-    /// Each bad answer to the upgrade fails `connect` with a handshake
-    /// error, within the handshake timeout.
-    #[test]
-    fn bad_101_answers() {
-        let key_of = |s: &mut std::net::TcpStream| read_request_accept(s);
-        type Answer = fn(String) -> String;
-        let cases: [(&str, Answer); 6] = [
-            ("wrong accept", |_| {
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n".into()
-            }),
-            ("no upgrade", |a| {
-                format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {a}\r\n\r\n")
-            }),
-            ("200", |_| {
-                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".into()
-            }),
-            ("garbage", |_| "SSH-2.0-OpenSSH_9.6\r\n\r\n".into()),
-            ("unasked extension", |a| {
-                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {a}\r\nSec-WebSocket-Extensions: x-unknown\r\n\r\n")
-            }),
-            ("oversized head", |a| {
-                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {a}\r\nX: {}\r\n\r\n", "x".repeat(MAX_HEAD))
-            }),
-        ];
-        for (what, answer) in cases {
-            let (addr, h) = raw_server(move |mut s| {
-                let a = key_of(&mut s);
-                send(&mut s, answer(a).as_bytes());
-                await_end(&mut s, Duration::from_secs(3));
-            });
-            let start = Instant::now();
-            let err = connect(&format!("ws://{addr}/"), &options()).unwrap_err();
-            let c = classify(&err);
-            assert!(
-                c.starts_with("handshake:") || c.starts_with("status:200"),
-                "{what}: {c}"
-            );
-            assert!(start.elapsed() < HANDSHAKE_TIMEOUT, "{what}: slow");
-            h.join().unwrap();
-        }
-    }
-
-    #[test]
-    fn handshake_never_answered() {
-        let (addr, h) = raw_server(|mut s| {
-            let _ = read_request_accept(&mut s);
-            await_end(&mut s, Duration::from_secs(5));
-        });
-        let start = Instant::now();
-        let err = connect(&format!("ws://{addr}/"), &options()).unwrap_err();
-        assert_eq!(classify(&err), "timeout:Handshake");
-        let took = start.elapsed();
-        assert!(
-            took >= HANDSHAKE_TIMEOUT.mul_f32(0.8) && took < HANDSHAKE_TIMEOUT * 3,
-            "{took:?}"
-        );
-        h.join().unwrap();
-    }
-
-    /// The event client's send queue refuses past its limit while the peer
-    /// reads nothing.
-    #[test]
-    fn peer_stops_reading() {
-        // The peer reads nothing until the test is over (bounded).
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let (addr, h) = raw_server(move |mut s| {
-            answer_101(&mut s, "");
-            let _ = done_rx.recv_timeout(Duration::from_secs(20));
-            drop(s);
-        });
-        let client = WebSocketClient::builder(format!("ws://{addr}/"))
+    fn flood(_addr: SocketAddr, url: &str, release_peer: &dyn Fn()) -> FloodRun {
+        let client = WebSocketClient::builder(url)
             .config(config())
             .keepalive(false)
             .max_buffered(MAX_SEND_QUEUE)
@@ -501,46 +306,34 @@ mod client {
         client.open().unwrap();
         assert!(wait_until(Duration::from_secs(3), || client.is_open()));
         let chunk = vec![7u8; 16 << 10];
-        let mut accepted = 0usize;
-        let mut refused = None;
+        let mut run = FloodRun {
+            accepted: 0,
+            max_buffered: 0,
+            refusal: None,
+            // The event client's threads are its own: not measured.
+            heap_growth: None,
+        };
         for _ in 0..4096 {
             match client.send_binary(chunk.clone()) {
-                Ok(()) => accepted += chunk.len(),
+                Ok(()) => run.accepted += chunk.len(),
+                Err(Error::QueueFull { buffered, limit }) => {
+                    run.refusal = Some(Refusal::Backpressure { buffered, limit });
+                    break;
+                }
                 Err(e) => {
-                    refused = Some(e);
+                    run.refusal = Some(Refusal::Other(classify(&e)));
                     break;
                 }
             }
-            assert!(client.buffered_amount() <= MAX_SEND_QUEUE);
+            run.max_buffered = run.max_buffered.max(client.buffered_amount());
         }
-        match refused {
-            Some(Error::QueueFull { buffered, limit }) => {
-                assert_eq!(limit, MAX_SEND_QUEUE);
-                assert!(buffered <= MAX_SEND_QUEUE);
-            }
-            other => panic!("{other:?} after {accepted} bytes"),
-        }
-        assert!(accepted < 64 << 20);
-        done_tx.send(()).unwrap();
-        h.join().unwrap();
+        release_peer();
+        run
     }
+}
 
-    #[test]
-    fn failed_tls_handshake() {
-        let (addr, h) = raw_server(|mut s| {
-            // Not TLS: an HTTP answer to the ClientHello.
-            send(&mut s, b"HTTP/1.1 400 Bad Request\r\n\r\n");
-            await_end(&mut s, Duration::from_secs(3));
-        });
-        let start = Instant::now();
-        let url = format!("wss://localhost:{}/", addr.port());
-        let err = connect(&url, &options()).unwrap_err();
-        assert!(
-            matches!(err, Error::Tls(_) | Error::ConnectionLost { .. }),
-            "{err:?}"
-        );
-        assert!(start.elapsed() < Duration::from_secs(3));
-        h.join().unwrap();
-        let _ = std::io::sink().flush();
-    }
+mod client {
+    use super::*;
+
+    ws_testkit::client_attacks!(StdClient);
 }

@@ -1,0 +1,23 @@
+//! Test code shared by the ws workspace's suites and benchmarks, written
+//! once (not published):
+//!
+//! - [`attacker`]: the raw hostile peer, its attacks on a server (any
+//!   driver's, through [`attacker::Victim`]) and on a client (any driver's,
+//!   through [`attacker::ClientDriver`]), and the macros that make one test
+//!   per attack: [`server_attacks!`] and [`client_attacks!`];
+//! - [`alloc`]: the counting global allocator (allocation calls and heap
+//!   growth, per thread), declared in a test binary with
+//!   [`counting_allocator!`];
+//! - [`pair`]: a client and a server `Connection` linked in memory, and
+//!   [`pair::pump`].
+//!
+//! Used as a dev-dependency. Everything here may panic: a failed
+//! assertion or a socket error fails the test that called it.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap fails the calling test"
+)]
+
+pub mod alloc;
+pub mod attacker;
+pub mod pair;
