@@ -16,7 +16,6 @@ mod connect_mio;
 mod logger;
 mod opts;
 mod serve;
-mod serve_mio;
 mod tls;
 
 use clap::Parser;

@@ -9,8 +9,8 @@ use log::{info, warn};
 use ws_mio::{ConnId, Ctx, Decision, Handler, LoopGroup, Options};
 use ws_proto::{Closed, Message, OpenInfo, UpgradeRequest};
 
+use super::{announce, fail, origin_allowed, scheme};
 use crate::opts::ServeArgs;
-use crate::serve::{announce, fail, origin_allowed};
 
 struct Server {
     broadcast: bool,
@@ -60,12 +60,12 @@ impl Handler for Server {
 }
 
 /// Runs the mio server until killed (or `--exit-after`).
-pub fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
     let addr: SocketAddr = match a.addr.parse() {
         Ok(x) => x,
         Err(e) => return fail(&format!("{}: {e} (the mio driver takes IP:PORT)", a.addr)),
     };
-    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let scheme = scheme(tls.as_ref());
     let served = Arc::new(AtomicUsize::new(0));
     let origins = Arc::new(a.origins.clone());
     let options = Options::default()

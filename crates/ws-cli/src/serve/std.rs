@@ -1,7 +1,7 @@
-//! `wsx serve`.
+//! `wsx serve --driver std`: ws-std's threaded server, one thread per
+//! connection; `--broadcast` keeps every connection's writer in a shared room.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,60 +10,13 @@ use std::time::Duration;
 use log::{info, warn};
 use ws_std::{Received, ServeOptions, ServerOptions, UpgradeResponse, WebSocket, WsWriter};
 
-use crate::opts::{Driver, ServeArgs};
+use super::{announce, fail, origin_allowed, scheme};
+use crate::opts::ServeArgs;
 
 type Room = Arc<Mutex<HashMap<String, WsWriter>>>;
 
-/// Runs the server until killed (or until `--exit-after` connections ended).
-pub fn run(a: ServeArgs) -> i32 {
-    let tls = match (&a.tls_cert, &a.tls_key, a.tls_self_signed) {
-        (Some(c), Some(k), _) => match crate::tls::server_from_files(c, k) {
-            Ok(cfg) => Some(cfg),
-            Err(e) => return fail(&format!("TLS: {e}")),
-        },
-        (_, _, true) => match crate::tls::server_self_signed() {
-            Ok((cfg, pem)) => {
-                let path = std::env::temp_dir()
-                    .join(format!("wsx-self-signed-{}.pem", std::process::id()));
-                if std::fs::write(&path, pem).is_ok() {
-                    info!(
-                        "self-signed certificate written to {} (use --ca with it)",
-                        path.display()
-                    );
-                }
-                Some(cfg)
-            }
-            Err(e) => return fail(&format!("TLS: {e}")),
-        },
-        _ => None,
-    };
-    match a.driver {
-        Driver::Std => serve_std(&a, tls),
-        Driver::Mio => crate::serve_mio::run(&a, tls),
-    }
-}
-
-/// Prints an error and returns the exit code for it.
-pub fn fail(msg: &str) -> i32 {
-    eprintln!("wsx: {msg}");
-    1
-}
-
-/// Announces the bound address on stdout (scripts and tests read it).
-pub fn announce(scheme: &str, addr: std::net::SocketAddr) {
-    println!("wsx: listening on {scheme}://{addr}");
-    let _ = std::io::stdout().flush();
-}
-
-/// The `--origin` policy: without the flag there is no list and every
-/// request passes; with it, the shared case-insensitive allow-list check
-/// ([`ws_net::origin::origin_allowed`]) decides.
-pub fn origin_allowed(origins: &[String], origin: Option<&str>) -> bool {
-    let list = (!origins.is_empty()).then_some(origins);
-    ws_net::origin::origin_allowed(list, origin)
-}
-
-fn serve_std(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+/// Runs the std server until killed (or `--exit-after`).
+pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
     let listener = match TcpListener::bind(&a.addr) {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
@@ -82,7 +35,7 @@ fn serve_std(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
                 UpgradeResponse::reject(403, "origin not allowed")
             }
         });
-    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let scheme = scheme(tls.as_ref());
     if let Some(t) = tls {
         server = server.tls(t);
     }
