@@ -12,7 +12,6 @@
 mod bench;
 mod bench_mio;
 mod connect;
-mod connect_mio;
 mod logger;
 mod opts;
 mod serve;

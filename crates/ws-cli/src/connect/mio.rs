@@ -6,7 +6,7 @@ use std::time::Duration;
 use ws_mio::{ConnId, ConnectOptions, Ctx, EventLoop, Handler, Options};
 use ws_proto::{CloseCode, Closed, Message, OpenInfo};
 
-use crate::connect::{exit_code, printable, Output};
+use super::{connected, exit_code, printable, Output, Settings};
 use crate::opts::ConnectArgs;
 
 struct Client {
@@ -21,10 +21,7 @@ impl Handler for Client {
         if self.echo {
             return;
         }
-        eprintln!(
-            "wsx: connected to {} (protocol {:?}, extensions {:?}); type lines to send, EOF to close",
-            self.url, info.protocol, info.extensions
-        );
+        connected(&self.url, info);
         let handle = ctx.handle();
         std::thread::spawn(move || {
             let stdin = std::io::stdin();
@@ -63,16 +60,16 @@ impl Handler for Client {
     }
 }
 
-/// Runs the client on a mio loop with the options `connect::options` built
-/// and checked; returns the exit code.
-pub fn run(a: &ConnectArgs, opts: ws_std::ClientOptions) -> i32 {
-    let mut co = ConnectOptions::new().config(opts.config.clone());
-    co.protocols = opts.protocols.clone();
-    co.origin = opts.origin.clone();
-    co.headers = opts.headers.clone();
-    // `--insecure` / `--ca`, built once by `connect::options` for both
-    // drivers.
-    if let Some(cfg) = opts.tls.config.clone() {
+/// Runs the client on a mio loop with the settings `connect::settings`
+/// built and checked; returns the exit code.
+pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
+    let mut co = ConnectOptions::new().config(s.config.clone());
+    co.protocols = s.protocols;
+    co.origin = s.origin;
+    co.headers = s.headers;
+    // `--insecure` / `--ca`, built once by `connect::settings` for every
+    // driver.
+    if let Some(cfg) = s.tls {
         co = co.tls(cfg);
     }
     let client = Client {
@@ -81,7 +78,7 @@ pub fn run(a: &ConnectArgs, opts: ws_std::ClientOptions) -> i32 {
         out: Output::new(a.binary_out.as_deref()),
         exit: None,
     };
-    let mut ev = match EventLoop::new(Options::default().config(opts.config.clone()), client) {
+    let mut ev = match EventLoop::new(Options::default().config(s.config), client) {
         Ok(ev) => ev,
         Err(e) => {
             eprintln!("wsx: {e}");
