@@ -10,7 +10,6 @@
 #![forbid(unsafe_code)]
 
 mod bench;
-mod bench_mio;
 mod connect;
 mod logger;
 mod opts;

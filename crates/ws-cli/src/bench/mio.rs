@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ws_mio::{ConnId, ConnectOptions, Ctx, EventLoop, Handler, Options};
 use ws_proto::{CloseCode, Closed, Message, MessageKind, OpenInfo};
 
-use crate::bench::{config, kind, make_payload, progress, report, MAX_SAMPLES};
+use super::{config, kind, make_payload, progress, report, MAX_SAMPLES};
 use crate::opts::BenchArgs;
 
 /// Where the run is.
@@ -137,7 +137,7 @@ impl Handler for Bench {
 }
 
 /// Runs the benchmark on one mio loop; returns the exit code.
-pub fn run(a: &BenchArgs) -> i32 {
+pub(super) fn run(a: &BenchArgs) -> i32 {
     let bench = Bench {
         url: a.url.clone(),
         conns: a.conns,

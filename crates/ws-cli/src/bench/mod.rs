@@ -1,0 +1,153 @@
+//! `wsx bench`: N connections, each keeping W messages in flight against an
+//! echo server, for S seconds; prints messages/s, MB/s and latency.
+//!
+//! This file holds what every driver of the subcommand shares: the checks
+//! of the arguments, the core configuration, the payload and its kind, the
+//! progress bar, the summary (and the exit code it gives), and the dispatch
+//! on `--driver`. Each driver lives in a file of its own that depends only
+//! on this one (and on the crate's top-level modules), never on a sibling:
+//!
+//! - [`std`](self::std): ws-std, one thread per connection;
+//! - [`mio`](self::mio): every connection on one ws-mio event loop driven by
+//!   the calling thread.
+//!
+//! Every driver file has the same entry point,
+//! `pub(super) fn run(a: &BenchArgs) -> i32`: it makes the same load, keeps
+//! at most [`MAX_SAMPLES`] latency samples per connection, and ends with
+//! [`report`].
+//!
+//! # Adding a driver
+//!
+//! Write `bench/tokio.rs` with that `run`, declare it below (`mod tokio;`)
+//! and add its arm to the `match` in [`run`]. The match has no catch-all arm,
+//! so adding the variant to [`Driver`] makes the compiler point at every
+//! subcommand that still lacks one.
+//!
+//! A module named `std` shadows the standard library in this file only:
+//! paths to the standard library here start with `::std`.
+
+mod mio;
+mod std;
+
+use ::std::io::Write;
+use ::std::time::Duration;
+
+use ws_proto::MessageKind;
+
+use crate::opts::{BenchArgs, Driver};
+
+/// Most latency samples kept per connection.
+const MAX_SAMPLES: usize = 1 << 20;
+
+/// Runs the benchmark; returns the exit code.
+pub fn run(a: BenchArgs) -> i32 {
+    if a.conns == 0 || a.window == 0 || a.secs <= 0.0 {
+        eprintln!("wsx: --conns, --window and --secs must be positive");
+        return 2;
+    }
+    match a.driver {
+        Driver::Std => self::std::run(&a),
+        Driver::Mio => self::mio::run(&a),
+    }
+}
+
+/// The core configuration of every bench connection (every driver).
+fn config(a: &BenchArgs) -> ws_proto::Config {
+    let cfg = ws_proto::Config::default()
+        .fragment_size(a.fragment_size)
+        .limits(
+            ws_proto::Limits::default()
+                .max_frame_payload(a.size.max(1 << 20) * 2)
+                .max_message_size(a.size.max(1 << 20) * 2)
+                .max_send_queue((a.size * a.window * 2).max(16 << 20)),
+        );
+    if a.deflate {
+        cfg.deflate(Some(ws_proto::DeflateConfig::default()))
+    } else {
+        cfg
+    }
+}
+
+/// Text or binary, per `--text`.
+fn kind(a: &BenchArgs) -> MessageKind {
+    if a.text {
+        MessageKind::Text
+    } else {
+        MessageKind::Binary
+    }
+}
+
+/// Prints the summary (table row, and the csv line with `--csv`); returns
+/// the exit code: 1 when nothing was echoed or anything failed.
+fn report(
+    a: &BenchArgs,
+    msgs: u64,
+    bytes: u64,
+    elapsed: f64,
+    mut lat: Vec<u32>,
+    errors: u64,
+) -> i32 {
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((lat.len() - 1) as f64 * p).round() as usize;
+        f64::from(lat[i]) / 1000.0
+    };
+    // One set of figures, printed as a table row and, with --csv, as a line.
+    let cols = [
+        a.conns.to_string(),
+        a.size.to_string(),
+        a.window.to_string(),
+        if a.deflate { "on" } else { "off" }.to_string(),
+        msgs.to_string(),
+        format!("{:.0}", msgs as f64 / elapsed),
+        format!("{:.1}", bytes as f64 / elapsed / 1e6),
+        format!("{:.3}", pct(0.5)),
+        format!("{:.3}", pct(0.99)),
+        format!("{:.3}", pct(1.0)),
+        errors.to_string(),
+    ];
+    println!("| conns | size | window | deflate | messages | msg/s | MB/s | p50 ms | p99 ms | max ms | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| {} |", cols.join(" | "));
+    if a.csv {
+        println!("csv,{}", cols.join(","));
+    }
+    if msgs == 0 || errors > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// Redraws the progress bar on stderr.
+fn progress(elapsed: Duration, total: Duration, msgs: u64) {
+    let frac = (elapsed.as_secs_f64() / total.as_secs_f64()).min(1.0);
+    let width = 30;
+    let done = (frac * width as f64) as usize;
+    let rate = msgs as f64 / elapsed.as_secs_f64().max(1e-3);
+    eprint!(
+        "\r[{}{}] {:5.1}/{:.1} s  {:>10.0} msg/s",
+        "#".repeat(done),
+        ".".repeat(width - done),
+        elapsed.as_secs_f64(),
+        total.as_secs_f64(),
+        rate
+    );
+    let _ = ::std::io::stderr().flush();
+}
+
+/// Printable, mildly compressible bytes (valid UTF-8, so text mode works).
+fn make_payload(n: usize) -> Vec<u8> {
+    let mut x: u32 = 0x2545_F491;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            b'a' + (x % 16) as u8
+        })
+        .collect()
+}
