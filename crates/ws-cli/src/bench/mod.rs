@@ -7,8 +7,8 @@
 //! on `--driver`. Each driver lives in a file of its own that depends only
 //! on this one (and on the crate's top-level modules), never on a sibling:
 //!
-//! - [`std`](self::std): ws-std, one thread per connection;
-//! - [`mio`](self::mio): every connection on one ws-mio event loop driven by
+//! - [`std`]: ws-std, one thread per connection;
+//! - [`mio`]: every connection on one ws-mio event loop driven by
 //!   the calling thread.
 //!
 //! Every driver file has the same entry point,

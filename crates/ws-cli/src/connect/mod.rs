@@ -8,8 +8,8 @@
 //! on `--driver`. Each driver lives in a file of its own that depends only
 //! on this one (and on the crate's top-level modules), never on a sibling:
 //!
-//! - [`std`](self::std): one blocking ws-std connection, stdin on a thread;
-//! - [`mio`](self::mio): one connection on a ws-mio event loop.
+//! - [`std`]: one blocking ws-std connection, stdin on a thread;
+//! - [`mio`]: one connection on a ws-mio event loop.
 //!
 //! Every driver file has the same entry point,
 //! `pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32`, and turns

@@ -6,8 +6,8 @@
 //! `--driver`. Each driver lives in a file of its own that depends only on
 //! this one (and on the crate's top-level modules), never on a sibling:
 //!
-//! - [`std`](self::std): ws-std, one thread per connection;
-//! - [`mio`](self::mio): ws-mio, N event loops sharing the listener.
+//! - [`std`]: ws-std, one thread per connection;
+//! - [`mio`]: ws-mio, N event loops sharing the listener.
 //!
 //! Every driver file has the same entry point,
 //! `pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32`,
