@@ -18,10 +18,13 @@
 //! Write `serve/tokio.rs` with that `run`, declare it below (`mod tokio;`)
 //! and add its arm to the `match` in [`run`]. The match has no catch-all arm,
 //! so adding the variant to [`Driver`] makes the compiler point at every
-//! subcommand that still lacks one.
+//! subcommand that still lacks one. `run` is synchronous: an async driver
+//! builds its runtime inside it and blocks on its future.
 //!
 //! A module named `std` shadows the standard library in this file only:
-//! paths to the standard library here start with `::std`.
+//! paths to the standard library here start with `::std` (a `tokio`
+//! module would shadow that crate here the same way). Inside a driver file
+//! `std::` and `tokio::` are the crates, as usual.
 
 mod mio;
 mod std;
