@@ -97,10 +97,12 @@
 //! the wire queue is capped, and the event client's send queue has a limit.
 #![forbid(unsafe_code)]
 
-mod client;
 mod driver;
 mod error;
+mod event_client;
+mod handshake;
 mod logctx;
+mod options;
 mod panics;
 mod server;
 mod tls;
@@ -111,15 +113,14 @@ mod websocket;
 /// re-exported so that depending on `ws-std` alone is enough.
 pub use ws_proto;
 
-pub use client::{
+pub use error::{Error, Timeout};
+pub use event_client::{
     ClientBuilder, ReadyState, WebSocketClient, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED,
     DEFAULT_PING_INTERVAL,
 };
-pub use error::{Error, Timeout};
+pub use handshake::{accept, connect};
 pub use logctx::ConnId;
+pub use options::{ClientOptions, RequestHook, ServerOptions, UpgradeCallback, UpgradeResponse};
 pub use server::{serve, ServeOptions, ServerHandle, RETRY_AFTER_SECS};
 pub use tls::{server_config_from_der, server_config_from_pem, Roots, TlsClientOptions};
-pub use websocket::{
-    accept, connect, ClientOptions, Received, RequestHook, ServerOptions, UpgradeCallback,
-    UpgradeResponse, WebSocket, WsReader, WsWriter,
-};
+pub use websocket::{Received, WebSocket, WsReader, WsWriter};
