@@ -124,3 +124,6 @@ pub use options::{ClientOptions, RequestHook, ServerOptions, UpgradeCallback, Up
 pub use server::{serve, ServeOptions, ServerHandle, RETRY_AFTER_SECS};
 pub use tls::{server_config_from_der, server_config_from_pem, Roots, TlsClientOptions};
 pub use websocket::{Received, WebSocket, WsReader, WsWriter};
+/// The classification every driver's error shares (from [`ws_net`]):
+/// [`Error`] implements [`DriverError`].
+pub use ws_net::{DriverError, ErrorKind};
