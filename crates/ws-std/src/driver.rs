@@ -248,9 +248,9 @@ impl Shared {
         lock(&self.stack)
     }
 
-    /// Runs `f` (an input or a command) on the stack, drives the core, then writes
-    /// what it produced. With `wait`, also waits for another thread's write
-    /// in progress, so that this call's bytes are on the wire when it
+    /// Runs `f` (an input or a command) on the stack, drives the core, then
+    /// writes what it produced. With `wait`, also waits for another thread's
+    /// write in progress, so that this call's bytes are on the wire when it
     /// returns; without, leaves them to that writer.
     pub(crate) fn step<R>(&self, wait: bool, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
         let now = Instant::now();

@@ -297,8 +297,8 @@ impl Error {
     }
 
     /// The error that ended a connection, if it ended with one. `detail` is
-    /// the driver's own record of a transport failure (which the core only
-    /// knows as a string).
+    /// the driver's own record of a transport failure (the core keeps only
+    /// its `io::ErrorKind` and message).
     pub(crate) fn from_closed(closed: &Closed, detail: Option<Error>) -> Option<Error> {
         let e = closed.error.as_ref()?;
         Some(Error::from_connection_error(e, detail))

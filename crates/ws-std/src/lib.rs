@@ -6,7 +6,8 @@
 //! - **Blocking, like a `TcpStream`**: [`connect`] (`ws://`, `wss://`) and
 //!   [`accept`] give a [`WebSocket`] with `recv`, `send_*` and `close`;
 //!   [`WebSocket::split`] gives a [`WsReader`] and a [`WsWriter`] for two
-//!   threads.
+//!   threads. The sending and state methods are [`WsWriter`]'s, once: a
+//!   `WebSocket` dereferences to its writer.
 //! - **A server helper**: [`serve`] runs one thread per connection over a
 //!   `TcpListener`, with an upgrade callback ([`ServerOptions::on_upgrade`]),
 //!   a connection limit and a [`ServerHandle::shutdown`].
@@ -82,6 +83,14 @@
 //! header line or break the request line fails the call with an error naming
 //! the field ([`Error::invalid_request`]) and nothing reaches the network.
 //! The server's `Origin` allow-list is [`ws_net::origin::origin_allowed`].
+//!
+//! # Errors
+//!
+//! One [`Error`] for every API of the crate. Like every driver's error it
+//! implements [`DriverError`]: [`kind`](DriverError::kind) sorts it into
+//! an [`ErrorKind`] shared by all drivers (protocol, TLS, I/O, timeout,
+//! closed, backpressure...), and [`io_kind`](DriverError::io_kind) keeps the
+//! `io::ErrorKind` of an I/O failure.
 //!
 //! # Logging
 //!
