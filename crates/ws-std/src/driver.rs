@@ -1,13 +1,14 @@
 //! The drive loop shared by every API of this crate.
 //!
-//! A [`Shared`] owns one sans-IO [`Connection`] (and its rustls session for
-//! `wss://`) behind a mutex, plus a bounded queue of wire bytes waiting for
-//! the socket. Three rules keep a blocked thread from blocking the others:
+//! A [`Shared`] owns one [`Stack`] (the sans-IO [`Connection`] and its
+//! rustls session for `wss://`) behind a mutex, the stack lock, plus a
+//! bounded queue of wire bytes waiting for the socket; a [`Reader`] reads
+//! the socket for it. Three rules keep a blocked thread from blocking the others:
 //!
 //! - socket **reads** happen outside every lock (on a clone of the
 //!   `TcpStream`); the bytes are then fed to the core (and rustls) under the
 //!   lock;
-//! - socket **writes** happen outside the core lock too: [`Shared::drive`]
+//! - socket **writes** happen outside the stack lock too: [`Shared::drive`]
 //!   moves what `poll_transmit` produces (encrypted, for TLS) into the wire
 //!   queue, and one thread at a time ([`Shared::flush`]) writes that queue
 //!   out;
@@ -19,13 +20,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ws_proto::{Connection, Event, Transmit};
 
+use crate::error::Error;
 use crate::logctx::{wslog, ConnId};
-use crate::Error;
 
 /// Most wire bytes queued outside the core (like a socket send buffer).
 pub(crate) const OUT_CAP: usize = 64 << 10;
@@ -35,6 +37,10 @@ const CHUNK: usize = 16 << 10;
 /// Bound on timer firings handled in one drive (a deadline the core keeps
 /// returning cannot spin us).
 const MAX_TIMER_ROUNDS: usize = 8;
+/// Longest single wait of a reader on the socket once other threads use the
+/// connection too ([`Shared::mark_concurrent`]), so that it sees the
+/// deadlines they set and the events they cause.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 /// Locks a mutex, recovering from poisoning: no user code runs under our
 /// locks, and each critical section leaves the state consistent.
@@ -42,8 +48,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The protocol state of one connection.
-pub(crate) struct Core {
+/// The protocol stack of one connection: the core's [`Connection`] over
+/// the rustls session (for `wss://`), the buffers between them, and what
+/// the driver remembers of a transport failure. It lives in a [`Shared`],
+/// behind the stack lock.
+pub(crate) struct Stack {
     pub(crate) conn: Connection,
     tls: Option<rustls::Connection>,
     /// The terminal `Closed` has been drained from the core.
@@ -55,7 +64,7 @@ pub(crate) struct Core {
     id: ConnId,
 }
 
-impl Core {
+impl Stack {
     /// Feeds bytes read from the socket (decrypting them for TLS).
     pub(crate) fn input(&mut self, now: Instant, mut data: &[u8]) {
         if self.tls.is_none() {
@@ -170,7 +179,7 @@ struct OutQ {
 /// client) its sender thread.
 pub(crate) struct Shared {
     pub(crate) id: ConnId,
-    core: Mutex<Core>,
+    stack: Mutex<Stack>,
     /// Signalled when the drive queues events (for readers that cannot wait
     /// on the socket any more).
     events_cv: Condvar,
@@ -179,10 +188,15 @@ pub(crate) struct Shared {
     out_cv: Condvar,
     /// The write handle (a clone of the reader's socket).
     sock: TcpStream,
+    /// Other threads may use the connection (a split or cloned writer, the
+    /// event client's threads): the reader waits at most [`TICK`] at a
+    /// time.
+    concurrent: AtomicBool,
 }
 
 impl Shared {
-    /// Wraps a connected socket (TLS handshake done, if any) and its core.
+    /// Wraps a connected socket (TLS handshake done, if any) and the core's
+    /// connection for it.
     pub(crate) fn new(
         id: ConnId,
         sock: TcpStream,
@@ -205,7 +219,7 @@ impl Shared {
         };
         Shared {
             id,
-            core: Mutex::new(Core {
+            stack: Mutex::new(Stack {
                 conn,
                 tls,
                 closed: false,
@@ -218,25 +232,32 @@ impl Shared {
             out: Mutex::new(OutQ::default()),
             out_cv: Condvar::new(),
             sock,
+            concurrent: AtomicBool::new(false),
         }
     }
 
-    /// Locks the core (to read getters; use [`step`](Self::step) to change
-    /// it).
-    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
-        lock(&self.core)
+    /// Marks the connection as used from other threads than its reader's:
+    /// from now on the reader waits on the socket at most [`TICK`] at a time.
+    pub(crate) fn mark_concurrent(&self) {
+        self.concurrent.store(true, Ordering::Relaxed);
     }
 
-    /// Runs `f` (an input or a command) on the core, drives it, then writes
-    /// what it produced. With `wait`, also waits for another thread's write
-    /// in progress, so that this call's bytes are on the wire when it
+    /// Locks the protocol stack (to read getters; use [`step`](Self::step)
+    /// to change it).
+    pub(crate) fn stack(&self) -> MutexGuard<'_, Stack> {
+        lock(&self.stack)
+    }
+
+    /// Runs `f` (an input or a command) on the stack, drives the core, then
+    /// writes what it produced. With `wait`, also waits for another thread's
+    /// write in progress, so that this call's bytes are on the wire when it
     /// returns; without, leaves them to that writer.
-    pub(crate) fn step<R>(&self, wait: bool, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
+    pub(crate) fn step<R>(&self, wait: bool, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
         let now = Instant::now();
         let r = {
-            let mut core = self.core();
-            let r = f(&mut core, now);
-            self.drive(&mut core, now);
+            let mut stack = self.stack();
+            let r = f(&mut stack, now);
+            self.drive(&mut stack, now);
             r
         };
         self.flush(wait);
@@ -246,7 +267,7 @@ impl Shared {
     /// The drive loop: drain `poll_transmit` into the wire queue (up to
     /// `OUT_CAP`), drain `poll_event`, read `poll_timeout` and fire the
     /// timers that are due, until nothing is left to do.
-    fn drive(&self, core: &mut Core, now: Instant) {
+    fn drive(&self, stack: &mut Stack, now: Instant) {
         let mut new_events = false;
         // The last round only drains: a timer fired in it would leave
         // output behind.
@@ -255,27 +276,27 @@ impl Shared {
                 let mut out = lock(&self.out);
                 out.more = false;
                 loop {
-                    if let Some(tls) = core.tls.as_mut() {
+                    if let Some(tls) = stack.tls.as_mut() {
                         while tls.wants_write() {
                             // Writing into a Vec cannot fail.
                             let _ = tls.write_tls(&mut out.buf);
                         }
                     }
                     if out.buf.len() >= OUT_CAP {
-                        out.more = core.conn.wants_transmit();
+                        out.more = stack.conn.wants_transmit();
                         break;
                     }
-                    match core.conn.poll_transmit(now, &mut core.scratch) {
-                        Some(Transmit::Data(n)) => match core.tls.as_mut() {
-                            None => out.buf.extend_from_slice(&core.scratch[..n]),
+                    match stack.conn.poll_transmit(now, &mut stack.scratch) {
+                        Some(Transmit::Data(n)) => match stack.tls.as_mut() {
+                            None => out.buf.extend_from_slice(&stack.scratch[..n]),
                             Some(tls) => {
-                                if let Err(e) = tls.writer().write_all(&core.scratch[..n]) {
-                                    wslog!(Debug, core.id, "TLS refused plaintext: {e}");
+                                if let Err(e) = tls.writer().write_all(&stack.scratch[..n]) {
+                                    wslog!(Debug, stack.id, "TLS refused plaintext: {e}");
                                 }
                             }
                         },
                         Some(Transmit::Shutdown) => {
-                            if let Some(tls) = core.tls.as_mut() {
+                            if let Some(tls) = stack.tls.as_mut() {
                                 tls.send_close_notify();
                                 let _ = tls.write_tls(&mut out.buf);
                             }
@@ -291,9 +312,9 @@ impl Shared {
             }
             // Events stay in the core until the application takes them
             // (`pop_event`); only wake the readers.
-            new_events |= core.conn.has_events();
-            match core.conn.poll_timeout() {
-                Some(t) if t <= now && round < MAX_TIMER_ROUNDS => core.conn.handle_timeout(now),
+            new_events |= stack.conn.has_events();
+            match stack.conn.poll_timeout() {
+                Some(t) if t <= now && round < MAX_TIMER_ROUNDS => stack.conn.handle_timeout(now),
                 _ => break,
             }
         }
@@ -325,8 +346,8 @@ impl Shared {
                 if out.more && !out.dead {
                     drop(out);
                     {
-                        let mut core = self.core();
-                        self.drive(&mut core, Instant::now());
+                        let mut stack = self.stack();
+                        self.drive(&mut stack, Instant::now());
                     }
                     out = lock(&self.out);
                     continue;
@@ -353,9 +374,9 @@ impl Shared {
                 drop(out);
                 {
                     let now = Instant::now();
-                    let mut core = self.core();
-                    core.transport_error(now, Error::from_write_io(e));
-                    self.drive(&mut core, now);
+                    let mut stack = self.stack();
+                    stack.transport_error(now, Error::from_write_io(e));
+                    self.drive(&mut stack, now);
                 }
                 out = lock(&self.out);
             }
@@ -401,14 +422,14 @@ impl Shared {
         let _ = self
             .sock
             .set_write_timeout(Some(limit.max(Duration::from_millis(1))));
-        self.step(false, |core, _| {
-            let closed = core
+        self.step(false, |stack, _| {
+            let closed = stack
                 .conn
                 .close(ws_proto::CloseCode::INTERNAL_ERROR, "internal error");
             if closed.is_err() {
                 // Only possible before the upgrade was answered; otherwise
                 // the close is already under way (or over).
-                let _ = core.conn.reject(500, &[], b"Internal Server Error");
+                let _ = stack.conn.reject(500, &[], b"Internal Server Error");
             }
         });
         reader.deadline = Some(deadline);
@@ -439,10 +460,6 @@ impl Shared {
 pub(crate) struct Reader {
     sock: TcpStream,
     buf: Box<[u8]>,
-    /// Longest single wait on the socket; set when other threads may change
-    /// the core's deadlines or produce events meanwhile (split use, event
-    /// client).
-    tick: Option<Duration>,
     eof: bool,
     timeout_set: Option<Option<Duration>>,
     /// When set, `next_event` gives up (`None`) once it passes.
@@ -454,16 +471,10 @@ impl Reader {
         Reader {
             sock,
             buf: vec![0; CHUNK].into_boxed_slice(),
-            tick: None,
             eof: false,
             timeout_set: None,
             deadline: None,
         }
-    }
-
-    /// Caps every wait at `tick`.
-    pub(crate) fn set_tick(&mut self, tick: Option<Duration>) {
-        self.tick = tick;
     }
 
     /// The next event, reading the socket as needed (with the core's next
@@ -478,50 +489,50 @@ impl Reader {
                 return None;
             }
             let deadline = {
-                let mut core = shared.core();
-                if let Some(ev) = core.pop_event() {
+                let mut stack = shared.stack();
+                if let Some(ev) = stack.pop_event() {
                     return Some(ev);
                 }
-                if core.closed {
+                if stack.closed {
                     return None;
                 }
-                if !released && core.conn.wants_transmit() {
+                if !released && stack.conn.wants_transmit() {
                     // Taking events can release output (a deferred close
                     // echo): send it before waiting (once per call, so a
                     // peer that does not read cannot make this spin).
                     released = true;
                     let now = Instant::now();
-                    shared.drive(&mut core, now);
-                    drop(core);
+                    shared.drive(&mut stack, now);
+                    drop(stack);
                     shared.flush(false);
                     continue;
                 }
                 if self.eof {
                     // Nothing more to read: wait for the writer or a timer.
-                    let wait = self.wait_for(core.conn.poll_timeout());
+                    let wait = self.wait_for(shared, stack.conn.poll_timeout());
                     let wait = wait.unwrap_or(Duration::from_millis(100));
-                    let (mut core, _) = shared
+                    let (mut stack, _) = shared
                         .events_cv
-                        .wait_timeout(core, wait)
+                        .wait_timeout(stack, wait)
                         .unwrap_or_else(PoisonError::into_inner);
-                    if !core.conn.has_events() {
+                    if !stack.conn.has_events() {
                         let now = Instant::now();
-                        shared.drive(&mut core, now);
+                        shared.drive(&mut stack, now);
                     }
-                    drop(core);
+                    drop(stack);
                     shared.flush(false);
                     continue;
                 }
-                core.conn.poll_timeout()
+                stack.conn.poll_timeout()
             };
-            let timeout = self.wait_for(deadline);
+            let timeout = self.wait_for(shared, deadline);
             if timeout.is_some_and(|t| t.is_zero()) {
                 shared.step(false, |_, _| {});
                 continue;
             }
             if self.timeout_set != Some(timeout) {
                 if let Err(e) = self.sock.set_read_timeout(timeout) {
-                    shared.step(false, |core, now| core.transport_error(now, Error::Io(e)));
+                    shared.step(false, |stack, now| stack.transport_error(now, Error::Io(e)));
                     continue;
                 }
                 self.timeout_set = Some(timeout);
@@ -529,11 +540,11 @@ impl Reader {
             match (&self.sock).read(&mut self.buf) {
                 Ok(0) => {
                     self.eof = true;
-                    shared.step(false, |core, now| core.input_eof(now));
+                    shared.step(false, |stack, now| stack.input_eof(now));
                 }
                 Ok(n) => {
                     let data = &self.buf[..n];
-                    shared.step(false, |core, now| core.input(now, data));
+                    shared.step(false, |stack, now| stack.input(now, data));
                 }
                 Err(e)
                     if matches!(
@@ -546,8 +557,8 @@ impl Reader {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.eof = true;
-                    shared.step(false, |core, now| {
-                        core.transport_error(now, Error::from_io(e))
+                    shared.step(false, |stack, now| {
+                        stack.transport_error(now, Error::from_io(e))
                     });
                 }
             }
@@ -556,7 +567,7 @@ impl Reader {
 
     /// How long to wait for `deadline`, capped by the tick; `Some(0)` when
     /// it has passed, `None` for "no limit".
-    fn wait_for(&self, deadline: Option<Instant>) -> Option<Duration> {
+    fn wait_for(&self, shared: &Shared, deadline: Option<Instant>) -> Option<Duration> {
         let until = deadline.map(|d| {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -569,6 +580,7 @@ impl Reader {
             d.saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1))
         });
-        [until, self.tick, own].into_iter().flatten().min()
+        let tick = shared.concurrent.load(Ordering::Relaxed).then_some(TICK);
+        [until, tick, own].into_iter().flatten().min()
     }
 }

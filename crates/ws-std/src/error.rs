@@ -1,10 +1,13 @@
 //! What can go wrong: one [`Error`] for the blocking API and the event-style
-//! client alike.
+//! client alike, classified like every driver's error by
+//! [`DriverError`](ws_net::DriverError) ([`ErrorKind`](ws_net::ErrorKind),
+//! plus the `io::ErrorKind` of an I/O failure).
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+use ws_net::{DriverError, ErrorKind};
 use ws_proto::{Closed, ConnectionError, HandshakeError, ProtocolError, State};
 
 /// Which deadline passed.
@@ -57,6 +60,19 @@ impl fmt::Display for Timeout {
 /// [`QueueFull`](Error::QueueFull) or [`AlreadyOpened`](Error::AlreadyOpened);
 /// a panic in the event client's own callbacks is
 /// [`CallbackPanicked`](Error::CallbackPanicked).
+///
+/// Every driver's error has the same shape: [`DriverError::kind`] sorts
+/// these variants into the [`ErrorKind`]s common to all drivers (protocol,
+/// TLS, I/O, timeout, closed...), and [`DriverError::io_kind`] gives the
+/// `io::ErrorKind` of an I/O failure.
+///
+/// ```
+/// use ws_std::{DriverError, ErrorKind};
+///
+/// let refused = ws_std::connect("ws://no-such-host.invalid/", &Default::default()).unwrap_err();
+/// assert_eq!(refused.kind(), ErrorKind::Io);
+/// assert_eq!(refused.io_kind(), Some(std::io::ErrorKind::NotFound));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -174,6 +190,57 @@ impl std::error::Error for Error {
     }
 }
 
+impl DriverError for Error {
+    /// [`InvalidUrl`](Error::InvalidUrl) is [`ErrorKind::InvalidRequest`];
+    /// [`Resolve`](Error::Resolve), [`Connect`](Error::Connect),
+    /// [`ConnectionLost`](Error::ConnectionLost) and [`Io`](Error::Io) are
+    /// [`ErrorKind::Io`]; [`Tls`](Error::Tls) and
+    /// [`TlsConfig`](Error::TlsConfig) are [`ErrorKind::Tls`];
+    /// [`Command`](Error::Command) is what [`ws_net::command_kind`] says
+    /// (an invalid request, backpressure, closed, or misuse);
+    /// [`QueueFull`](Error::QueueFull) is [`ErrorKind::Backpressure`];
+    /// [`AlreadyOpened`](Error::AlreadyOpened) and
+    /// [`InvalidUtf8`](Error::InvalidUtf8) are [`ErrorKind::Usage`];
+    /// [`CallbackPanicked`](Error::CallbackPanicked) is
+    /// [`ErrorKind::Application`]; the others are the kind of their name.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidUrl(_) => ErrorKind::InvalidRequest,
+            Error::Resolve { .. }
+            | Error::Connect { .. }
+            | Error::ConnectionLost { .. }
+            | Error::Io(_) => ErrorKind::Io,
+            Error::Tls(_) | Error::TlsConfig(_) => ErrorKind::Tls,
+            Error::Handshake(_) => ErrorKind::Handshake,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Command(e) => ws_net::command_kind(e),
+            Error::QueueFull { .. } => ErrorKind::Backpressure,
+            Error::Closed => ErrorKind::Closed,
+            Error::AlreadyOpened | Error::InvalidUtf8 => ErrorKind::Usage,
+            Error::CallbackPanicked(_) => ErrorKind::Application,
+        }
+    }
+
+    /// The operating system's error kind for [`Resolve`](Error::Resolve),
+    /// [`Connect`](Error::Connect), [`Io`](Error::Io) and
+    /// [`ConnectionLost`](Error::ConnectionLost) (`UnexpectedEof` for a
+    /// plain EOF); `TimedOut` for the timeouts of socket operations
+    /// ([`Timeout::Connect`], [`Timeout::Tls`], [`Timeout::Write`]); `None`
+    /// otherwise (the protocol's own timers included).
+    fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(source.kind()),
+            Error::Io(e) | Error::ConnectionLost { source: Some(e) } => Some(e.kind()),
+            Error::ConnectionLost { source: None } => Some(io::ErrorKind::UnexpectedEof),
+            Error::Timeout(Timeout::Connect | Timeout::Tls | Timeout::Write) => {
+                Some(io::ErrorKind::TimedOut)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl From<ws_proto::Error> for Error {
     /// A refused command; "not allowed while closing/closed" becomes
     /// [`Error::Closed`].
@@ -230,11 +297,18 @@ impl Error {
     }
 
     /// The error that ended a connection, if it ended with one. `detail` is
-    /// the driver's own record of a transport failure (which the core only
-    /// knows as a string).
+    /// the driver's own record of a transport failure (the core keeps only
+    /// its `io::ErrorKind` and message).
     pub(crate) fn from_closed(closed: &Closed, detail: Option<Error>) -> Option<Error> {
         let e = closed.error.as_ref()?;
-        Some(match e {
+        Some(Error::from_connection_error(e, detail))
+    }
+
+    /// The error for the core's reason a connection ended; an I/O failure
+    /// keeps its `io::ErrorKind` (the driver's own record, `detail`, wins
+    /// when there is one).
+    fn from_connection_error(e: &ConnectionError, detail: Option<Error>) -> Error {
+        match e {
             ConnectionError::Protocol(p) => Error::Protocol(p.clone()),
             ConnectionError::Handshake(h) => Error::Handshake(h.clone()),
             ConnectionError::HandshakeTimeout => Error::Timeout(Timeout::Handshake),
@@ -245,6 +319,185 @@ impl Error {
                 detail.unwrap_or_else(|| Error::Io(io::Error::new(e.kind, e.message.clone())))
             }
             other => detail.unwrap_or_else(|| Error::Io(io::Error::other(other.to_string()))),
-        })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(kind: io::ErrorKind) -> io::Error {
+        io::Error::new(kind, "test")
+    }
+
+    /// `(kind, io_kind)` of an error.
+    fn shape(e: &Error) -> (ErrorKind, Option<io::ErrorKind>) {
+        (e.kind(), e.io_kind())
+    }
+
+    #[test]
+    fn invalid_url_is_an_invalid_request() {
+        let e =
+            Error::from(ws_net::url::WsUrl::parse("http://h/").expect_err("not a WebSocket URL"));
+        assert!(matches!(e, Error::InvalidUrl(_)));
+        assert_eq!(shape(&e), (ErrorKind::InvalidRequest, None));
+    }
+
+    #[test]
+    fn resolve_keeps_the_resolvers_kind() {
+        let e = Error::Resolve {
+            host: "h".into(),
+            source: io(io::ErrorKind::NotFound),
+        };
+        assert_eq!(shape(&e), (ErrorKind::Io, Some(io::ErrorKind::NotFound)));
+    }
+
+    #[test]
+    fn connect_keeps_the_sockets_kind() {
+        let e = Error::Connect {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            source: io(io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(
+            shape(&e),
+            (ErrorKind::Io, Some(io::ErrorKind::ConnectionRefused))
+        );
+    }
+
+    #[test]
+    fn tls_and_tls_config_are_tls() {
+        let e = Error::Tls(rustls::Error::HandshakeNotComplete);
+        assert_eq!(shape(&e), (ErrorKind::Tls, None));
+        let e = Error::TlsConfig("no key".into());
+        assert_eq!(shape(&e), (ErrorKind::Tls, None));
+    }
+
+    #[test]
+    fn handshake_is_handshake() {
+        let e = Error::Handshake(HandshakeError::Malformed("x".into()));
+        assert_eq!(shape(&e), (ErrorKind::Handshake, None));
+    }
+
+    #[test]
+    fn timeouts_are_timeouts_and_socket_ones_say_timed_out() {
+        for (t, io_kind) in [
+            (Timeout::Connect, Some(io::ErrorKind::TimedOut)),
+            (Timeout::Tls, Some(io::ErrorKind::TimedOut)),
+            (Timeout::Write, Some(io::ErrorKind::TimedOut)),
+            (Timeout::Handshake, None),
+            (Timeout::Idle, None),
+            (Timeout::Close, None),
+        ] {
+            assert_eq!(
+                shape(&Error::Timeout(t)),
+                (ErrorKind::Timeout, io_kind),
+                "{t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_lost_is_io_with_its_kind_or_unexpected_eof() {
+        let e = Error::ConnectionLost {
+            source: Some(io(io::ErrorKind::ConnectionReset)),
+        };
+        assert_eq!(
+            shape(&e),
+            (ErrorKind::Io, Some(io::ErrorKind::ConnectionReset))
+        );
+        let e = Error::ConnectionLost { source: None };
+        assert_eq!(
+            shape(&e),
+            (ErrorKind::Io, Some(io::ErrorKind::UnexpectedEof))
+        );
+    }
+
+    #[test]
+    fn protocol_is_protocol() {
+        let e = Error::Protocol(ProtocolError::UnmaskedFrame);
+        assert_eq!(shape(&e), (ErrorKind::Protocol, None));
+    }
+
+    #[test]
+    fn io_keeps_its_kind() {
+        let e = Error::Io(io(io::ErrorKind::PermissionDenied));
+        assert_eq!(
+            shape(&e),
+            (ErrorKind::Io, Some(io::ErrorKind::PermissionDenied))
+        );
+    }
+
+    #[test]
+    fn command_is_classified_by_ws_net() {
+        let e = Error::Command(ws_proto::Error::InvalidCloseCode(1005));
+        assert_eq!(shape(&e), (ErrorKind::Usage, None));
+        let e = Error::Command(ws_proto::Error::InvalidRequest {
+            field: "Origin".into(),
+            reason: "x".into(),
+        });
+        assert_eq!(shape(&e), (ErrorKind::InvalidRequest, None));
+        let e = Error::Command(ws_proto::Error::Backpressure {
+            buffered_amount: 2,
+            limit: 1,
+        });
+        assert_eq!(shape(&e), (ErrorKind::Backpressure, None));
+    }
+
+    #[test]
+    fn queue_full_is_backpressure() {
+        let e = Error::QueueFull {
+            buffered: 2,
+            limit: 1,
+        };
+        assert_eq!(shape(&e), (ErrorKind::Backpressure, None));
+    }
+
+    #[test]
+    fn closed_is_closed_also_when_the_core_says_so() {
+        assert_eq!(shape(&Error::Closed), (ErrorKind::Closed, None));
+        let e = Error::from(ws_proto::Error::InvalidState {
+            op: "send",
+            state: State::Closing,
+        });
+        assert_eq!(shape(&e), (ErrorKind::Closed, None));
+    }
+
+    #[test]
+    fn already_opened_and_invalid_utf8_are_usage() {
+        assert_eq!(shape(&Error::AlreadyOpened), (ErrorKind::Usage, None));
+        assert_eq!(shape(&Error::InvalidUtf8), (ErrorKind::Usage, None));
+    }
+
+    #[test]
+    fn callback_panicked_is_application() {
+        let e = Error::CallbackPanicked("boom".into());
+        assert_eq!(shape(&e), (ErrorKind::Application, None));
+    }
+
+    #[test]
+    fn a_transport_error_from_the_core_keeps_its_io_kind() {
+        let end = Error::from_connection_error;
+        let reset = ws_proto::TransportError::new(io::ErrorKind::ConnectionReset, "reset");
+        let e = end(&ConnectionError::Io(reset), None);
+        assert!(matches!(&e, Error::Io(io) if io.to_string() == "reset"));
+        assert_eq!(
+            shape(&e),
+            (ErrorKind::Io, Some(io::ErrorKind::ConnectionReset))
+        );
+        // The driver's own record, when it has one, wins.
+        let detail = Error::Timeout(Timeout::Write);
+        let e = end(&ConnectionError::Io("write timed out".into()), Some(detail));
+        assert_eq!(
+            shape(&e),
+            (ErrorKind::Timeout, Some(io::ErrorKind::TimedOut))
+        );
+        let e = end(&ConnectionError::ConnectionLost, None);
+        assert_eq!(
+            shape(&e),
+            (ErrorKind::Io, Some(io::ErrorKind::UnexpectedEof))
+        );
+        let e = end(&ConnectionError::IdleTimeout, None);
+        assert_eq!(shape(&e), (ErrorKind::Timeout, None));
     }
 }

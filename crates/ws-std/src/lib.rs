@@ -6,7 +6,8 @@
 //! - **Blocking, like a `TcpStream`**: [`connect`] (`ws://`, `wss://`) and
 //!   [`accept`] give a [`WebSocket`] with `recv`, `send_*` and `close`;
 //!   [`WebSocket::split`] gives a [`WsReader`] and a [`WsWriter`] for two
-//!   threads.
+//!   threads. The sending and state methods are [`WsWriter`]'s, once: a
+//!   `WebSocket` dereferences to its writer.
 //! - **A server helper**: [`serve`] runs one thread per connection over a
 //!   `TcpListener`, with an upgrade callback ([`ServerOptions::on_upgrade`]),
 //!   a connection limit and a [`ServerHandle::shutdown`].
@@ -83,6 +84,14 @@
 //! the field ([`Error::invalid_request`]) and nothing reaches the network.
 //! The server's `Origin` allow-list is [`ws_net::origin::origin_allowed`].
 //!
+//! # Errors
+//!
+//! One [`Error`] for every API of the crate. Like every driver's error it
+//! implements [`DriverError`]: [`kind`](DriverError::kind) sorts it into
+//! an [`ErrorKind`] shared by all drivers (protocol, TLS, I/O, timeout,
+//! closed, backpressure...), and [`io_kind`](DriverError::io_kind) keeps the
+//! `io::ErrorKind` of an I/O failure.
+//!
 //! # Logging
 //!
 //! Lines go to the [`log`] crate under the target `ws_std`, each starting
@@ -97,10 +106,12 @@
 //! the wire queue is capped, and the event client's send queue has a limit.
 #![forbid(unsafe_code)]
 
-mod client;
 mod driver;
 mod error;
+mod event_client;
+mod handshake;
 mod logctx;
+mod options;
 mod panics;
 mod server;
 mod tls;
@@ -111,15 +122,17 @@ mod websocket;
 /// re-exported so that depending on `ws-std` alone is enough.
 pub use ws_proto;
 
-pub use client::{
+pub use error::{Error, Timeout};
+pub use event_client::{
     ClientBuilder, ReadyState, WebSocketClient, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED,
     DEFAULT_PING_INTERVAL,
 };
-pub use error::{Error, Timeout};
+pub use handshake::{accept, connect};
 pub use logctx::ConnId;
+pub use options::{ClientOptions, RequestHook, ServerOptions, UpgradeCallback, UpgradeResponse};
 pub use server::{serve, ServeOptions, ServerHandle, RETRY_AFTER_SECS};
 pub use tls::{server_config_from_der, server_config_from_pem, Roots, TlsClientOptions};
-pub use websocket::{
-    accept, connect, ClientOptions, Received, RequestHook, ServerOptions, UpgradeCallback,
-    UpgradeResponse, WebSocket, WsReader, WsWriter,
-};
+pub use websocket::{Received, WebSocket, WsReader, WsWriter};
+/// The classification every driver's error shares (from [`ws_net`]):
+/// [`Error`] implements [`DriverError`].
+pub use ws_net::{DriverError, ErrorKind};

@@ -15,9 +15,12 @@ use ws_net::LogLimiter;
 use ws_proto::{CloseCode, HandshakeError};
 
 use crate::driver::{lock, Shared};
+use crate::error::Error;
+use crate::handshake::accept_with_id;
 use crate::logctx::{wslog, ConnId};
-use crate::websocket::{accept_with_id, ServerOptions, UpgradeResponse, WebSocket};
-use crate::Error;
+use crate::options::{ServerOptions, UpgradeResponse};
+use crate::panics;
+use crate::websocket::WebSocket;
 
 /// How often the accept loop looks at its stop flag when no connection
 /// arrives.
@@ -182,8 +185,8 @@ impl ServerHandle {
         for (shared, sock) in &entries {
             match shared.as_ref().and_then(Weak::upgrade) {
                 Some(shared) => {
-                    let closed = shared.step(false, |core, _| {
-                        core.conn.close(CloseCode::GOING_AWAY, "server shutdown")
+                    let closed = shared.step(false, |stack, _| {
+                        stack.conn.close(CloseCode::GOING_AWAY, "server shutdown")
                     });
                     if closed.is_err() {
                         shared.abort();
@@ -462,7 +465,7 @@ fn serve_one(
     }));
     let shared = lock(&held).take();
     if let Err(payload) = served {
-        let msg = crate::panics::message(&*payload);
+        let msg = panics::message(&*payload);
         wslog!(
             Error,
             id,

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use ws_net::tls::TlsError;
 
-use crate::{Error, Timeout};
+use crate::error::{Error, Timeout};
 
 impl From<TlsError> for Error {
     /// Unusable material is [`Error::TlsConfig`]; what rustls refuses is

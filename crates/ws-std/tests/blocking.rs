@@ -342,6 +342,54 @@ fn split_over_tls_shares_the_session() {
 }
 
 #[test]
+fn a_writer_cloned_through_deref_closes_from_another_thread_and_recv_sees_the_close_timeout() {
+    // The peer reads everything and never answers, and no timer runs before
+    // the close: only the close timeout that the other thread's `close`
+    // starts can end the `recv` blocked here, so the reader must notice it.
+    let (addr, peer) = raw_upgrade_server(|mut s| {
+        let until = Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 256];
+        while Instant::now() < until {
+            match s.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let options = ClientOptions::default()
+        .config(Config::default().close_timeout(Duration::from_millis(200)));
+    let mut ws = connect(&ws_url(addr, "/"), &options).unwrap();
+    // `WebSocket` dereferences to its writer: this is a `WsWriter`.
+    let writer: ws_std::WsWriter = ws.clone();
+    let closer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        writer.close(CloseCode::NORMAL, "bye").unwrap();
+    });
+    let t = Instant::now();
+    let err = loop {
+        match ws.recv() {
+            Ok(Received::Ping(_) | Received::Pong(_)) => continue,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Timeout(Timeout::Close)), "{err:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(200) && t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    closer.join().unwrap();
+    peer.join().unwrap();
+}
+
+#[test]
 fn read_timeout_comes_from_the_core_idle_deadline() {
     // The server says nothing at all; the client's idle timeout fires from
     // recv's socket read timeout.

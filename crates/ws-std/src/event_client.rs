@@ -12,13 +12,16 @@ use bytes::Bytes;
 use ws_buf::{BufferPool, BufferSegment};
 use ws_proto::{ClientRequest, CloseCode, Config, DeflateConfig, Fragment, MessageKind, OpenInfo};
 
-use crate::driver::{lock, Shared};
-use crate::logctx::{wslog, ConnId};
-use crate::tls::TlsClientOptions;
 use ws_net::url::WsUrl;
 
-use crate::websocket::{connect_url, ClientOptions, Received, WsReader, WsWriter, TICK};
-use crate::Error;
+use crate::driver::{lock, Shared, TICK};
+use crate::error::Error;
+use crate::handshake::connect_url;
+use crate::logctx::{wslog, ConnId};
+use crate::options::ClientOptions;
+use crate::panics;
+use crate::tls::TlsClientOptions;
+use crate::websocket::{Received, WsReader, WsWriter};
 
 /// Ping interval set by [`ClientBuilder::keepalive`].
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(1);
@@ -143,7 +146,7 @@ impl ClientBuilder {
         self
     }
     /// Ends the connection (through `on_error` with
-    /// [`Timeout::Idle`](crate::Timeout::Idle)) after
+    /// [`Timeout::Idle`](crate::error::Timeout::Idle)) after
     /// [`DEFAULT_IDLE_TIMEOUT`] (2 s) without any frame from the server, or
     /// never.
     pub fn close_on_silence(mut self, on: bool) -> Self {
@@ -328,7 +331,7 @@ struct Inner {
     pool: BufferPool,
     /// Taken by the IO thread when it starts.
     callbacks: Mutex<Callbacks>,
-    /// Lock order: `shared` slot, then the core, then `queue`.
+    /// Lock order: `shared` slot, then the stack lock, then `queue`.
     queue: Mutex<Queue>,
     /// Signalled when the queue changes.
     cv: Condvar,
@@ -489,8 +492,8 @@ impl WebSocketClient {
     /// the sum of the queued messages' sizes.
     pub fn buffered_amount(&self) -> usize {
         let shared = self.shared();
-        let core = shared.as_ref().map(|s| s.core());
-        let core_bytes = core.as_ref().map_or(0, |c| c.conn.buffered_amount());
+        let stack = shared.as_ref().map(|s| s.stack());
+        let core_bytes = stack.as_ref().map_or(0, |s| s.conn.buffered_amount());
         let q = lock(&self.inner.queue);
         q.bytes + core_bytes
     }
@@ -498,7 +501,7 @@ impl WebSocketClient {
     /// The life-cycle state.
     pub fn state(&self) -> ReadyState {
         let shared = self.shared();
-        let core_state = shared.as_ref().map(|s| s.core().conn.state());
+        let core_state = shared.as_ref().map(|s| s.stack().conn.state());
         let q = lock(&self.inner.queue);
         match q.phase {
             Phase::Closed => ReadyState::Closed,
@@ -520,13 +523,13 @@ impl WebSocketClient {
     /// The latest ping/pong round trip (pings are sent with
     /// [`ClientBuilder::keepalive`] or [`ClientBuilder::ping_interval`]).
     pub fn latency(&self) -> Option<Duration> {
-        self.shared().and_then(|s| s.core().conn.latency())
+        self.shared().and_then(|s| s.stack().conn.latency())
     }
 
     /// When the last frame (message or control) arrived.
     pub fn last_message_received(&self) -> Option<Instant> {
         self.shared()
-            .and_then(|s| s.core().conn.last_message_received())
+            .and_then(|s| s.stack().conn.last_message_received())
     }
 
     /// The pool `on_binary_segment` segments come from; take segments for
@@ -551,8 +554,8 @@ impl WebSocketClient {
 
     fn enqueue(&self, item: Outgoing) -> Result<(), Error> {
         let shared = self.shared();
-        let core = shared.as_ref().map(|s| s.core());
-        let core_bytes = core.as_ref().map_or(0, |c| c.conn.buffered_amount());
+        let stack = shared.as_ref().map(|s| s.stack());
+        let core_bytes = stack.as_ref().map_or(0, |s| s.conn.buffered_amount());
         let mut q = lock(&self.inner.queue);
         if q.phase == Phase::Closed || q.close_requested {
             return Err(Error::Closed);
@@ -565,7 +568,7 @@ impl WebSocketClient {
         q.bytes += item.len();
         q.items.push_back(item);
         drop(q);
-        drop(core);
+        drop(stack);
         self.inner.cv.notify_all();
         Ok(())
     }
@@ -634,7 +637,7 @@ impl WebSocketClient {
     /// [`Error::CallbackPanicked`] (logged with the callback's name).
     fn invoke(&self, name: &str, f: impl FnOnce()) -> Result<(), Error> {
         panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-            let msg = crate::panics::message(&*payload);
+            let msg = panics::message(&*payload);
             wslog!(Error, self.inner.id, "{name} panicked: {msg}");
             Error::CallbackPanicked(msg)
         })
@@ -740,9 +743,9 @@ impl WebSocketClient {
                 }
             }
             // Moving the item from the queue into the core happens under the
-            // core lock, so `buffered_amount` never counts it twice or not
+            // stack lock, so `buffered_amount` never counts it twice or not
             // at all.
-            let sent = shared.step(true, |core, _| {
+            let sent = shared.step(true, |stack, _| {
                 let mut q = lock(&inner.queue);
                 let Some(item) = q.items.pop_front() else {
                     return Ok(());
@@ -750,8 +753,8 @@ impl WebSocketClient {
                 q.bytes = q.bytes.saturating_sub(item.len());
                 drop(q);
                 match item {
-                    Outgoing::Message(kind, data) => core.conn.send(kind, data),
-                    Outgoing::Close(code, reason) => core.conn.close(code, &reason),
+                    Outgoing::Message(kind, data) => stack.conn.send(kind, data),
+                    Outgoing::Close(code, reason) => stack.conn.close(code, &reason),
                 }
             });
             if let Err(e) = sent {
