@@ -102,10 +102,10 @@ pub(crate) struct Session {
 pub(crate) struct Flags {
     /// Waiting to be driven (cleared by every drive).
     pub(crate) dirty: bool,
-    /// Listed in `Core::dirty` (cleared when taken from it), so a session
+    /// Listed in `LoopState::dirty` (cleared when taken from it), so a session
     /// marked again after a drive is not listed twice.
     queued: bool,
-    /// In `Core::carry`, with read and/or write work left by a budget.
+    /// In `LoopState::carry`, with read and/or write work left by a budget.
     in_carry: bool,
     pub(crate) carry_read: bool,
     pub(crate) carry_write: bool,
@@ -197,7 +197,7 @@ enum TxEnd {
 }
 
 /// The loop's state without the handler.
-pub(crate) struct Core {
+pub(crate) struct LoopState {
     pub(crate) index: u16,
     pub(crate) poll: Poll,
     slots: Vec<Slot>,
@@ -234,7 +234,7 @@ pub(crate) struct Core {
     pub(crate) log: LogLimits,
 }
 
-impl Core {
+impl LoopState {
     pub(crate) fn new(
         index: u16,
         poll: Poll,
@@ -242,8 +242,8 @@ impl Core {
         rx: Receiver<Command>,
         handle: Handle,
         options: Options,
-    ) -> Core {
-        Core {
+    ) -> LoopState {
+        LoopState {
             index,
             poll,
             slots: Vec::new(),
@@ -1184,7 +1184,7 @@ impl Session {
     }
 }
 
-/// The body of [`Core::transmit`]: `Err(WouldBlock)` when the socket is full.
+/// The body of [`LoopState::transmit`]: `Err(WouldBlock)` when the socket is full.
 fn transmit_loop(
     sess: &mut Session,
     scratch: &mut [u8],

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Waker};
 use ws_proto::Event;
 
-use crate::engine::{Core, Notice, ReadStep, RunState};
+use crate::engine::{LoopState, Notice, ReadStep, RunState};
 use crate::handle::{next_command, Command, Remote};
 use crate::id::{listener_index, split_token, Gen, WAKER_TOKEN};
 use crate::{
@@ -32,7 +32,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// threads use [`LoopGroup`](crate::LoopGroup).
 pub struct EventLoop<H: Handler> {
     handler: H,
-    core: Core,
+    state: LoopState,
     events: Option<Events>,
     started: bool,
 }
@@ -55,7 +55,7 @@ impl<H: Handler> EventLoop<H> {
         let events = Events::with_capacity(options.events_capacity.max(1));
         EventLoop {
             handler,
-            core: Core::new(index, parts.poll, parts.remote, parts.rx, handle, options),
+            state: LoopState::new(index, parts.poll, parts.remote, parts.rx, handle, options),
             events: Some(events),
             started: false,
         }
@@ -64,8 +64,8 @@ impl<H: Handler> EventLoop<H> {
     /// Listens on `addr` (e.g. `127.0.0.1:0`) for `ws://` connections;
     /// returns the bound address.
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
-        let l = net::bind_listener(addr, self.core.options.backlog, false)?;
-        self.core.add_listener(l, None)
+        let l = net::bind_listener(addr, self.state.options.backlog, false)?;
+        self.state.add_listener(l, None)
     }
 
     /// Listens on `addr` for `wss://` connections.
@@ -74,8 +74,8 @@ impl<H: Handler> EventLoop<H> {
         addr: SocketAddr,
         tls: Arc<rustls::ServerConfig>,
     ) -> io::Result<SocketAddr> {
-        let l = net::bind_listener(addr, self.core.options.backlog, false)?;
-        self.core.add_listener(l, Some(tls))
+        let l = net::bind_listener(addr, self.state.options.backlog, false)?;
+        self.state.add_listener(l, Some(tls))
     }
 
     /// Accepts connections from an already bound listener (TLS when `tls` is
@@ -85,17 +85,17 @@ impl<H: Handler> EventLoop<H> {
         listener: std::net::TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<SocketAddr> {
-        self.core.add_listener(listener, tls)
+        self.state.add_listener(listener, tls)
     }
 
     /// Opens a client connection (see [`Ctx::connect`]).
     pub fn connect(&mut self, url: &str, options: ConnectOptions) -> Result<ConnId, Error> {
-        self.core.connect(url, options)
+        self.state.connect(url, options)
     }
 
     /// A handle for other threads.
     pub fn handle(&self) -> Handle {
-        self.core.handle.clone()
+        self.state.handle.clone()
     }
 
     /// The handler.
@@ -111,20 +111,20 @@ impl<H: Handler> EventLoop<H> {
     /// Runs `f` with the loop's [`Ctx`] (between iterations), then carries
     /// out what it queued.
     pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R) -> R {
-        let r = f(&mut self.handler, &mut Ctx::new(&mut self.core));
+        let r = f(&mut self.handler, &mut Ctx::new(&mut self.state));
         self.settle();
         r
     }
 
     /// The loop's counters.
     pub fn stats(&self) -> LoopStats {
-        self.core.stats
+        self.state.stats
     }
 
     /// Whether the loop still runs (it stops after [`Handle::stop`] or
     /// [`Handle::shutdown`] has finished).
     pub fn is_running(&self) -> bool {
-        self.core.run != RunState::Stopped
+        self.state.run != RunState::Stopped
     }
 
     /// Runs until stopped or shut down.
@@ -138,27 +138,27 @@ impl<H: Handler> EventLoop<H> {
     /// the commands from handles, the due timers and the work a budget
     /// carried over. Returns `false` once the loop has stopped.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
-        if self.core.run == RunState::Stopped {
+        if self.state.run == RunState::Stopped {
             return Ok(false);
         }
         if !self.started {
             self.started = true;
-            self.core.now = Instant::now();
+            self.state.now = Instant::now();
             self.call(None, "on_start", |h, ctx| h.on_start(ctx));
             self.settle();
         }
         self.check_control();
-        if self.core.run == RunState::Stopped {
+        if self.state.run == RunState::Stopped {
             return Ok(false);
         }
-        let timeout = self.core.next_wait(max_wait);
+        let timeout = self.state.next_wait(max_wait);
         let mut events = self
             .events
             .take()
-            .unwrap_or_else(|| Events::with_capacity(self.core.options.events_capacity.max(1)));
-        let polled = self.core.poll.poll(&mut events, timeout);
-        self.core.now = Instant::now();
-        self.core.stats.iterations += 1;
+            .unwrap_or_else(|| Events::with_capacity(self.state.options.events_capacity.max(1)));
+        let polled = self.state.poll.poll(&mut events, timeout);
+        self.state.now = Instant::now();
+        self.state.stats.iterations += 1;
         if let Err(e) = polled {
             if e.kind() != io::ErrorKind::Interrupted {
                 self.events = Some(events);
@@ -178,7 +178,7 @@ impl<H: Handler> EventLoop<H> {
                 // connection that has since closed does not reach the slot's
                 // next occupant.
                 let Some(gen) = self
-                    .core
+                    .state
                     .gen_of(slot)
                     .filter(|g| token_gen.is_none_or(|t| *g as u32 == t))
                 else {
@@ -191,16 +191,16 @@ impl<H: Handler> EventLoop<H> {
             self.settle();
         }
         self.events = Some(events);
-        if self.core.commands_carry {
+        if self.state.commands_carry {
             self.process_commands();
         }
         self.accept_carried();
         self.process_carry();
         self.fire_timers();
-        self.core.resume_paused();
+        self.state.resume_paused();
         self.settle();
         self.check_control();
-        Ok(self.core.run != RunState::Stopped)
+        Ok(self.state.run != RunState::Stopped)
     }
 
     // ----- the driving routine ------------------------------------------
@@ -211,50 +211,50 @@ impl<H: Handler> EventLoop<H> {
     /// and the poll interest.
     fn drive(&mut self, slot: u32, gen: Gen) {
         loop {
-            if let Some(sess) = self.core.session_mut(slot, gen) {
+            if let Some(sess) = self.state.session_mut(slot, gen) {
                 sess.f.dirty = false;
             }
-            self.core.transmit(slot, gen);
+            self.state.transmit(slot, gen);
             // One event at a time, each handed to the handler before the
             // next is polled: the core echoes a peer's close only once the
             // events before it were taken, so replies to them go out first.
             let mut delivered = false;
             while let Some(ev) = self
-                .core
+                .state
                 .session_mut(slot, gen)
                 .and_then(|sess| sess.conn.poll_event())
             {
                 delivered = true;
-                let id = self.core.id(slot, gen);
+                let id = self.state.id(slot, gen);
                 self.dispatch(id, ev);
             }
             if !delivered {
                 break;
             }
         }
-        self.core.after_drive(slot, gen);
+        self.state.after_drive(slot, gen);
     }
 
     /// Hands one event to the handler. A connection whose handler panicked
     /// gets no more callbacks but its one `on_close`.
     fn dispatch(&mut self, id: ConnId, ev: Event) {
-        if self.core.get(id).is_some_and(|s| s.f.refusing) {
+        if self.state.get(id).is_some_and(|s| s.f.refusing) {
             // Over max_connections: answered by the loop, unseen by the
             // handler.
             match ev {
-                Event::UpgradeRequest(_) => self.core.refuse(id),
-                Event::Closed(_) => self.core.remove(id.slot(), id.gen()),
+                Event::UpgradeRequest(_) => self.state.refuse(id),
+                Event::Closed(_) => self.state.remove(id.slot(), id.gen()),
                 _ => {}
             }
             return;
         }
-        if self.core.get(id).is_some_and(|s| s.f.panicked) && !matches!(ev, Event::Closed(_)) {
+        if self.state.get(id).is_some_and(|s| s.f.panicked) && !matches!(ev, Event::Closed(_)) {
             return;
         }
         match ev {
             Event::UpgradeRequest(req) => {
                 let decision = if ws_net::origin::origin_allowed(
-                    self.core.options.allowed_origins.as_deref(),
+                    self.state.options.allowed_origins.as_deref(),
                     req.origin.as_deref(),
                 ) {
                     self.call(Some(id), "on_upgrade", |h, ctx| h.on_upgrade(ctx, id, &req))
@@ -267,7 +267,7 @@ impl<H: Handler> EventLoop<H> {
                 };
                 // None: the handler panicked, and the refusal is under way.
                 if let Some(decision) = decision {
-                    if let Err(e) = self.core.decide(id, decision) {
+                    if let Err(e) = self.state.decide(id, decision) {
                         log::debug!("ws-mio: upgrade decision for {id}: {e}");
                     }
                 }
@@ -290,7 +290,7 @@ impl<H: Handler> EventLoop<H> {
             Event::Closed(c) => {
                 // Whether or not `on_close` panics, the connection goes.
                 self.call(None, "on_close", |h, ctx| h.on_close(ctx, id, &c));
-                self.core.remove(id.slot(), id.gen());
+                self.state.remove(id.slot(), id.gen());
             }
             _ => {}
         }
@@ -310,28 +310,28 @@ impl<H: Handler> EventLoop<H> {
         f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R,
     ) -> Option<R> {
         let handler = &mut self.handler;
-        let core = &mut self.core;
-        match panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut Ctx::new(core)))) {
+        let state = &mut self.state;
+        match panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut Ctx::new(state)))) {
             Ok(r) => Some(r),
             Err(payload) => {
                 let msg = panic_message(payload.as_ref());
                 let now = Instant::now();
                 match id {
                     Some(id) => ws_net::log_limited!(
-                        self.core.log.panic,
+                        self.state.log.panic,
                         now,
                         log::Level::Error,
                         "ws-mio: {what} panicked for {id} ({msg}); closing it with 1011"
                     ),
                     None => ws_net::log_limited!(
-                        self.core.log.panic,
+                        self.state.log.panic,
                         now,
                         log::Level::Error,
                         "ws-mio: {what} panicked ({msg})"
                     ),
                 }
                 if let Some(id) = id {
-                    self.core.fail_panicked(id);
+                    self.state.fail_panicked(id);
                 }
                 None
             }
@@ -342,17 +342,17 @@ impl<H: Handler> EventLoop<H> {
     /// notices, until neither is left.
     fn settle(&mut self) {
         loop {
-            if let Some(next) = self.core.pop_dirty() {
+            if let Some(next) = self.state.pop_dirty() {
                 if let Some((slot, gen)) = next {
                     self.drive(slot, gen);
                 }
                 continue;
             }
-            if let Some((id, notice)) = self.core.notices.pop_front() {
-                if self.core.get(id).is_none() {
+            if let Some((id, notice)) = self.state.notices.pop_front() {
+                if self.state.get(id).is_none() {
                     continue;
                 }
-                if self.core.get(id).is_some_and(|s| s.f.panicked) {
+                if self.state.get(id).is_some_and(|s| s.f.panicked) {
                     continue;
                 }
                 match notice {
@@ -375,7 +375,7 @@ impl<H: Handler> EventLoop<H> {
 
     fn on_ready(&mut self, slot: u32, gen: Gen, readable: bool, writable: bool) {
         if writable {
-            self.core.finish_connect(slot, gen);
+            self.state.finish_connect(slot, gen);
             self.drive(slot, gen);
         }
         if readable {
@@ -388,7 +388,7 @@ impl<H: Handler> EventLoop<H> {
     fn read_ready(&mut self, slot: u32, gen: Gen) {
         let mut total = 0;
         loop {
-            match self.core.read_once(slot, gen, &mut total) {
+            match self.state.read_once(slot, gen, &mut total) {
                 ReadStep::Fed => self.drive(slot, gen),
                 ReadStep::Ended => return self.drive(slot, gen),
                 ReadStep::Blocked(tls) => {
@@ -398,26 +398,26 @@ impl<H: Handler> EventLoop<H> {
                     return;
                 }
                 ReadStep::Budget => {
-                    self.core.carry_read(slot);
+                    self.state.carry_read(slot);
                     return;
                 }
-                ReadStep::Paused => return self.core.pause(slot, gen),
+                ReadStep::Paused => return self.state.pause(slot, gen),
                 ReadStep::Idle => return,
             }
         }
     }
 
     fn accept(&mut self, index: usize) {
-        let budget = self.core.options.accept_budget;
+        let budget = self.state.options.accept_budget;
         for _ in 0..budget {
-            let Some(Some(l)) = self.core.listeners.get_mut(index) else {
+            let Some(Some(l)) = self.state.listeners.get_mut(index) else {
                 return;
             };
             l.carry = false;
             match l.sock.accept() {
                 Ok((stream, _peer)) => {
                     let tls = l.tls.clone();
-                    self.core.add_accepted(stream, tls);
+                    self.state.add_accepted(stream, tls);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
@@ -428,10 +428,10 @@ impl<H: Handler> EventLoop<H> {
                             | io::ErrorKind::ConnectionReset
                     ) => {}
                 Err(e) => {
-                    let now = self.core.now;
+                    let now = self.state.now;
                     l.retry_at = Some(now + ACCEPT_RETRY);
                     ws_net::log_limited!(
-                        self.core.log.accept,
+                        self.state.log.accept,
                         now,
                         log::Level::Warn,
                         "ws-mio: accept failed: {e}; retrying in {ACCEPT_RETRY:?}"
@@ -440,15 +440,15 @@ impl<H: Handler> EventLoop<H> {
                 }
             }
         }
-        if let Some(Some(l)) = self.core.listeners.get_mut(index) {
+        if let Some(Some(l)) = self.state.listeners.get_mut(index) {
             l.carry = true;
         }
     }
 
     fn accept_carried(&mut self) {
-        let now = self.core.now;
-        for index in 0..self.core.listeners.len() {
-            let due = match self.core.listeners.get_mut(index) {
+        let now = self.state.now;
+        for index in 0..self.state.listeners.len() {
+            let due = match self.state.listeners.get_mut(index) {
                 Some(Some(l)) if l.carry => true,
                 Some(Some(l)) if l.retry_at.is_some_and(|t| t <= now) => {
                     l.retry_at = None;
@@ -464,10 +464,10 @@ impl<H: Handler> EventLoop<H> {
     }
 
     fn process_carry(&mut self) {
-        let mut work = std::mem::take(&mut self.core.carry_work);
-        std::mem::swap(&mut work, &mut self.core.carry);
+        let mut work = std::mem::take(&mut self.state.carry_work);
+        std::mem::swap(&mut work, &mut self.state.carry);
         for slot in work.drain(..) {
-            let Some((gen, read, write)) = self.core.take_carry(slot) else {
+            let Some((gen, read, write)) = self.state.take_carry(slot) else {
                 continue;
             };
             if write {
@@ -478,19 +478,19 @@ impl<H: Handler> EventLoop<H> {
             }
             self.settle();
         }
-        self.core.carry_work = work;
+        self.state.carry_work = work;
     }
 
     fn fire_timers(&mut self) {
         // Bounded: a deadline that does not move forward cannot spin here.
-        let mut budget = 4 * self.core.live() + 64;
+        let mut budget = 4 * self.state.live() + 64;
         while budget > 0 {
             budget -= 1;
-            let Some(entry) = self.core.pop_due_timer() else {
+            let Some(entry) = self.state.pop_due_timer() else {
                 break;
             };
             let Some((slot, gen)) = entry else { continue };
-            self.core.on_timer(slot, gen);
+            self.state.on_timer(slot, gen);
             self.drive(slot, gen);
             self.settle();
         }
@@ -499,25 +499,25 @@ impl<H: Handler> EventLoop<H> {
     // ----- commands and control -----------------------------------------
 
     fn process_commands(&mut self) {
-        self.core.remote.clear_notified();
-        self.core.commands_carry = false;
-        for _ in 0..self.core.options.command_budget.max(1) {
-            let Some(cmd) = next_command(&self.core.rx) else {
+        self.state.remote.clear_notified();
+        self.state.commands_carry = false;
+        for _ in 0..self.state.options.command_budget.max(1) {
+            let Some(cmd) = next_command(&self.state.rx) else {
                 return;
             };
             self.run_command(cmd);
             self.settle();
         }
-        self.core.commands_carry = true;
+        self.state.commands_carry = true;
     }
 
     fn run_command(&mut self, cmd: Command) {
         let r = match cmd {
-            Command::Send { id, kind, data } => self.core.send(id, kind, data),
-            Command::Ping { id, payload } => self.core.ping(id, payload),
-            Command::Close { id, code, reason } => self.core.close(id, code, &reason),
+            Command::Send { id, kind, data } => self.state.send(id, kind, data),
+            Command::Ping { id, payload } => self.state.ping(id, payload),
+            Command::Close { id, code, reason } => self.state.close(id, code, &reason),
             Command::Broadcast { kind, data } => {
-                self.core.broadcast(kind, &data);
+                self.state.broadcast(kind, &data);
                 Ok(())
             }
             Command::Run(task) => {
@@ -533,30 +533,30 @@ impl<H: Handler> EventLoop<H> {
     /// Carries out stop and shutdown requests, and ends a shutdown whose
     /// connections are all gone or whose grace period is over.
     fn check_control(&mut self) {
-        if self.core.remote.stop_requested() || std::mem::take(&mut self.core.want_stop) {
-            self.core.abort_all("event loop stopped");
+        if self.state.remote.stop_requested() || std::mem::take(&mut self.state.want_stop) {
+            self.state.abort_all("event loop stopped");
             self.settle();
-            self.core.clear();
-            self.core.run = RunState::Stopped;
+            self.state.clear();
+            self.state.run = RunState::Stopped;
             return;
         }
         let requested = self
-            .core
+            .state
             .remote
             .take_shutdown()
-            .or(self.core.want_shutdown.take());
+            .or(self.state.want_shutdown.take());
         if let Some(grace) = requested {
-            self.core.begin_shutdown(grace);
+            self.state.begin_shutdown(grace);
             self.settle();
         }
-        if let RunState::Draining { deadline } = self.core.run {
-            if self.core.live() > 0 && self.core.now >= deadline {
-                self.core.abort_all("shutdown grace period expired");
+        if let RunState::Draining { deadline } = self.state.run {
+            if self.state.live() > 0 && self.state.now >= deadline {
+                self.state.abort_all("shutdown grace period expired");
                 self.settle();
             }
-            if self.core.live() == 0 || self.core.now >= deadline {
-                self.core.clear();
-                self.core.run = RunState::Stopped;
+            if self.state.live() == 0 || self.state.now >= deadline {
+                self.state.clear();
+                self.state.run = RunState::Stopped;
             }
         }
     }

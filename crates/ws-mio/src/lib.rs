@@ -1,6 +1,6 @@
 //! An event-loop driver for the [`ws_proto`] WebSocket core over `mio`:
 //! many connections, both roles (`ws://` and `wss://` through rustls), on
-//! one thread per loop, and N loops for N cores.
+//! one thread per loop, and N loops for N CPUs.
 //!
 //! - [`EventLoop`]: one `mio::Poll`, a table of sessions, a deadline heap.
 //!   It calls your [`Handler`] with a connection id and a [`Ctx`] that
