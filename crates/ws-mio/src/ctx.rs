@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 use ws_buf::BufferPool;
 use ws_proto::{Accept, Bytes, CloseCode, Connection, MessageKind, State};
 
-use crate::engine::LoopState;
-use crate::{ConnId, ConnectOptions, Decision, Error, Handle, LoopStats};
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::id::ConnId;
+use crate::options::ConnectOptions;
+use crate::sessions::Session;
+use crate::state::{LoopState, LoopStats};
 
 /// Access to the loop from inside a [`Handler`](crate::Handler) callback or
 /// a task run with [`Handle::run_on`]: send, ping, close, accept, connect,
@@ -17,11 +21,12 @@ use crate::{ConnId, ConnectOptions, Decision, Error, Handle, LoopStats};
 /// what they queued (every command on every connection, in order).
 pub struct Ctx<'a> {
     state: &'a mut LoopState,
+    handle: &'a Handle,
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(state: &'a mut LoopState) -> Ctx<'a> {
-        Ctx { state }
+    pub(crate) fn new(state: &'a mut LoopState, handle: &'a Handle) -> Ctx<'a> {
+        Ctx { state, handle }
     }
 
     /// Queues a message for `id`. A full send queue gives
@@ -64,13 +69,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// Accepts an upgrade request that was answered with
-    /// [`Decision::Defer`].
+    /// [`Decision::Defer`](crate::Decision::Defer).
     pub fn accept(&mut self, id: ConnId, accept: Accept) -> Result<(), Error> {
         self.state.accept(id, accept)
     }
 
     /// Refuses an upgrade request that was answered with
-    /// [`Decision::Defer`].
+    /// [`Decision::Defer`](crate::Decision::Defer).
     pub fn reject(
         &mut self,
         id: ConnId,
@@ -78,14 +83,7 @@ impl<'a> Ctx<'a> {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Result<(), Error> {
-        self.state.decide(
-            id,
-            Decision::Reject {
-                status,
-                headers,
-                body,
-            },
-        )
+        self.state.reject(id, status, &headers, &body)
     }
 
     /// Opens a client connection to a `ws://` or `wss://` URL on this loop.
@@ -100,7 +98,7 @@ impl<'a> Ctx<'a> {
     /// The protocol core of `id`, for its getters (`state`, `buffered_amount`,
     /// `subprotocol`, `latency`, `stats`...).
     pub fn connection(&self, id: ConnId) -> Option<&Connection> {
-        self.state.get(id).map(|s| &s.conn)
+        self.state.sessions.get(id).map(|s| &s.conn)
     }
 
     /// The life-cycle state of `id`.
@@ -117,24 +115,25 @@ impl<'a> Ctx<'a> {
     /// ([`Connection::retained_bytes`]) plus an unwritten remainder. Zero for
     /// an idle connection whose core holds nothing.
     pub fn retained_bytes(&self, id: ConnId) -> Option<usize> {
-        self.state.retained_bytes(id)
+        self.state.sessions.get(id).map(Session::retained_bytes)
     }
 
     /// The peer's address.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         self.state
+            .sessions
             .get(id)
             .and_then(|s| s.transport.socket().peer_addr().ok())
     }
 
     /// Ids of every connection of this loop.
     pub fn connection_ids(&self) -> Vec<ConnId> {
-        self.state.app_ids()
+        self.state.sessions.ids(false)
     }
 
     /// How many connections this loop holds.
     pub fn connection_count(&self) -> usize {
-        self.state.held()
+        self.state.sessions.held()
     }
 
     /// This loop's index in its group (0 when alone).
@@ -149,7 +148,7 @@ impl<'a> Ctx<'a> {
 
     /// A handle to this loop (and the rest of its group).
     pub fn handle(&self) -> Handle {
-        self.state.handle.clone()
+        self.handle.clone()
     }
 
     /// The loop's buffer pool.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use crate::ConnId;
+use crate::id::ConnId;
 
 /// Why a call into the driver failed.
 ///

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::event_loop::EventLoop;
 use crate::event_loop::LoopParts;
-use crate::{net, EventLoop, Handle, Handler, Options};
+use crate::handle::Handle;
+use crate::handler::Handler;
+use crate::net;
+use crate::options::Options;
 
 /// N event loops on N threads (one per CPU by default), each with its own
 /// handler, serving the same listeners: every loop has its own socket on
