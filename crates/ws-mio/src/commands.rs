@@ -104,7 +104,7 @@ impl LoopState {
     /// counted and, once per episode, noticed to the handler.
     fn after_command(&mut self, id: ConnId, r: Result<(), ws_proto::Error>) -> Result<(), Error> {
         let Some((sess, lists)) = self.sessions.get_mut(id) else {
-            return r.map_err(Error::Proto);
+            return r.map_err(Error::Command);
         };
         lists.mark_dirty(id, sess);
         if let Err(ws_proto::Error::Backpressure {
@@ -118,7 +118,7 @@ impl LoopState {
                     .push_back((id, Notice::Backpressure(*buffered_amount)));
             }
         }
-        r.map_err(Error::Proto)
+        r.map_err(Error::Command)
     }
 
     /// Sends to every open connection of the loop; returns how many took it.

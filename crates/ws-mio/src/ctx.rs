@@ -30,7 +30,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Queues a message for `id`. A full send queue gives
-    /// [`Error::Proto`]`(`[`ws_proto::Error::Backpressure`]`)` (see
+    /// [`Error::Command`]`(`[`ws_proto::Error::Backpressure`]`)` (see
     /// [`Error::is_backpressure`]) and, once per episode,
     /// [`Handler::on_backpressure`](crate::Handler::on_backpressure).
     pub fn send(
