@@ -1,10 +1,10 @@
-//! An echo server on N event loops (one per core by default).
+//! An echo server on N event loops (one per CPU by default).
 //!
 //! ```text
 //! cargo run --release -p ws-mio --example mio_echo_server -- [ADDR] [LOOPS] [--for SECS] [--quiet] [--reuse-port]
 //! ```
 //!
-//! Defaults: `127.0.0.1:9001`, one loop per core, run until killed. Every
+//! Defaults: `127.0.0.1:9001`, one loop per CPU, run until killed. Every
 //! second it prints a `stats` line (connections held, accepted so far) when
 //! something changed, unless `--quiet`. `--reuse-port` lets several server
 //! processes share the address (the kernel spreads connections over them).

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 use ws_buf::BufferPool;
 use ws_proto::{Accept, Bytes, CloseCode, Connection, MessageKind, State};
 
-use crate::engine::Core;
-use crate::{ConnId, ConnectOptions, Decision, Error, Handle, LoopStats};
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::id::ConnId;
+use crate::options::ConnectOptions;
+use crate::sessions::Session;
+use crate::state::{LoopState, LoopStats};
 
 /// Access to the loop from inside a [`Handler`](crate::Handler) callback or
 /// a task run with [`Handle::run_on`]: send, ping, close, accept, connect,
@@ -16,16 +20,17 @@ use crate::{ConnId, ConnectOptions, Decision, Error, Handle, LoopStats};
 /// Commands take effect once the callback returns: the loop then writes
 /// what they queued (every command on every connection, in order).
 pub struct Ctx<'a> {
-    core: &'a mut Core,
+    state: &'a mut LoopState,
+    handle: &'a Handle,
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(core: &'a mut Core) -> Ctx<'a> {
-        Ctx { core }
+    pub(crate) fn new(state: &'a mut LoopState, handle: &'a Handle) -> Ctx<'a> {
+        Ctx { state, handle }
     }
 
     /// Queues a message for `id`. A full send queue gives
-    /// [`Error::Proto`]`(`[`ws_proto::Error::Backpressure`]`)` (see
+    /// [`Error::Command`]`(`[`ws_proto::Error::Backpressure`]`)` (see
     /// [`Error::is_backpressure`]) and, once per episode,
     /// [`Handler::on_backpressure`](crate::Handler::on_backpressure).
     pub fn send(
@@ -34,12 +39,12 @@ impl<'a> Ctx<'a> {
         kind: MessageKind,
         data: impl Into<Bytes>,
     ) -> Result<(), Error> {
-        self.core.send(id, kind, data.into())
+        self.state.send(id, kind, data.into())
     }
 
     /// Queues a text message.
     pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), Error> {
-        self.core.send_text(id, text)
+        self.state.send_text(id, text)
     }
 
     /// Queues a binary message.
@@ -50,27 +55,27 @@ impl<'a> Ctx<'a> {
     /// Sends `data` to every open connection of this loop (the payload is
     /// shared, not copied); returns how many connections took it.
     pub fn broadcast(&mut self, kind: MessageKind, data: impl Into<Bytes>) -> usize {
-        self.core.broadcast(kind, &data.into())
+        self.state.broadcast(kind, &data.into())
     }
 
     /// Queues a ping.
     pub fn ping(&mut self, id: ConnId, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.core.ping(id, payload.into())
+        self.state.ping(id, payload.into())
     }
 
     /// Starts the closing handshake of `id`.
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.core.close(id, code, reason)
+        self.state.close(id, code, reason)
     }
 
     /// Accepts an upgrade request that was answered with
-    /// [`Decision::Defer`].
+    /// [`Decision::Defer`](crate::Decision::Defer).
     pub fn accept(&mut self, id: ConnId, accept: Accept) -> Result<(), Error> {
-        self.core.accept(id, accept)
+        self.state.accept(id, accept)
     }
 
     /// Refuses an upgrade request that was answered with
-    /// [`Decision::Defer`].
+    /// [`Decision::Defer`](crate::Decision::Defer).
     pub fn reject(
         &mut self,
         id: ConnId,
@@ -78,14 +83,7 @@ impl<'a> Ctx<'a> {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Result<(), Error> {
-        self.core.decide(
-            id,
-            Decision::Reject {
-                status,
-                headers,
-                body,
-            },
-        )
+        self.state.reject(id, status, &headers, &body)
     }
 
     /// Opens a client connection to a `ws://` or `wss://` URL on this loop.
@@ -94,13 +92,13 @@ impl<'a> Ctx<'a> {
     /// name blocks the loop: pass [`ConnectOptions::addr`] or an IP URL to
     /// avoid that.
     pub fn connect(&mut self, url: &str, options: ConnectOptions) -> Result<ConnId, Error> {
-        self.core.connect(url, options)
+        self.state.connect(url, options)
     }
 
     /// The protocol core of `id`, for its getters (`state`, `buffered_amount`,
     /// `subprotocol`, `latency`, `stats`...).
     pub fn connection(&self, id: ConnId) -> Option<&Connection> {
-        self.core.get(id).map(|s| &s.conn)
+        self.state.sessions.get(id).map(|s| &s.conn)
     }
 
     /// The life-cycle state of `id`.
@@ -117,59 +115,60 @@ impl<'a> Ctx<'a> {
     /// ([`Connection::retained_bytes`]) plus an unwritten remainder. Zero for
     /// an idle connection whose core holds nothing.
     pub fn retained_bytes(&self, id: ConnId) -> Option<usize> {
-        self.core.retained_bytes(id)
+        self.state.sessions.get(id).map(Session::retained_bytes)
     }
 
     /// The peer's address.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
-        self.core
+        self.state
+            .sessions
             .get(id)
             .and_then(|s| s.transport.socket().peer_addr().ok())
     }
 
     /// Ids of every connection of this loop.
     pub fn connection_ids(&self) -> Vec<ConnId> {
-        self.core.app_ids()
+        self.state.sessions.ids(false)
     }
 
     /// How many connections this loop holds.
     pub fn connection_count(&self) -> usize {
-        self.core.held()
+        self.state.sessions.held()
     }
 
     /// This loop's index in its group (0 when alone).
     pub fn loop_index(&self) -> usize {
-        usize::from(self.core.index)
+        usize::from(self.state.index)
     }
 
     /// The loop's current time (read once per iteration).
     pub fn now(&self) -> Instant {
-        self.core.now
+        self.state.now
     }
 
     /// A handle to this loop (and the rest of its group).
     pub fn handle(&self) -> Handle {
-        self.core.handle.clone()
+        self.handle.clone()
     }
 
     /// The loop's buffer pool.
     pub fn pool(&self) -> &BufferPool {
-        &self.core.options.pool
+        &self.state.options.pool
     }
 
     /// The loop's counters.
     pub fn loop_stats(&self) -> LoopStats {
-        self.core.stats
+        self.state.stats
     }
 
     /// Starts a graceful shutdown of this loop once the callback returns
     /// (see [`Handle::shutdown`]).
     pub fn shutdown(&mut self, grace: Duration) {
-        self.core.want_shutdown = Some(grace);
+        self.state.want_shutdown = Some(grace);
     }
 
     /// Stops this loop once the callback returns (see [`Handle::stop`]).
     pub fn stop(&mut self) {
-        self.core.want_stop = true;
+        self.state.want_stop = true;
     }
 }

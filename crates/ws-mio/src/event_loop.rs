@@ -1,27 +1,25 @@
-//! One event loop: a `mio::Poll`, the sessions, the handler, and the single
-//! routine that drives a connection (`EventLoop::drive`).
+//! One event loop: the public [`EventLoop`] and its turn (poll, then hand
+//! readiness, commands, due deadlines and carried work to the modules that
+//! own them). The routine that drives a connection is `dispatch::drive`.
 
-use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Waker};
-use ws_proto::Event;
 
-use crate::engine::{Core, Notice, ReadStep, RunState};
-use crate::handle::{next_command, Command, Remote};
-use crate::id::{listener_index, split_token, Gen, WAKER_TOKEN};
-use crate::{
-    net, ConnId, ConnectOptions, Ctx, Decision, Error, Handle, Handler, LoopStats, Options,
-};
-
-/// How long to wait before accepting again after an accept error such as
-/// running out of file descriptors.
-const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+use crate::ctx::Ctx;
+use crate::dispatch::{self, App};
+use crate::error::Error;
+use crate::handle::{next_command, Command, Handle, Remote};
+use crate::handler::Handler;
+use crate::id::{listener_index, split_token, ConnId, WAKER_TOKEN};
+use crate::io::ReadStep;
+use crate::options::{ConnectOptions, Options};
+use crate::state::{LoopState, LoopStats, RunState};
+use crate::{net, timers};
 
 /// An event loop: many connections, client and server role, on one thread.
 ///
@@ -31,8 +29,11 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// [`turn`](Self::turn) from your own loop). For several loops on several
 /// threads use [`LoopGroup`](crate::LoopGroup).
 pub struct EventLoop<H: Handler> {
-    handler: H,
-    core: Core,
+    app: App<H>,
+    /// The loop's end of its command queue.
+    remote: Arc<Remote>,
+    rx: Receiver<Command>,
+    state: LoopState,
     events: Option<Events>,
     started: bool,
 }
@@ -54,8 +55,10 @@ impl<H: Handler> EventLoop<H> {
     ) -> EventLoop<H> {
         let events = Events::with_capacity(options.events_capacity.max(1));
         EventLoop {
-            handler,
-            core: Core::new(index, parts.poll, parts.remote, parts.rx, handle, options),
+            app: App { handler, handle },
+            remote: parts.remote,
+            rx: parts.rx,
+            state: LoopState::new(index, parts.poll, options),
             events: Some(events),
             started: false,
         }
@@ -64,8 +67,8 @@ impl<H: Handler> EventLoop<H> {
     /// Listens on `addr` (e.g. `127.0.0.1:0`) for `ws://` connections;
     /// returns the bound address.
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
-        let l = net::bind_listener(addr, self.core.options.backlog, false)?;
-        self.core.add_listener(l, None)
+        let l = net::bind_listener(addr, self.state.options.backlog, false)?;
+        self.state.add_listener(l, None)
     }
 
     /// Listens on `addr` for `wss://` connections.
@@ -74,8 +77,8 @@ impl<H: Handler> EventLoop<H> {
         addr: SocketAddr,
         tls: Arc<rustls::ServerConfig>,
     ) -> io::Result<SocketAddr> {
-        let l = net::bind_listener(addr, self.core.options.backlog, false)?;
-        self.core.add_listener(l, Some(tls))
+        let l = net::bind_listener(addr, self.state.options.backlog, false)?;
+        self.state.add_listener(l, Some(tls))
     }
 
     /// Accepts connections from an already bound listener (TLS when `tls` is
@@ -85,46 +88,49 @@ impl<H: Handler> EventLoop<H> {
         listener: std::net::TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<SocketAddr> {
-        self.core.add_listener(listener, tls)
+        self.state.add_listener(listener, tls)
     }
 
     /// Opens a client connection (see [`Ctx::connect`]).
     pub fn connect(&mut self, url: &str, options: ConnectOptions) -> Result<ConnId, Error> {
-        self.core.connect(url, options)
+        self.state.connect(url, options)
     }
 
     /// A handle for other threads.
     pub fn handle(&self) -> Handle {
-        self.core.handle.clone()
+        self.app.handle.clone()
     }
 
     /// The handler.
     pub fn handler(&self) -> &H {
-        &self.handler
+        &self.app.handler
     }
 
     /// The handler, mutably.
     pub fn handler_mut(&mut self) -> &mut H {
-        &mut self.handler
+        &mut self.app.handler
     }
 
     /// Runs `f` with the loop's [`Ctx`] (between iterations), then carries
     /// out what it queued.
     pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R) -> R {
-        let r = f(&mut self.handler, &mut Ctx::new(&mut self.core));
+        let r = f(
+            &mut self.app.handler,
+            &mut Ctx::new(&mut self.state, &self.app.handle),
+        );
         self.settle();
         r
     }
 
     /// The loop's counters.
     pub fn stats(&self) -> LoopStats {
-        self.core.stats
+        self.state.stats
     }
 
     /// Whether the loop still runs (it stops after [`Handle::stop`] or
     /// [`Handle::shutdown`] has finished).
     pub fn is_running(&self) -> bool {
-        self.core.run != RunState::Stopped
+        self.state.run != RunState::Stopped
     }
 
     /// Runs until stopped or shut down.
@@ -138,360 +144,167 @@ impl<H: Handler> EventLoop<H> {
     /// the commands from handles, the due timers and the work a budget
     /// carried over. Returns `false` once the loop has stopped.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<bool> {
-        if self.core.run == RunState::Stopped {
+        if self.state.run == RunState::Stopped {
             return Ok(false);
         }
         if !self.started {
             self.started = true;
-            self.core.now = Instant::now();
-            self.call(None, "on_start", |h, ctx| h.on_start(ctx));
+            self.state.now = Instant::now();
+            dispatch::call(
+                &mut self.app,
+                &mut self.state,
+                None,
+                "on_start",
+                |h, ctx| h.on_start(ctx),
+            );
             self.settle();
         }
         self.check_control();
-        if self.core.run == RunState::Stopped {
+        if self.state.run == RunState::Stopped {
             return Ok(false);
         }
-        let timeout = self.core.next_wait(max_wait);
+        let timeout = self.state.next_wait(max_wait);
         let mut events = self
             .events
             .take()
-            .unwrap_or_else(|| Events::with_capacity(self.core.options.events_capacity.max(1)));
-        let polled = self.core.poll.poll(&mut events, timeout);
-        self.core.now = Instant::now();
-        self.core.stats.iterations += 1;
+            .unwrap_or_else(|| Events::with_capacity(self.state.options.events_capacity.max(1)));
+        let polled = self.state.poll.poll(&mut events, timeout);
+        self.state.now = Instant::now();
+        self.state.stats.iterations += 1;
         if let Err(e) = polled {
             if e.kind() != io::ErrorKind::Interrupted {
                 self.events = Some(events);
                 return Err(e);
             }
         }
+        self.handle_events(&events);
+        self.events = Some(events);
+        if self.state.commands_carry {
+            self.process_commands();
+        }
+        self.accept_carried();
+        self.process_carry();
+        self.fire_timers();
+        self.state.resume_paused();
+        self.settle();
+        self.check_control();
+        Ok(self.state.run != RunState::Stopped)
+    }
+
+    // ----- driving and handler calls (see `dispatch`) ---------------------
+
+    fn drive(&mut self, id: ConnId) {
+        dispatch::drive(&mut self.app, &mut self.state, id);
+    }
+
+    fn settle(&mut self) {
+        dispatch::settle(&mut self.app, &mut self.state);
+    }
+
+    // ----- readiness ----------------------------------------------------
+
+    /// Hands the readiness events of one poll to their connections,
+    /// listeners or command queue.
+    fn handle_events(&mut self, events: &Events) {
         for ev in events.iter() {
             let token = ev.token();
             if token == WAKER_TOKEN {
                 self.process_commands();
             } else if let Some(li) = listener_index(token) {
-                self.accept(li);
+                self.state.accept_from(li);
             } else {
                 let (slot, token_gen) = split_token(token);
                 // A token carries the low bits of its connection's serial
                 // (where `usize` is wide enough): readiness reported for a
                 // connection that has since closed does not reach the slot's
                 // next occupant.
-                let Some(gen) = self
-                    .core
-                    .gen_of(slot)
-                    .filter(|g| token_gen.is_none_or(|t| *g as u32 == t))
+                let Some(id) = self
+                    .state
+                    .sessions
+                    .id_at(slot)
+                    .filter(|id| token_gen.is_none_or(|t| id.gen() as u32 == t))
                 else {
                     continue;
                 };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-                self.on_ready(slot, gen, readable, writable);
+                self.on_ready(id, readable, writable);
             }
             self.settle();
         }
-        self.events = Some(events);
-        if self.core.commands_carry {
-            self.process_commands();
-        }
-        self.accept_carried();
-        self.process_carry();
-        self.fire_timers();
-        self.core.resume_paused();
-        self.settle();
-        self.check_control();
-        Ok(self.core.run != RunState::Stopped)
     }
 
-    // ----- the driving routine ------------------------------------------
-
-    /// The one routine that follows the core's driving contract for a
-    /// connection: write what `poll_transmit` hands out, deliver every
-    /// event, repeat while callbacks queue more; then re-arm the deadline
-    /// and the poll interest.
-    fn drive(&mut self, slot: u32, gen: Gen) {
-        loop {
-            if let Some(sess) = self.core.session_mut(slot, gen) {
-                sess.f.dirty = false;
-            }
-            self.core.transmit(slot, gen);
-            // One event at a time, each handed to the handler before the
-            // next is polled: the core echoes a peer's close only once the
-            // events before it were taken, so replies to them go out first.
-            let mut delivered = false;
-            while let Some(ev) = self
-                .core
-                .session_mut(slot, gen)
-                .and_then(|sess| sess.conn.poll_event())
-            {
-                delivered = true;
-                let id = self.core.id(slot, gen);
-                self.dispatch(id, ev);
-            }
-            if !delivered {
-                break;
-            }
-        }
-        self.core.after_drive(slot, gen);
-    }
-
-    /// Hands one event to the handler. A connection whose handler panicked
-    /// gets no more callbacks but its one `on_close`.
-    fn dispatch(&mut self, id: ConnId, ev: Event) {
-        if self.core.get(id).is_some_and(|s| s.f.refusing) {
-            // Over max_connections: answered by the loop, unseen by the
-            // handler.
-            match ev {
-                Event::UpgradeRequest(_) => self.core.refuse(id),
-                Event::Closed(_) => self.core.remove(id.slot(), id.gen()),
-                _ => {}
-            }
-            return;
-        }
-        if self.core.get(id).is_some_and(|s| s.f.panicked) && !matches!(ev, Event::Closed(_)) {
-            return;
-        }
-        match ev {
-            Event::UpgradeRequest(req) => {
-                let decision = if ws_net::origin::origin_allowed(
-                    self.core.options.allowed_origins.as_deref(),
-                    req.origin.as_deref(),
-                ) {
-                    self.call(Some(id), "on_upgrade", |h, ctx| h.on_upgrade(ctx, id, &req))
-                } else {
-                    log::info!(
-                        "ws-mio: {id}: origin {:?} not in the allow-list",
-                        req.origin
-                    );
-                    Some(Decision::reject(403, "origin not allowed"))
-                };
-                // None: the handler panicked, and the refusal is under way.
-                if let Some(decision) = decision {
-                    if let Err(e) = self.core.decide(id, decision) {
-                        log::debug!("ws-mio: upgrade decision for {id}: {e}");
-                    }
-                }
-            }
-            Event::Open(info) => {
-                self.call(Some(id), "on_open", |h, ctx| h.on_open(ctx, id, &info));
-            }
-            Event::Message(m) => {
-                self.call(Some(id), "on_message", |h, ctx| h.on_message(ctx, id, m));
-            }
-            Event::Fragment(f) => {
-                self.call(Some(id), "on_fragment", |h, ctx| h.on_fragment(ctx, id, f));
-            }
-            Event::Ping(p) => {
-                self.call(Some(id), "on_ping", |h, ctx| h.on_ping(ctx, id, &p));
-            }
-            Event::Pong(p) => {
-                self.call(Some(id), "on_pong", |h, ctx| h.on_pong(ctx, id, &p));
-            }
-            Event::Closed(c) => {
-                // Whether or not `on_close` panics, the connection goes.
-                self.call(None, "on_close", |h, ctx| h.on_close(ctx, id, &c));
-                self.core.remove(id.slot(), id.gen());
-            }
-            _ => {}
-        }
-    }
-
-    /// The one place application code is called from the loop: runs `f`
-    /// with the handler and a [`Ctx`], and contains a panic. `Some` is what
-    /// `f` returned; `None` means it panicked: the panic is logged
-    /// (rate-limited) and, when the callback was about connection `id`, that
-    /// connection is failed (1011 when it is open, a 500 answer to its
-    /// upgrade request before that) and gets no callback but its one
-    /// `on_close`. Every other connection goes on as before.
-    fn call<R>(
-        &mut self,
-        id: Option<ConnId>,
-        what: &'static str,
-        f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R,
-    ) -> Option<R> {
-        let handler = &mut self.handler;
-        let core = &mut self.core;
-        match panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut Ctx::new(core)))) {
-            Ok(r) => Some(r),
-            Err(payload) => {
-                let msg = panic_message(payload.as_ref());
-                let now = Instant::now();
-                match id {
-                    Some(id) => ws_net::log_limited!(
-                        self.core.log.panic,
-                        now,
-                        log::Level::Error,
-                        "ws-mio: {what} panicked for {id} ({msg}); closing it with 1011"
-                    ),
-                    None => ws_net::log_limited!(
-                        self.core.log.panic,
-                        now,
-                        log::Level::Error,
-                        "ws-mio: {what} panicked ({msg})"
-                    ),
-                }
-                if let Some(id) = id {
-                    self.core.fail_panicked(id);
-                }
-                None
-            }
-        }
-    }
-
-    /// Drives every session marked by a command and delivers the pending
-    /// notices, until neither is left.
-    fn settle(&mut self) {
-        loop {
-            if let Some(next) = self.core.pop_dirty() {
-                if let Some((slot, gen)) = next {
-                    self.drive(slot, gen);
-                }
-                continue;
-            }
-            if let Some((id, notice)) = self.core.notices.pop_front() {
-                if self.core.get(id).is_none() {
-                    continue;
-                }
-                if self.core.get(id).is_some_and(|s| s.f.panicked) {
-                    continue;
-                }
-                match notice {
-                    Notice::Backpressure(n) => {
-                        self.call(Some(id), "on_backpressure", |h, ctx| {
-                            h.on_backpressure(ctx, id, n)
-                        });
-                    }
-                    Notice::Drain => {
-                        self.call(Some(id), "on_drain", |h, ctx| h.on_drain(ctx, id));
-                    }
-                }
-                continue;
-            }
-            break;
-        }
-    }
-
-    // ----- readiness ----------------------------------------------------
-
-    fn on_ready(&mut self, slot: u32, gen: Gen, readable: bool, writable: bool) {
+    fn on_ready(&mut self, id: ConnId, readable: bool, writable: bool) {
         if writable {
-            self.core.finish_connect(slot, gen);
-            self.drive(slot, gen);
+            self.state.finish_connect(id);
+            self.drive(id);
         }
         if readable {
-            self.read_ready(slot, gen);
+            self.read_ready(id);
         }
     }
 
     /// Reads within the per-iteration budget, driving the connection after
     /// every read.
-    fn read_ready(&mut self, slot: u32, gen: Gen) {
+    fn read_ready(&mut self, id: ConnId) {
         let mut total = 0;
         loop {
-            match self.core.read_once(slot, gen, &mut total) {
-                ReadStep::Fed => self.drive(slot, gen),
-                ReadStep::Ended => return self.drive(slot, gen),
+            match self.state.read_once(id, &mut total) {
+                ReadStep::Fed => self.drive(id),
+                ReadStep::Ended => return self.drive(id),
                 ReadStep::Blocked(tls) => {
                     if tls {
-                        self.drive(slot, gen);
+                        self.drive(id);
                     }
                     return;
                 }
-                ReadStep::Budget => {
-                    self.core.carry_read(slot);
-                    return;
-                }
-                ReadStep::Paused => return self.core.pause(slot, gen),
+                ReadStep::Budget => return self.state.carry_read(id),
+                ReadStep::Paused => return self.state.pause(id),
                 ReadStep::Idle => return,
             }
         }
     }
 
-    fn accept(&mut self, index: usize) {
-        let budget = self.core.options.accept_budget;
-        for _ in 0..budget {
-            let Some(Some(l)) = self.core.listeners.get_mut(index) else {
-                return;
-            };
-            l.carry = false;
-            match l.sock.accept() {
-                Ok((stream, _peer)) => {
-                    let tls = l.tls.clone();
-                    self.core.add_accepted(stream, tls);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::ConnectionReset
-                    ) => {}
-                Err(e) => {
-                    let now = self.core.now;
-                    l.retry_at = Some(now + ACCEPT_RETRY);
-                    ws_net::log_limited!(
-                        self.core.log.accept,
-                        now,
-                        log::Level::Warn,
-                        "ws-mio: accept failed: {e}; retrying in {ACCEPT_RETRY:?}"
-                    );
-                    return;
-                }
-            }
-        }
-        if let Some(Some(l)) = self.core.listeners.get_mut(index) {
-            l.carry = true;
-        }
-    }
-
     fn accept_carried(&mut self) {
-        let now = self.core.now;
-        for index in 0..self.core.listeners.len() {
-            let due = match self.core.listeners.get_mut(index) {
-                Some(Some(l)) if l.carry => true,
-                Some(Some(l)) if l.retry_at.is_some_and(|t| t <= now) => {
-                    l.retry_at = None;
-                    true
-                }
-                _ => false,
-            };
-            if due {
-                self.accept(index);
+        for index in 0..self.state.listeners.len() {
+            if self.state.accept_due(index) {
+                self.state.accept_from(index);
                 self.settle();
             }
         }
     }
 
     fn process_carry(&mut self) {
-        let mut work = std::mem::take(&mut self.core.carry_work);
-        std::mem::swap(&mut work, &mut self.core.carry);
+        let mut work = self.state.sessions.take_carried();
         for slot in work.drain(..) {
-            let Some((gen, read, write)) = self.core.take_carry(slot) else {
+            let Some((id, read, write)) = self.state.sessions.take_carry(slot) else {
                 continue;
             };
             if write {
-                self.drive(slot, gen);
+                self.drive(id);
             }
             if read {
-                self.read_ready(slot, gen);
+                self.read_ready(id);
             }
             self.settle();
         }
-        self.core.carry_work = work;
+        self.state.sessions.carried_done(work);
     }
 
     fn fire_timers(&mut self) {
         // Bounded: a deadline that does not move forward cannot spin here.
-        let mut budget = 4 * self.core.live() + 64;
+        let mut budget = 4 * self.state.sessions.live() + 64;
         while budget > 0 {
             budget -= 1;
-            let Some(entry) = self.core.pop_due_timer() else {
+            let now = self.state.now;
+            let Some(entry) = self.state.timers.pop_due(now, &mut self.state.sessions) else {
                 break;
             };
-            let Some((slot, gen)) = entry else { continue };
-            self.core.on_timer(slot, gen);
-            self.drive(slot, gen);
+            let Some(id) = entry else { continue };
+            if let Some((sess, _)) = self.state.sessions.get_mut(id) {
+                timers::expire(sess, now);
+            }
+            self.drive(id);
             self.settle();
         }
     }
@@ -499,29 +312,35 @@ impl<H: Handler> EventLoop<H> {
     // ----- commands and control -----------------------------------------
 
     fn process_commands(&mut self) {
-        self.core.remote.clear_notified();
-        self.core.commands_carry = false;
-        for _ in 0..self.core.options.command_budget.max(1) {
-            let Some(cmd) = next_command(&self.core.rx) else {
+        self.remote.clear_notified();
+        self.state.commands_carry = false;
+        for _ in 0..self.state.options.command_budget.max(1) {
+            let Some(cmd) = next_command(&self.rx) else {
                 return;
             };
             self.run_command(cmd);
             self.settle();
         }
-        self.core.commands_carry = true;
+        self.state.commands_carry = true;
     }
 
     fn run_command(&mut self, cmd: Command) {
         let r = match cmd {
-            Command::Send { id, kind, data } => self.core.send(id, kind, data),
-            Command::Ping { id, payload } => self.core.ping(id, payload),
-            Command::Close { id, code, reason } => self.core.close(id, code, &reason),
+            Command::Send { id, kind, data } => self.state.send(id, kind, data),
+            Command::Ping { id, payload } => self.state.ping(id, payload),
+            Command::Close { id, code, reason } => self.state.close(id, code, &reason),
             Command::Broadcast { kind, data } => {
-                self.core.broadcast(kind, &data);
+                self.state.broadcast(kind, &data);
                 Ok(())
             }
             Command::Run(task) => {
-                self.call(None, "a task run on the loop", |_, ctx| task(ctx));
+                dispatch::call(
+                    &mut self.app,
+                    &mut self.state,
+                    None,
+                    "a task run on the loop",
+                    |_, ctx| task(ctx),
+                );
                 Ok(())
             }
         };
@@ -533,30 +352,29 @@ impl<H: Handler> EventLoop<H> {
     /// Carries out stop and shutdown requests, and ends a shutdown whose
     /// connections are all gone or whose grace period is over.
     fn check_control(&mut self) {
-        if self.core.remote.stop_requested() || std::mem::take(&mut self.core.want_stop) {
-            self.core.abort_all("event loop stopped");
+        if self.remote.stop_requested() || std::mem::take(&mut self.state.want_stop) {
+            self.state.abort_all("event loop stopped");
             self.settle();
-            self.core.clear();
-            self.core.run = RunState::Stopped;
+            self.state.clear();
+            self.state.run = RunState::Stopped;
             return;
         }
         let requested = self
-            .core
             .remote
             .take_shutdown()
-            .or(self.core.want_shutdown.take());
+            .or(self.state.want_shutdown.take());
         if let Some(grace) = requested {
-            self.core.begin_shutdown(grace);
+            self.state.begin_shutdown(grace);
             self.settle();
         }
-        if let RunState::Draining { deadline } = self.core.run {
-            if self.core.live() > 0 && self.core.now >= deadline {
-                self.core.abort_all("shutdown grace period expired");
+        if let RunState::Draining { deadline } = self.state.run {
+            if self.state.sessions.live() > 0 && self.state.now >= deadline {
+                self.state.abort_all("shutdown grace period expired");
                 self.settle();
             }
-            if self.core.live() == 0 || self.core.now >= deadline {
-                self.core.clear();
-                self.core.run = RunState::Stopped;
+            if self.state.sessions.live() == 0 || self.state.now >= deadline {
+                self.state.clear();
+                self.state.run = RunState::Stopped;
             }
         }
     }
@@ -581,13 +399,4 @@ impl LoopParts {
             rx,
         })
     }
-}
-
-/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("non-string payload")
 }

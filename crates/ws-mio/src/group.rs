@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::event_loop::EventLoop;
 use crate::event_loop::LoopParts;
-use crate::{net, EventLoop, Handle, Handler, Options};
+use crate::handle::Handle;
+use crate::handler::Handler;
+use crate::net;
+use crate::options::Options;
 
-/// N event loops on N threads (one per core by default), each with its own
+/// N event loops on N threads (one per CPU by default), each with its own
 /// handler, serving the same listeners: every loop has its own socket on
 /// each address (`SO_REUSEPORT`), so the kernel spreads incoming
 /// connections over the loops and no loop hands sockets to another.
@@ -50,7 +54,7 @@ pub struct GroupBuilder {
 }
 
 impl LoopGroup {
-    /// A builder: one loop per available core, default [`Options`], no
+    /// A builder: one loop per available CPU, default [`Options`], no
     /// listener.
     pub fn builder() -> GroupBuilder {
         GroupBuilder {

@@ -10,7 +10,9 @@ use std::time::Duration;
 use mio::Waker;
 use ws_proto::{Bytes, CloseCode, MessageKind};
 
-use crate::{ConnId, Ctx, Error};
+use crate::ctx::Ctx;
+use crate::error::Error;
+use crate::id::ConnId;
 
 /// A closure run on a loop's thread.
 pub(crate) type Task = Box<dyn FnOnce(&mut Ctx<'_>) + Send>;

@@ -2,7 +2,8 @@
 
 use ws_proto::{Accept, Bytes, Closed, Fragment, Message, OpenInfo, UpgradeRequest};
 
-use crate::{ConnId, Ctx};
+use crate::ctx::Ctx;
+use crate::id::ConnId;
 
 /// The application's side of an event loop: one value per loop, called on
 /// the loop's thread with the connection's id and a [`Ctx`] through which it

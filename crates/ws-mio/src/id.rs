@@ -99,10 +99,10 @@ pub(crate) fn listener_index(token: Token) -> Option<usize> {
 /// The token of a connection: slot in the low 32 bits and, where `usize`
 /// is wide enough, the generation above it, so that readiness reported for a
 /// closed connection cannot be taken for its slot's next occupant.
-pub(crate) fn conn_token(slot: u32, gen: Gen) -> Token {
+pub(crate) fn conn_token(id: ConnId) -> Token {
     // The low 32 bits of the serial: enough to tell a slot's occupants apart.
-    let wide = ((gen & 0xffff_ffff) << 32) | u64::from(slot);
-    Token(usize::try_from(wide).unwrap_or(slot as usize))
+    let wide = ((id.gen & 0xffff_ffff) << 32) | u64::from(id.slot);
+    Token(usize::try_from(wide).unwrap_or(id.slot as usize))
 }
 
 /// Splits a connection token into slot and the low 32 bits of the serial
@@ -138,7 +138,7 @@ mod tests {
             assert!(previous.is_none_or(|p| id.as_u64() > p), "not increasing");
             previous = Some(id.as_u64());
             // The token of the slot changes with every occupant too.
-            assert_eq!(split_token(conn_token(7, id.gen())).0, 7);
+            assert_eq!(split_token(conn_token(id)).0, 7);
         }
         for (loop_index, slot) in [(1u16, 7u32), (2, 0), (u16::MAX, FIRST_RESERVED_SLOT - 1)] {
             let id = ConnId::new(loop_index, slot, next_serial());
@@ -152,12 +152,13 @@ mod tests {
     #[test]
     fn tokens_tell_occupants_of_a_slot_apart() {
         let (a, b) = (next_serial(), next_serial());
-        assert_ne!(conn_token(3, a), conn_token(3, b));
-        let (slot, low) = split_token(conn_token(3, b));
+        let (a, b) = (ConnId::new(0, 3, a), ConnId::new(0, 3, b));
+        assert_ne!(conn_token(a), conn_token(b));
+        let (slot, low) = split_token(conn_token(b));
         assert_eq!(slot, 3);
         if usize::BITS >= 64 {
-            assert_eq!(low, Some(b as u32));
+            assert_eq!(low, Some(b.gen() as u32));
         }
-        assert_eq!(listener_index(conn_token(3, b)), None);
+        assert_eq!(listener_index(conn_token(b)), None);
     }
 }

@@ -1,6 +1,6 @@
 //! An event-loop driver for the [`ws_proto`] WebSocket core over `mio`:
 //! many connections, both roles (`ws://` and `wss://` through rustls), on
-//! one thread per loop, and N loops for N cores.
+//! one thread per loop, and N loops for N CPUs.
 //!
 //! - [`EventLoop`]: one `mio::Poll`, a table of sessions, a deadline heap.
 //!   It calls your [`Handler`] with a connection id and a [`Ctx`] that
@@ -102,16 +102,22 @@
 
 #![forbid(unsafe_code)]
 
+mod admit;
+mod commands;
 mod ctx;
-mod engine;
+mod dispatch;
 mod error;
 mod event_loop;
 mod group;
 mod handle;
 mod handler;
 mod id;
+mod io;
 mod net;
 mod options;
+mod sessions;
+mod state;
+mod timers;
 pub mod tls;
 mod transport;
 
@@ -120,7 +126,6 @@ mod transport;
 /// re-exported so that depending on `ws-mio` alone is enough.
 pub use ws_proto;
 
-pub use crate::engine::LoopStats;
 pub use ctx::Ctx;
 pub use error::Error;
 pub use event_loop::EventLoop;
@@ -129,13 +134,16 @@ pub use handle::Handle;
 pub use handler::{Decision, Handler};
 pub use id::ConnId;
 pub use options::{ConnectOptions, Options};
+pub use state::LoopStats;
 
 /// Bytes of the per-connection state kept by a loop, excluding heap
 /// allocations of the core: the session record (which embeds the core
 /// [`ws_proto::Connection`]) plus its slot in the session table. Add
 /// [`Ctx::retained_bytes`] for the buffers a connection holds.
 pub fn session_size() -> usize {
-    std::mem::size_of::<engine::Session>() + std::mem::size_of::<Option<Box<engine::Session>>>() + 4
+    std::mem::size_of::<sessions::Session>()
+        + std::mem::size_of::<Option<Box<sessions::Session>>>()
+        + 4
 }
 
 /// `size_of` the core [`ws_proto::Connection`] (embedded in each session).

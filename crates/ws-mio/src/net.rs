@@ -3,8 +3,21 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
 
 use socket2::{Domain, Protocol, Socket, Type};
+
+/// A listening socket of a loop.
+pub(crate) struct Listener {
+    pub(crate) sock: mio::net::TcpListener,
+    /// The server configuration of a `wss://` listener.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// Retry accepting at this time (after an error such as `EMFILE`).
+    pub(crate) retry_at: Option<Instant>,
+    /// The accept budget ran out: accept again next iteration.
+    pub(crate) carry: bool,
+}
 
 /// A non-blocking listener on `addr`. With `reuse_port`, several listeners
 /// (one per loop) can share the address and the kernel spreads incoming

@@ -9,7 +9,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The *ring* crypto provider used by every configuration built here.
 pub fn provider() -> Arc<CryptoProvider> {

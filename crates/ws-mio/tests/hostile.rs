@@ -327,7 +327,7 @@ impl Handler for ClientApp {
             for _ in 0..4096 {
                 match ctx.send(id, MessageKind::Binary, chunk.clone()) {
                     Ok(()) => run.accepted += chunk.len(),
-                    Err(ws_mio::Error::Proto(ws_proto::Error::Backpressure {
+                    Err(ws_mio::Error::Command(ws_proto::Error::Backpressure {
                         buffered_amount,
                         limit,
                     })) => {
