@@ -122,17 +122,23 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod connect;
 mod driver;
+mod error;
 mod stream;
 
 #[cfg(feature = "hyper")]
 pub mod hyper;
 
-use std::fmt;
 use std::future::poll_fn;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use connect::{connect, connect_with, ConnectOptions, MaybeTlsStream, RequestHook, TlsOptions};
+pub use error::Error;
+/// The rustls this crate is built with (for [`TlsOptions`]: root stores, certificates, a
+/// complete `ClientConfig`).
+pub use rustls;
 pub use stream::{WebSocketReader, WebSocketStream, WebSocketWriter};
 pub use ws_proto::{
     Accept, Bytes, ClientRequest, CloseCode, Closed, Config, ConnectionError, DeflateConfig,
@@ -141,49 +147,6 @@ pub use ws_proto::{
 
 use driver::{now, Inner, Role, Until};
 use ws_proto::Connection;
-
-/// What went wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Error {
-    /// The core refused a command: local misuse (an invalid close code, a too-long ping, a text
-    /// message that is not UTF-8, an invalid request or response header).
-    Proto(ws_proto::Error),
-    /// The connection is closed (or closing): nothing more can be sent. See
-    /// [`WebSocketStream::close_info`].
-    Closed,
-    /// The connection ended abnormally: a handshake failure (a client sees the server's status
-    /// and body in [`HandshakeError::Status`]; a server that rejected sees
-    /// [`HandshakeError::Rejected`]), a protocol error by the peer, a timeout, a lost or failed
-    /// transport.
-    Connection(ConnectionError),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Proto(e) => write!(f, "{e}"),
-            Error::Closed => f.write_str("the connection is closed"),
-            Error::Connection(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Proto(e) => Some(e),
-            Error::Closed => None,
-            Error::Connection(e) => Some(e),
-        }
-    }
-}
-
-impl From<ws_proto::Error> for Error {
-    fn from(e: ws_proto::Error) -> Error {
-        Error::Proto(e)
-    }
-}
 
 /// A text message.
 pub fn text(s: impl Into<String>) -> Message {
@@ -256,7 +219,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 /// returns [`Error::Connection`] with [`HandshakeError::Rejected`]. An invalid request is
 /// answered by the core (400, 426, 431...) and returned as [`Error::Connection`]. An accept or
 /// reject the core refuses (a subprotocol that was not offered, an invalid header) answers 500
-/// and returns [`Error::Proto`].
+/// and returns [`Error::Command`].
 pub async fn accept_with<S, F>(
     stream: S,
     config: Config,
@@ -287,7 +250,7 @@ where
             .conn
             .reject(500, &[], b"the server could not answer this request");
         poll_fn(|cx| inner.poll_until(cx, Until::Closed, Role::Read)).await;
-        return Err(Error::Proto(e));
+        return Err(Error::Command(e));
     }
     if !inner.conn.is_open() {
         // Rejected: the response goes out, then the connection closes.
@@ -301,7 +264,7 @@ where
 
 /// Client role: performs the HTTP/1.1 opening handshake over `stream` (already connected, TLS
 /// included if any). The request is validated by the core first ([`ClientRequest::validate`]):
-/// an invalid one is [`Error::Proto`] and nothing is sent. A refusal (any status but 101) is
+/// an invalid one is [`Error::Command`] and nothing is sent. A refusal (any status but 101) is
 /// [`Error::Connection`] with [`HandshakeError::Status`] (status, headers, start of the body).
 pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
@@ -311,7 +274,17 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let config = config.streaming(false);
     let limit = config.limits.max_send_queue;
     let conn = Connection::client(config, request, now())?;
-    let mut inner = Inner::new(stream, conn, limit);
+    client_handshake(stream, conn, limit).await
+}
+
+/// Drives a client connection (made by the core, request already validated) through the
+/// opening handshake.
+pub(crate) async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    conn: Connection,
+    send_queue_limit: usize,
+) -> Result<WebSocketStream<S>, Error> {
+    let mut inner = Inner::new(stream, conn, send_queue_limit);
     poll_fn(|cx| inner.poll_until(cx, Until::Handshake, Role::Read)).await;
     if inner.open.is_none() {
         return Err(inner.failure());

@@ -63,7 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         }
         if g.pending.is_some() {
             // `poll_ready` was not awaited: the one slot is taken.
-            return Err(Error::Proto(ws_proto::Error::Backpressure {
+            return Err(Error::Command(ws_proto::Error::Backpressure {
                 buffered_amount: g.conn.buffered_amount(),
                 limit: g.queue_limit,
             }));
@@ -157,7 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
 fn refused(e: ws_proto::Error) -> Error {
     match e {
         ws_proto::Error::InvalidState { .. } => Error::Closed,
-        e => Error::Proto(e),
+        e => Error::Command(e),
     }
 }
 
