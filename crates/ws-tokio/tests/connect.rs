@@ -199,8 +199,11 @@ async fn wss_with_an_extra_root_by_name_and_by_address() {
 async fn wss_with_a_complete_client_config() {
     let cert = cert();
     let (addr, _requests) = server(Some(cert.server.clone())).await;
-    let config =
-        ws_net::tls::client_config(rustls::RootCertStore::empty(), &[cert.der.clone()]).unwrap();
+    let config = ws_net::tls::client_config(
+        rustls::RootCertStore::empty(),
+        std::slice::from_ref(&cert.der),
+    )
+    .unwrap();
     let options = ConnectOptions::default().tls(TlsOptions::default().config(config));
     let url = format!("wss://127.0.0.1:{}/", addr.port());
     let mut ws = bounded("connect", ws_tokio::connect_with(&url, &options))
