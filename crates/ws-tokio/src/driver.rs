@@ -21,6 +21,10 @@ use crate::Error;
 
 /// Bytes read from the socket per read call (one buffer per connection, reused).
 pub(crate) const READ_BUF: usize = 64 << 10;
+/// Most bytes of a read handed to the core at once; the rest waits in the read buffer until
+/// the application has taken the events these made. A read of small frames (a ping flood: over
+/// 4,000 pings in 64 KiB) so never queues more events in the core than this much input makes.
+const FEED: usize = 16 << 10;
 /// The write buffer: everything `poll_transmit` hands out after one wake-up is collected here
 /// (up to this size) and goes out in one write.
 pub(crate) const WRITE_BUF: usize = 64 << 10;
@@ -113,8 +117,11 @@ pub(crate) fn now() -> std::time::Instant {
 pub(crate) struct Inner<S> {
     io: S,
     pub(crate) conn: Connection,
-    /// Reads land here, then go to the core; never reallocated.
+    /// Reads land here, then go to the core (`rbuf[rpos..rlen]` is still to be fed); never
+    /// reallocated.
     rbuf: Box<[u8]>,
+    rpos: usize,
+    rlen: usize,
     /// `poll_transmit` output: `wbuf[wpos..wlen]` is still to be written.
     wbuf: Box<[u8]>,
     wpos: usize,
@@ -145,6 +152,8 @@ pub(crate) struct Inner<S> {
     wakers: Arc<Wakers>,
     /// Split into halves: progress made by one half wakes the other.
     pub(crate) split: bool,
+    /// The application started the closing handshake (see [`Inner::hold_events`]).
+    pub(crate) local_close: bool,
 }
 
 impl<S> std::fmt::Debug for Inner<S> {
@@ -162,6 +171,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             io,
             conn,
             rbuf: vec![0; READ_BUF].into_boxed_slice(),
+            rpos: 0,
+            rlen: 0,
             wbuf: vec![0; WRITE_BUF].into_boxed_slice(),
             wpos: 0,
             wlen: 0,
@@ -180,6 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             high_water: DEFAULT_HIGH_WATER.min(queue_limit.max(1)),
             wakers: Arc::default(),
             split: false,
+            local_close: false,
         }
     }
 
@@ -304,6 +316,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     pub(crate) fn pull_events(&mut self) -> bool {
         let mut any = false;
         while self.next.is_none() && self.closed.is_none() {
+            if self.hold_events() {
+                break;
+            }
             let Some(e) = self.conn.poll_event() else {
                 break;
             };
@@ -320,6 +335,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
         }
         any
+    }
+
+    /// Whether to leave the core's events where they are for now: the peer's close has arrived
+    /// (or the core failed the connection on input) and the core holds output not yet moved to
+    /// the write buffer (which takes it as soon as the socket makes room).
+    ///
+    /// The core echoes the peer's close once the events before it have been taken, and
+    /// queueing that echo drops the pongs still waiting in the core: a peer that flooded pings
+    /// and read nothing meanwhile would never get the pong to its latest ping. Moving the
+    /// output out first lets those pongs go before the close. Nothing more comes from a peer after its close, so holding
+    /// events (and so reading) here cannot stall a peer that waits for us to read; a close the
+    /// application started is never held (two peers closing at once while neither reads could
+    /// otherwise wait on each other).
+    fn hold_events(&self) -> bool {
+        !self.local_close
+            && !self.write_done
+            && self.conn.wants_transmit()
+            && self.conn.state() == ws_proto::State::Closing
     }
 
     /// Collects the core's output into the write buffer and writes it, until the core has
@@ -414,11 +447,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         moved
     }
 
-    /// Reads once into the reused buffer and feeds the core, unless the application has not
-    /// taken what was read before (so what we hold stays bounded by one read).
+    /// Feeds the core the next slice of the last read, or reads once into the reused buffer
+    /// and feeds the first slice; nothing while the application has not taken what was fed
+    /// before (so what the core holds stays bounded by one slice).
     fn read_in(&mut self, cx: &mut Context<'_>, now: std::time::Instant) -> bool {
-        if self.read_done || self.next.is_some() || self.closed.is_some() || self.conn.has_events()
-        {
+        if self.next.is_some() || self.closed.is_some() || self.conn.has_events() {
+            return false;
+        }
+        if self.rpos < self.rlen {
+            self.feed(now);
+            return true;
+        }
+        if self.read_done {
             return false;
         }
         let mut buf = ReadBuf::new(&mut self.rbuf);
@@ -429,8 +469,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     self.read_done = true;
                     self.conn.handle_eof(now);
                 } else {
-                    let data = self.rbuf.get(..n).unwrap_or_default();
-                    self.conn.handle_input(now, data);
+                    (self.rpos, self.rlen) = (0, n);
+                    self.feed(now);
                 }
                 true
             }
@@ -439,6 +479,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 true
             }
             Poll::Pending => false,
+        }
+    }
+
+    /// Hands the core at most [`FEED`] bytes of what was read.
+    fn feed(&mut self, now: std::time::Instant) {
+        let end = self.rlen.min(self.rpos.saturating_add(FEED));
+        let data = self.rbuf.get(self.rpos..end).unwrap_or_default();
+        self.conn.handle_input(now, data);
+        self.rpos = end;
+        if self.rpos >= self.rlen {
+            (self.rpos, self.rlen) = (0, 0);
         }
     }
 
@@ -478,6 +529,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// The transport failed: the core ends the connection, nothing more is read or written.
     fn fail(&mut self, now: std::time::Instant, e: io::Error) {
         self.read_done = true;
+        (self.rpos, self.rlen) = (0, 0);
         self.write_done = true;
         self.conn.handle_transport_error(now, &e);
     }

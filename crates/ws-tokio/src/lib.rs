@@ -8,8 +8,14 @@
 //! - Server: [`accept`] / [`accept_with`] on an accepted stream, where the application sees the
 //!   [`UpgradeRequest`] (path, query, headers) and answers with a [`Decision`]: accept with a
 //!   subprotocol and extensions ([`Accept`]), or reject with a status and a body.
-//! - Client: [`client`] performs the HTTP/1.1 handshake on a stream you connected, from a
+//! - Client: [`connect`] / [`connect_with`] from a `ws://` or `wss://` URL (subprotocols,
+//!   headers, origin, a request hook, permessage-deflate, TLS roots or a complete rustls
+//!   configuration: [`ConnectOptions`]), through the workspace's shared driver glue
+//!   ([`ws_net`]: one URL parser, one validated request assembly, one rustls builder on the
+//!   *ring* provider); or [`client`], the HTTP/1.1 handshake on a stream you connected, from a
 //!   validated [`ClientRequest`].
+//! - [`Error`] implements [`ws_net::DriverError`]: the same [`ErrorKind`](ws_net::ErrorKind)s
+//!   as every other driver of the workspace, with the `io::ErrorKind` of I/O failures.
 //! - With the `hyper` feature, [`hyper::upgrade`] runs a connection that hyper 1.x upgraded
 //!   on the core.
 //!
@@ -65,6 +71,69 @@
 //! # }
 //! ```
 //!
+//! # Example: `connect` to a URL, `ws://` and `wss://`
+//!
+//! ```
+//! use futures_util::{SinkExt, StreamExt};
+//! use tokio::net::TcpListener;
+//! use ws_tokio::{ConnectOptions, DeflateConfig, TlsOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A server on 127.0.0.1 for the example: plain TCP and TLS with a self-signed certificate.
+//! let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+//! let tls = ws_net::tls::server_config_from_pem(
+//!     ck.cert.pem().as_bytes(),
+//!     ck.signing_key.serialize_pem().as_bytes(),
+//! )?;
+//! let (plain, secure) = (TcpListener::bind("127.0.0.1:0").await?, TcpListener::bind("127.0.0.1:0").await?);
+//! let (plain_addr, secure_addr) = (plain.local_addr()?, secure.local_addr()?);
+//! tokio::spawn(async move {
+//!     let (tcp, _) = plain.accept().await.expect("a connection");
+//!     let mut ws = ws_tokio::accept(tcp).await.expect("an upgrade");
+//!     while let Some(Ok(m)) = ws.next().await {
+//!         if ws.send(m).await.is_err() { break }
+//!     }
+//! });
+//! tokio::spawn(async move {
+//!     let (tcp, _) = secure.accept().await.expect("a connection");
+//!     let tls = tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await.expect("TLS");
+//!     let mut ws = ws_tokio::accept(tls).await.expect("an upgrade");
+//!     while let Some(Ok(m)) = ws.next().await {
+//!         if ws.send(m).await.is_err() { break }
+//!     }
+//! });
+//!
+//! // ws:// with the defaults.
+//! let mut ws = ws_tokio::connect(&format!("ws://{plain_addr}/echo")).await?;
+//! ws.send(ws_tokio::text("hello")).await?;
+//! assert_eq!(ws.next().await.expect("an echo")?.as_text(), Some("hello"));
+//! ws.close().await?;
+//!
+//! // wss:// trusting the self-signed certificate, with a subprotocol offer, a header, an
+//! // origin, a request hook and permessage-deflate offered.
+//! let options = ConnectOptions::default()
+//!     .tls(TlsOptions::default().add_root_der(ck.cert.der().to_vec()))
+//!     .protocol("chat")
+//!     .header("Authorization", "Bearer t0k3n")
+//!     .origin("https://app.example")
+//!     .request_hook(|req| req.headers.push(("X-Request-Id".into(), "42".into())))
+//!     .deflate(Some(DeflateConfig::default()))
+//!     .connect_to(secure_addr); // `localhost` names the certificate; connect here
+//! let url = format!("wss://localhost:{}/echo", secure_addr.port());
+//! let mut ws = ws_tokio::connect_with(&url, &options).await?;
+//! ws.send(ws_tokio::text("over TLS")).await?;
+//! assert_eq!(ws.next().await.expect("an echo")?.as_text(), Some("over TLS"));
+//!
+//! // An invalid request never reaches a socket.
+//! let bad = ConnectOptions::default().header("X-Test", "a\r\nInjected: yes");
+//! let err = ws_tokio::connect_with(&url, &bad).await.unwrap_err();
+//! assert_eq!(err.invalid_request().map(|(field, _)| field), Some("X-Test"));
+//! assert_eq!(ws_net::DriverError::kind(&err), ws_net::ErrorKind::InvalidRequest);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Example: a server that chooses per request
 //!
 //! ```
@@ -115,24 +184,30 @@
 //! # What this crate never does
 //!
 //! It holds no protocol knowledge (no opcodes, header parsing or close-code rules: those are
-//! the core's), spawns no task or thread, parses no URL (a `connect(url)` is to come through
-//! the workspace's shared driver glue), and keeps no more than one read buffer, one write
-//! buffer, one pending message and the core's bounded queues per connection.
+//! the core's), spawns no task or thread, parses no URL and builds no request or TLS
+//! configuration of its own (`connect` uses [`ws_net`]'s), and keeps no more than one read
+//! buffer, one write buffer, one pending message and the core's bounded queues per connection.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod connect;
 mod driver;
+mod error;
 mod stream;
 
 #[cfg(feature = "hyper")]
 pub mod hyper;
 
-use std::fmt;
 use std::future::poll_fn;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use connect::{connect, connect_with, ConnectOptions, MaybeTlsStream, RequestHook, TlsOptions};
+pub use error::Error;
+/// The rustls this crate is built with (for [`TlsOptions`]: root stores, certificates, a
+/// complete `ClientConfig`).
+pub use rustls;
 pub use stream::{WebSocketReader, WebSocketStream, WebSocketWriter};
 pub use ws_proto::{
     Accept, Bytes, ClientRequest, CloseCode, Closed, Config, ConnectionError, DeflateConfig,
@@ -141,49 +216,6 @@ pub use ws_proto::{
 
 use driver::{now, Inner, Role, Until};
 use ws_proto::Connection;
-
-/// What went wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Error {
-    /// The core refused a command: local misuse (an invalid close code, a too-long ping, a text
-    /// message that is not UTF-8, an invalid request or response header).
-    Proto(ws_proto::Error),
-    /// The connection is closed (or closing): nothing more can be sent. See
-    /// [`WebSocketStream::close_info`].
-    Closed,
-    /// The connection ended abnormally: a handshake failure (a client sees the server's status
-    /// and body in [`HandshakeError::Status`]; a server that rejected sees
-    /// [`HandshakeError::Rejected`]), a protocol error by the peer, a timeout, a lost or failed
-    /// transport.
-    Connection(ConnectionError),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Proto(e) => write!(f, "{e}"),
-            Error::Closed => f.write_str("the connection is closed"),
-            Error::Connection(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Proto(e) => Some(e),
-            Error::Closed => None,
-            Error::Connection(e) => Some(e),
-        }
-    }
-}
-
-impl From<ws_proto::Error> for Error {
-    fn from(e: ws_proto::Error) -> Error {
-        Error::Proto(e)
-    }
-}
 
 /// A text message.
 pub fn text(s: impl Into<String>) -> Message {
@@ -256,7 +288,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 /// returns [`Error::Connection`] with [`HandshakeError::Rejected`]. An invalid request is
 /// answered by the core (400, 426, 431...) and returned as [`Error::Connection`]. An accept or
 /// reject the core refuses (a subprotocol that was not offered, an invalid header) answers 500
-/// and returns [`Error::Proto`].
+/// and returns [`Error::Command`].
 pub async fn accept_with<S, F>(
     stream: S,
     config: Config,
@@ -287,7 +319,7 @@ where
             .conn
             .reject(500, &[], b"the server could not answer this request");
         poll_fn(|cx| inner.poll_until(cx, Until::Closed, Role::Read)).await;
-        return Err(Error::Proto(e));
+        return Err(Error::Command(e));
     }
     if !inner.conn.is_open() {
         // Rejected: the response goes out, then the connection closes.
@@ -301,7 +333,7 @@ where
 
 /// Client role: performs the HTTP/1.1 opening handshake over `stream` (already connected, TLS
 /// included if any). The request is validated by the core first ([`ClientRequest::validate`]):
-/// an invalid one is [`Error::Proto`] and nothing is sent. A refusal (any status but 101) is
+/// an invalid one is [`Error::Command`] and nothing is sent. A refusal (any status but 101) is
 /// [`Error::Connection`] with [`HandshakeError::Status`] (status, headers, start of the body).
 pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
@@ -311,7 +343,17 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let config = config.streaming(false);
     let limit = config.limits.max_send_queue;
     let conn = Connection::client(config, request, now())?;
-    let mut inner = Inner::new(stream, conn, limit);
+    client_handshake(stream, conn, limit).await
+}
+
+/// Drives a client connection (made by the core, request already validated) through the
+/// opening handshake.
+pub(crate) async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    conn: Connection,
+    send_queue_limit: usize,
+) -> Result<WebSocketStream<S>, Error> {
+    let mut inner = Inner::new(stream, conn, send_queue_limit);
     poll_fn(|cx| inner.poll_until(cx, Until::Handshake, Role::Read)).await;
     if inner.open.is_none() {
         return Err(inner.failure());

@@ -63,7 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         }
         if g.pending.is_some() {
             // `poll_ready` was not awaited: the one slot is taken.
-            return Err(Error::Proto(ws_proto::Error::Backpressure {
+            return Err(Error::Command(ws_proto::Error::Backpressure {
                 buffered_amount: g.conn.buffered_amount(),
                 limit: g.queue_limit,
             }));
@@ -93,6 +93,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
             let mut g = self.lock();
             if g.pending.is_none() && g.conn.is_open() {
                 // Only fails when no longer open, which was just checked.
+                g.local_close = true;
                 let _ = g.conn.close(CloseCode::NORMAL, "");
             }
         }
@@ -109,6 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
 
     async fn close_with(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.command(|c| c.close(code, reason))?;
+        self.lock().local_close = true;
         poll_fn(|cx| self.poll_flush(cx)).await
     }
 
@@ -157,7 +159,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
 fn refused(e: ws_proto::Error) -> Error {
     match e {
         ws_proto::Error::InvalidState { .. } => Error::Closed,
-        e => Error::Proto(e),
+        e => Error::Command(e),
     }
 }
 

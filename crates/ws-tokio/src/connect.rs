@@ -1,0 +1,381 @@
+//! The client's way in from a URL: [`connect`] and [`connect_with`], over TCP and, for
+//! `wss://`, tokio-rustls.
+//!
+//! Nothing here is ws-tokio's own: the URL is parsed by [`ws_net::url::WsUrl`], the upgrade
+//! request is assembled and validated by [`ws_net::request::client_request`] (then by the core,
+//! after the request hook), and the rustls configuration comes from [`ws_net::tls`] (explicit
+//! *ring* provider). This module only resolves, connects, runs the TLS handshake and hands
+//! the stream to the same handshake routine as [`client`](crate::client).
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use ws_net::url::WsUrl;
+use ws_proto::{ClientRequest, Config, Connection, ConnectionError, DeflateConfig};
+
+use crate::driver::now;
+use crate::{Error, WebSocketStream};
+
+/// A hook that edits the upgrade request before it is sent (say, to add an `Authorization`
+/// header computed per connection). What it leaves is validated by the core like the rest.
+pub type RequestHook = Arc<dyn Fn(&mut ClientRequest) + Send + Sync>;
+
+/// How [`connect_with`] connects: the protocol configuration, what goes into the upgrade
+/// request, TLS, and where to connect.
+///
+/// ```
+/// use ws_tokio::{ConnectOptions, DeflateConfig};
+///
+/// let options = ConnectOptions::default()
+///     .protocol("chat.v2")
+///     .header("Authorization", "Bearer t0k3n")
+///     .origin("https://app.example")
+///     .deflate(Some(DeflateConfig::default()))
+///     .request_hook(|req| req.headers.push(("X-Request-Id".into(), "42".into())));
+/// # drop(options);
+/// ```
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// The core's configuration (limits, timers, permessage-deflate). `handshake_timeout`
+    /// bounds the whole attempt: name resolution, TCP connect, TLS handshake and upgrade.
+    pub config: Config,
+    /// The `Origin` header (visible ASCII, e.g. `https://app.example`).
+    pub origin: Option<String>,
+    /// Subprotocols offered, in order of preference (each a token).
+    pub protocols: Vec<String>,
+    /// Extra request headers: token names, values without control bytes, and none the
+    /// handshake writes itself (`Host`, `Origin`, `Sec-WebSocket-*`...).
+    pub headers: Vec<(String, String)>,
+    /// Called with the assembled request before anything is connected; what it leaves is
+    /// validated like the rest.
+    pub request_hook: Option<RequestHook>,
+    /// TLS settings for `wss://`.
+    pub tls: TlsOptions,
+    /// Connect to this address instead of resolving the URL's host (the host still gives the
+    /// `Host` header, the TLS server name and the name the certificate must match).
+    pub connect_to: Option<SocketAddr>,
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("config", &self.config)
+            .field("origin", &self.origin)
+            .field("protocols", &self.protocols)
+            .field("headers", &self.headers)
+            .field("request_hook", &self.request_hook.is_some())
+            .field("tls", &self.tls)
+            .field("connect_to", &self.connect_to)
+            .finish()
+    }
+}
+
+impl ConnectOptions {
+    /// Replaces the core's configuration (set it before [`deflate`](Self::deflate)).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+    /// Offers permessage-deflate with these parameters, or nothing (the default).
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.config.deflate = deflate;
+        self
+    }
+    /// Sets the `Origin` header.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+    /// Offers a subprotocol (call once per protocol, in order of preference).
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocols.push(protocol.into());
+        self
+    }
+    /// Adds a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// Edits the upgrade request before it is sent.
+    pub fn request_hook(
+        mut self,
+        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
+    ) -> Self {
+        self.request_hook = Some(Arc::new(hook));
+        self
+    }
+    /// Sets the TLS options for `wss://`.
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+    /// Connects to `addr` instead of resolving the host.
+    pub fn connect_to(mut self, addr: SocketAddr) -> Self {
+        self.connect_to = Some(addr);
+        self
+    }
+}
+
+/// TLS settings of a `wss://` connection: the trusted roots, extra trusted certificates, or a
+/// complete rustls [`ClientConfig`].
+///
+/// By default the Mozilla root program (`webpki-roots`) is trusted. Configurations are built
+/// by [`ws_net::tls::client_config`]: the *ring* provider, TLS 1.2 and 1.3, ALPN `http/1.1`.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// The root store; `None` (the default) is the `webpki-roots` store.
+    pub roots: Option<RootCertStore>,
+    /// Certificates trusted in addition to the roots (e.g. a self-signed test certificate).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// A complete configuration; when set, `roots` and `extra_roots` are not used. Build it
+    /// with the provider of your choice.
+    pub config: Option<Arc<ClientConfig>>,
+}
+
+impl TlsOptions {
+    /// Trusts exactly this root store (plus the extra roots) instead of the webpki roots.
+    pub fn root_store(mut self, store: RootCertStore) -> Self {
+        self.roots = Some(store);
+        self
+    }
+    /// Also trusts this DER-encoded certificate.
+    pub fn add_root_der(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(CertificateDer::from(der.into()));
+        self
+    }
+    /// Also trusts every `CERTIFICATE` in this PEM text; fails with [`Error::TlsConfig`] when
+    /// there is none or the PEM is malformed.
+    pub fn add_root_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        self.extra_roots
+            .extend(ws_net::tls::certs_from_pem(pem).map_err(Error::from)?);
+        Ok(self)
+    }
+    /// Uses this complete rustls configuration.
+    pub fn config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The rustls configuration to connect with.
+    fn build(&self) -> Result<Arc<ClientConfig>, Error> {
+        if let Some(c) = &self.config {
+            return Ok(Arc::clone(c));
+        }
+        let roots = self.roots.clone().unwrap_or_else(ws_net::tls::webpki_roots);
+        Ok(ws_net::tls::client_config(roots, &self.extra_roots)?)
+    }
+}
+
+/// The stream under a connection made by [`connect`]: plain TCP for `ws://`, TLS over TCP for
+/// `wss://`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl MaybeTlsStream {
+    /// The TCP stream (for its addresses and socket options).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            MaybeTlsStream::Plain(s) => s,
+            MaybeTlsStream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// The TLS session, for `wss://` (negotiated version, ALPN, the server's certificates).
+    pub fn tls(&self) -> Option<&rustls::ClientConnection> {
+        match self {
+            MaybeTlsStream::Plain(_) => None,
+            MaybeTlsStream::Tls(s) => Some(s.get_ref().1),
+        }
+    }
+}
+
+impl AsyncRead for MaybeTlsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTlsStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MaybeTlsStream::Plain(s) => s.is_write_vectored(),
+            MaybeTlsStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            // Sends TLS close_notify, then shuts the TCP write side down.
+            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Connects to a `ws://` or `wss://` URL with the default options (no subprotocol, no
+/// permessage-deflate, the webpki roots for `wss://`). See [`connect_with`].
+pub async fn connect(url: &str) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
+    connect_with(url, &ConnectOptions::default()).await
+}
+
+/// Connects to a `ws://` or `wss://` URL: parses it, builds and validates the upgrade request,
+/// resolves the host (or uses [`ConnectOptions::connect_to`]), connects over TCP (`TCP_NODELAY`
+/// on), runs the TLS handshake for `wss://`, then the opening handshake.
+///
+/// Everything that can be refused locally is refused **before any name is resolved or socket
+/// opened**: an invalid URL is [`Error::InvalidUrl`]; an invalid origin, subprotocol or header,
+/// or one the request hook left, is [`Error::Command`] with
+/// [`ws_proto::Error::InvalidRequest`] (see [`Error::invalid_request`]); unusable TLS material
+/// or a host that is no TLS server name is [`Error::TlsConfig`].
+///
+/// Then: [`Error::Resolve`], [`Error::Connect`], [`Error::Tls`] (the certificate, an alert, a
+/// peer that does not speak TLS), [`Error::Io`], and the handshake's
+/// [`Error::Connection`] (the server's refusal as
+/// [`HandshakeError::Status`](crate::HandshakeError::Status)). The core's `handshake_timeout`
+/// bounds the whole attempt; passing it is
+/// [`ConnectionError::HandshakeTimeout`].
+pub async fn connect_with(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
+    let start = now();
+    let url = WsUrl::parse(url)?;
+    let mut request = ws_net::request::client_request(
+        &url,
+        options.origin.as_deref(),
+        &options.protocols,
+        &options.headers,
+    )?;
+    if let Some(hook) = &options.request_hook {
+        hook(&mut request);
+    }
+    let config = options.config.clone().streaming(false);
+    let limit = config.limits.max_send_queue;
+    let deadline = tokio::time::Instant::from_std(start) + config.handshake_timeout;
+    // Validates what the hook left; the core's handshake timer starts with the attempt.
+    let conn = Connection::client(config, &request, start)?;
+    let tls = if url.is_secure() {
+        Some((options.tls.build()?, ws_net::tls::server_name(url.host())?))
+    } else {
+        None
+    };
+    let stream = match tokio::time::timeout_at(deadline, open(&url, options.connect_to, tls)).await
+    {
+        Ok(stream) => stream?,
+        Err(_) => return Err(Error::Connection(ConnectionError::HandshakeTimeout)),
+    };
+    crate::client_handshake(stream, conn, limit).await
+}
+
+/// Resolves, connects and (for `wss://`) runs the TLS handshake.
+async fn open(
+    url: &WsUrl,
+    connect_to: Option<SocketAddr>,
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+) -> Result<MaybeTlsStream, Error> {
+    let addrs = match connect_to {
+        Some(a) => vec![a],
+        None => resolve(url).await?,
+    };
+    let tcp = connect_tcp(&addrs).await?;
+    tcp.set_nodelay(true).map_err(Error::Io)?;
+    let Some((config, name)) = tls else {
+        return Ok(MaybeTlsStream::Plain(tcp));
+    };
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(Error::from_tls_io)?;
+    Ok(MaybeTlsStream::Tls(Box::new(tls)))
+}
+
+/// The addresses of the URL's host: the address itself for an IP literal, else the resolver's.
+async fn resolve(url: &WsUrl) -> Result<Vec<SocketAddr>, Error> {
+    if let Some(ip) = url.ip() {
+        return Ok(vec![SocketAddr::new(ip, url.port())]);
+    }
+    let fail = |source| Error::Resolve {
+        host: url.host().to_string(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((url.host(), url.port()))
+        .await
+        .map_err(fail)?
+        .collect();
+    if addrs.is_empty() {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no addresses",
+        )));
+    }
+    Ok(addrs)
+}
+
+/// Tries each address in turn until one connects.
+async fn connect_tcp(addrs: &[SocketAddr]) -> Result<TcpStream, Error> {
+    let mut last = None;
+    for &addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(source) => last = Some(Error::Connect { addr, source }),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no address to connect to",
+        ))
+    }))
+}

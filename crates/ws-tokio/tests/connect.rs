@@ -1,0 +1,536 @@
+//! `connect` / `connect_with` against our own tokio servers on 127.0.0.1: `ws://` and `wss://`
+//! (a self-signed certificate made by rcgen, trusted as an extra root or through a complete
+//! rustls `ClientConfig`), what the request carries (subprotocols, headers, origin, what the
+//! request hook adds), permessage-deflate, and the failures: an untrusted certificate, a peer
+//! that does not speak TLS, a refused TCP connection, each with its `DriverError` kind.
+//!
+//! An invalid request is refused before any name resolution or TCP connect: the error names
+//! the field, and a `TcpListener` standing in for the server sees no connection (its
+//! non-blocking `accept` says `WouldBlock` once `connect_with` has returned; a TCP connect
+//! completes in the kernel before `connect` returns, so a connection would already be queued).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{bounded, WAIT};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use ws_net::{DriverError, ErrorKind};
+use ws_tokio::{
+    Accept, ConnectOptions, Decision, DeflateConfig, Error, TlsOptions, UpgradeRequest,
+};
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, and the server configuration
+/// presenting it (built by ws-net, like every other TLS configuration here).
+struct Cert {
+    der: rustls::pki_types::CertificateDer<'static>,
+    pem: String,
+    server: Arc<rustls::ServerConfig>,
+}
+
+fn cert() -> Cert {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let ck = rcgen::generate_simple_self_signed(names).unwrap();
+    let server = ws_net::tls::server_config_from_pem(
+        ck.cert.pem().as_bytes(),
+        ck.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    Cert {
+        der: ck.cert.der().clone(),
+        pem: ck.cert.pem(),
+        server,
+    }
+}
+
+/// An echo server on 127.0.0.1 (over TLS with `tls`) that reports each upgrade request it
+/// sees, accepts the `chat` subprotocol when offered and permessage-deflate when offered.
+async fn server(
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (SocketAddr, mpsc::UnboundedReceiver<UpgradeRequest>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cfg = ws_tokio::Config::default().deflate(Some(DeflateConfig::default()));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (tx, cfg, tls) = (tx.clone(), cfg.clone(), tls.clone());
+            tokio::spawn(async move {
+                let decide = move |req: &UpgradeRequest| {
+                    let _ = tx.send(req.clone());
+                    match req.protocols.iter().any(|p| p == "chat") {
+                        true => Decision::Accept(Accept::new().protocol("chat")),
+                        false => Decision::accept(),
+                    }
+                };
+                match tls {
+                    Some(config) => {
+                        let Ok(tls) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
+                        else {
+                            return;
+                        };
+                        if let Ok(ws) = ws_tokio::accept_with(tls, cfg, decide).await {
+                            echo(ws).await;
+                        }
+                    }
+                    None => {
+                        if let Ok(ws) = ws_tokio::accept_with(tcp, cfg, decide).await {
+                            echo(ws).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+async fn echo<S>(mut ws: ws_tokio::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(Ok(m)) = ws.next().await {
+        if ws.send(m).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One round trip and a clean close.
+async fn round_trip<S>(ws: &mut ws_tokio::WebSocketStream<S>, text: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    bounded("send", ws.send(ws_tokio::text(text)))
+        .await
+        .unwrap();
+    let echo = bounded("echo", ws.next()).await.unwrap().unwrap();
+    assert_eq!(echo.as_text(), Some(text));
+    bounded("close", ws.close()).await.unwrap();
+    assert!(bounded("end", ws.next()).await.is_none());
+    assert!(ws.close_info().unwrap().clean);
+}
+
+#[tokio::test]
+async fn ws_url_with_subprotocol_headers_origin_and_the_request_hook() {
+    let (addr, mut requests) = server(None).await;
+    let options = ConnectOptions::default()
+        .protocol("superchat")
+        .protocol("chat")
+        .header("Authorization", "Bearer t0k3n")
+        .origin("https://app.example")
+        .request_hook(|req| req.headers.push(("X-Hook".into(), "added".into())));
+    let url = format!("ws://127.0.0.1:{}/room?id=7", addr.port());
+    let mut ws = bounded("connect", ws_tokio::connect_with(&url, &options))
+        .await
+        .unwrap();
+    let req = requests.recv().await.unwrap();
+    assert_eq!(req.path, "/room");
+    assert_eq!(req.query.as_deref(), Some("id=7"));
+    assert_eq!(req.host, format!("127.0.0.1:{}", addr.port()));
+    assert_eq!(req.origin.as_deref(), Some("https://app.example"));
+    assert_eq!(req.protocols, ["superchat", "chat"]);
+    assert_eq!(req.header("Authorization"), Some("Bearer t0k3n"));
+    assert_eq!(req.header("X-Hook"), Some("added"));
+    let info = ws.open_info().unwrap();
+    assert_eq!(info.protocol.as_deref(), Some("chat"));
+    assert_eq!(info.extensions, None, "deflate is not offered by default");
+    round_trip(&mut ws, "over ws://").await;
+}
+
+#[tokio::test]
+async fn connect_with_defaults_and_deflate() {
+    let (addr, _requests) = server(None).await;
+    let url = format!("ws://127.0.0.1:{}/", addr.port());
+    let mut ws = bounded("connect", ws_tokio::connect(&url)).await.unwrap();
+    round_trip(&mut ws, "plain").await;
+
+    let options = ConnectOptions::default().deflate(Some(DeflateConfig::default()));
+    let mut ws = bounded("connect", ws_tokio::connect_with(&url, &options))
+        .await
+        .unwrap();
+    let ext = ws.open_info().unwrap().extensions;
+    if !ws_proto::deflate::client_offer_header(&DeflateConfig::default()).is_empty() {
+        assert!(
+            ext.as_deref()
+                .is_some_and(|e| e.contains("permessage-deflate")),
+            "{ext:?}"
+        );
+    }
+    round_trip(&mut ws, &"compressible ".repeat(1000)).await;
+}
+
+#[tokio::test]
+async fn wss_with_an_extra_root_by_name_and_by_address() {
+    let cert = cert();
+    let (addr, _requests) = server(Some(cert.server.clone())).await;
+
+    // By name: `localhost` resolved away by `connect_to`, checked against the certificate.
+    let tls = TlsOptions::default().add_root_der(cert.der.to_vec());
+    let options = ConnectOptions::default().tls(tls).connect_to(addr);
+    let url = format!("wss://localhost:{}/secure", addr.port());
+    let mut ws = bounded("connect", ws_tokio::connect_with(&url, &options))
+        .await
+        .unwrap();
+    round_trip(&mut ws, "over wss:// by name").await;
+
+    // By address (the certificate names 127.0.0.1 too); the root given as PEM.
+    let tls = TlsOptions::default()
+        .add_root_pem(cert.pem.as_bytes())
+        .unwrap();
+    let options = ConnectOptions::default().tls(tls);
+    let url = format!("wss://127.0.0.1:{}/secure", addr.port());
+    let mut ws = bounded("connect", ws_tokio::connect_with(&url, &options))
+        .await
+        .unwrap();
+    round_trip(&mut ws, "over wss:// by address").await;
+}
+
+#[tokio::test]
+async fn wss_with_a_complete_client_config() {
+    let cert = cert();
+    let (addr, _requests) = server(Some(cert.server.clone())).await;
+    let config = ws_net::tls::client_config(
+        rustls::RootCertStore::empty(),
+        std::slice::from_ref(&cert.der),
+    )
+    .unwrap();
+    let options = ConnectOptions::default().tls(TlsOptions::default().config(config));
+    let url = format!("wss://127.0.0.1:{}/", addr.port());
+    let mut ws = bounded("connect", ws_tokio::connect_with(&url, &options))
+        .await
+        .unwrap();
+    round_trip(&mut ws, "custom config").await;
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_tls_error() {
+    let cert = cert();
+    let (addr, mut requests) = server(Some(cert.server.clone())).await;
+    // The default roots (webpki) do not trust a self-signed certificate.
+    let url = format!("wss://127.0.0.1:{}/", addr.port());
+    let e = bounded("connect", ws_tokio::connect(&url))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Tls(rustls::Error::InvalidCertificate(_))),
+        "{e:?}"
+    );
+    assert_eq!(e.kind(), ErrorKind::Tls);
+    // Nor does the right root make a certificate for another name good.
+    let tls = TlsOptions::default().add_root_der(cert.der.to_vec());
+    let options = ConnectOptions::default().tls(tls).connect_to(addr);
+    let url = format!("wss://other.example:{}/", addr.port());
+    let e = bounded("connect", ws_tokio::connect_with(&url, &options))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Tls(rustls::Error::InvalidCertificate(_))),
+        "{e:?}"
+    );
+    assert!(
+        requests.try_recv().is_err(),
+        "no upgrade request got through"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_is_not_tls_and_a_silent_one() {
+    // Answers the ClientHello in plain HTTP.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        // Holds the socket until the client has given up.
+        let mut buf = [0u8; 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf).await;
+        let (silent, _) = listener.accept().await.unwrap();
+        let mut silent = silent;
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut silent, &mut Vec::new()).await;
+    });
+    let url = format!("wss://127.0.0.1:{}/", addr.port());
+    let e = bounded("connect", ws_tokio::connect(&url))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Tls);
+
+    // A peer that accepts TCP and says nothing: the handshake timeout bounds the TLS
+    // handshake too.
+    let cfg = ws_tokio::Config::default().handshake_timeout(Duration::from_millis(300));
+    let options = ConnectOptions::default().config(cfg);
+    let start = std::time::Instant::now();
+    let e = bounded("connect", ws_tokio::connect_with(&url, &options))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Connection(ws_tokio::ConnectionError::HandshakeTimeout)
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(start.elapsed() >= Duration::from_millis(300) && start.elapsed() < WAIT);
+    bounded("server", server).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_connection_keeps_its_io_kind() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let url = format!("ws://{addr}/");
+    let e = bounded("connect", ws_tokio::connect(&url))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Connect { addr: a, .. } if a == addr),
+        "{e:?}"
+    );
+    assert_eq!(e.kind(), ErrorKind::Io);
+    assert_eq!(e.io_kind(), Some(std::io::ErrorKind::ConnectionRefused));
+}
+
+#[tokio::test]
+async fn a_refusal_by_the_server_is_a_handshake_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _ = ws_tokio::accept_with(tcp, ws_tokio::Config::default(), |_| {
+            Decision::reject(403, "members only")
+        })
+        .await;
+    });
+    let e = bounded("connect", ws_tokio::connect(&format!("ws://{addr}/")))
+        .await
+        .unwrap_err();
+    let Error::Connection(ws_tokio::ConnectionError::Handshake(ws_tokio::HandshakeError::Status {
+        status,
+        body,
+        ..
+    })) = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!((*status, &body[..]), (403, &b"members only"[..]));
+    assert_eq!(e.kind(), ErrorKind::Handshake);
+}
+
+// ----- invalid requests never reach a socket --------------------------------
+
+/// A listener on a free loopback port that never answers.
+fn listener() -> (std::net::TcpListener, SocketAddr) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// Nothing connected to `l`.
+fn assert_no_connection(l: &std::net::TcpListener, what: &str) {
+    match l.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((_, peer)) => panic!("{what}: a connection from {peer} reached the server"),
+        Err(e) => panic!("{what}: accept failed: {e}"),
+    }
+}
+
+/// Options whose handshake would time out quickly, so a regression (a connection made to
+/// the silent listener) fails instead of hanging.
+fn base() -> ConnectOptions {
+    ConnectOptions::default()
+        .config(ws_tokio::Config::default().handshake_timeout(Duration::from_secs(2)))
+}
+
+struct Case {
+    name: &'static str,
+    path: &'static str,
+    options: ConnectOptions,
+    field: &'static str,
+}
+
+fn cases() -> Vec<Case> {
+    let case = |name, path, options, field| Case {
+        name,
+        path,
+        options,
+        field,
+    };
+    vec![
+        case(
+            "CRLF in a header value",
+            "/",
+            base().header("X-Test", "a\r\nInjected: yes"),
+            "X-Test",
+        ),
+        case(
+            "a control byte in a header value",
+            "/",
+            base().header("X-Test", "a\x01b"),
+            "X-Test",
+        ),
+        case(
+            "NUL in a header value",
+            "/",
+            base().header("X-Test", "a\0b"),
+            "X-Test",
+        ),
+        case(
+            "a header name that is not a token",
+            "/",
+            base().header("Bad Name", "x"),
+            "Bad Name",
+        ),
+        case(
+            "a header the handshake writes itself",
+            "/",
+            base().header("Sec-WebSocket-Key", "x"),
+            "Sec-WebSocket-Key",
+        ),
+        case(
+            "CRLF in the origin",
+            "/",
+            base().origin("http://a\r\nInjected: yes"),
+            "Origin",
+        ),
+        case(
+            "a subprotocol that is not a token",
+            "/",
+            base().protocol("chat, evil"),
+            "Sec-WebSocket-Protocol",
+        ),
+        case(
+            "CRLF added by the request hook",
+            "/",
+            base().request_hook(|r| {
+                r.headers
+                    .push(("X-Hook".into(), "a\r\nInjected: yes".into()))
+            }),
+            "X-Hook",
+        ),
+        case(
+            "a request target broken by the request hook",
+            "/",
+            base().request_hook(|r| r.resource = "/a b HTTP/1.1\r\nX: y".into()),
+            "request target",
+        ),
+        case("a space in the path", "/a b", base(), "path"),
+        case("CRLF in the path", "/a\r\nInjected: yes", base(), "path"),
+    ]
+}
+
+/// The field an error names: the core's `field` for a request, the URL's part for a URL. The
+/// message says it too, and the kind is `InvalidRequest`.
+fn named_field(e: &Error) -> String {
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{e:?}");
+    match e {
+        Error::InvalidUrl(m) => {
+            assert!(m.starts_with("invalid "), "{m}");
+            m.strip_prefix("invalid ")
+                .and_then(|r| r.split(" in the WebSocket URL").next())
+                .unwrap_or_default()
+                .to_string()
+        }
+        other => {
+            let (field, _) = other
+                .invalid_request()
+                .unwrap_or_else(|| panic!("expected an invalid request or URL, got {other:?}"));
+            let msg = other.to_string();
+            assert!(
+                msg.starts_with(&format!("invalid {field} in the upgrade request: ")),
+                "{msg}"
+            );
+            field.to_string()
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_invalid_request_is_refused_before_resolving_or_connecting() {
+    let (l, addr) = listener();
+    for c in cases() {
+        for url in [
+            format!("ws://{addr}{}", c.path),
+            format!("wss://{addr}{}", c.path),
+            // A name that would have to be resolved (and never resolves): the error is the
+            // request's, so nothing was looked up.
+            format!("ws://no-such-host.invalid{}", c.path),
+        ] {
+            let e = match bounded("connect", ws_tokio::connect_with(&url, &c.options)).await {
+                Ok(_) => panic!("{} ({url}): connected", c.name),
+                Err(e) => e,
+            };
+            assert_eq!(named_field(&e), c.field, "{} ({url}): {e}", c.name);
+            assert_no_connection(&l, c.name);
+        }
+        // The same with `connect_to`: still nothing reaches the listener.
+        let url = format!("ws://localhost{}", c.path);
+        let options = c.options.connect_to(addr);
+        let e = bounded("connect", ws_tokio::connect_with(&url, &options))
+            .await
+            .unwrap_err();
+        assert_eq!(named_field(&e), c.field, "{} (connect_to): {e}", c.name);
+        assert_no_connection(&l, c.name);
+    }
+
+    // Control: the same listener does see a valid request.
+    let options = base().header("X-Test", "fine").connect_to(addr);
+    let attempt =
+        tokio::spawn(async move { ws_tokio::connect_with("ws://localhost/ok", &options).await });
+    let l = TcpListener::from_std(l).unwrap();
+    let (mut tcp, _) = bounded("accept", l.accept()).await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = bounded("read", tokio::io::AsyncReadExt::read(&mut tcp, &mut buf))
+            .await
+            .unwrap();
+        assert!(n > 0 && head.len() < 8192, "no complete request");
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("GET /ok HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nX-Test: fine\r\n"), "{head}");
+    drop(tcp);
+    let e = bounded("attempt", attempt).await.unwrap().unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Io | ErrorKind::Handshake),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_tls_material_is_refused_before_connecting() {
+    let e = TlsOptions::default()
+        .add_root_pem(b"not a certificate")
+        .unwrap_err();
+    assert!(matches!(e, Error::TlsConfig(_)), "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Tls);
+
+    // A root the store refuses fails the configuration, before any socket.
+    let (l, addr) = listener();
+    let tls = TlsOptions::default().add_root_der(b"garbage".to_vec());
+    let options = base().tls(tls).connect_to(addr);
+    let e = bounded(
+        "connect",
+        ws_tokio::connect_with("wss://localhost/", &options),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::TlsConfig(_)), "{e:?}");
+    assert_no_connection(&l, "bad root");
+}
