@@ -10,16 +10,17 @@ export CARGO_TERM_COLOR=never
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (warnings are errors; ws-proto must not touch sockets, threads or clocks)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked --quiet
 echo "== cargo deny check licenses bans sources (installs cargo-deny if missing; the advisory database cannot be fetched here, see deny.toml)"
 if ! cargo deny --version >/dev/null 2>&1; then
   cargo install cargo-deny --locked --quiet
 fi
 cargo deny --log-level error check licenses bans sources
 echo "== cargo test"
-cargo test --workspace --locked
+cargo test --workspace --all-features --locked
 echo "== fuzzing, short form: every cargo-fuzz target for 10 s (scripts/fuzz.sh 10; installs cargo-fuzz if missing, needs the nightly toolchain)"
 ./scripts/fuzz.sh 10
 echo "== Autobahn TestSuite, quick subset, both roles x both drivers (scripts/autobahn.sh --quick)"
