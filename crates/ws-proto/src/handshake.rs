@@ -184,6 +184,17 @@ pub fn validate_request(
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
+    // Subprotocols are tokens (RFC 6455 §4.1); one may be echoed in our answer, so nothing
+    // else gets through (a head another HTTP stack parsed may carry any byte).
+    if let Some(bad) = protocols.iter().find(|p| !is_token(p)) {
+        return Err(reject(
+            400,
+            HandshakeError::Malformed(format!(
+                "Sec-WebSocket-Protocol {:?} is not a token",
+                bad.escape_debug().to_string()
+            )),
+        ));
+    }
     let extensions: Vec<String> = find("sec-websocket-extensions")
         .map(|(_, v)| v.clone())
         .collect();

@@ -201,7 +201,7 @@ pub(crate) fn accept_response(
     accept: &Accept,
 ) -> Result<(Vec<(String, String)>, Chain), Error> {
     if let Some(p) = &accept.protocol {
-        if !offered_protocols.iter().any(|o| o == p) {
+        if !handshake::is_token(p) || !offered_protocols.iter().any(|o| o == p) {
             return Err(Error::InvalidHeader(format!(
                 "subprotocol {p:?} was not offered"
             )));

@@ -112,6 +112,16 @@ fn invalid_heads_get_the_status_the_core_would_answer() {
         ("GET", Http::V2, h1_headers(), 405),
         ("CONNECT", Http::V2, without("Sec-WebSocket-Version"), 426),
     ];
+    // A subprotocol offer that is not a token (a NUL, found by the upgrade_heads fuzz target:
+    // it would have been echoed into our answer) is refused.
+    let mut nul = h1_headers();
+    nul.push(("Sec-WebSocket-Protocol".into(), "ch\u{0}at".into()));
+    assert_eq!(
+        ServerUpgrade::new("GET", "/", Http::V1, nul)
+            .unwrap_err()
+            .status,
+        400
+    );
     for (method, version, headers, status) in cases {
         let err = ServerUpgrade::new(method, "/", version, headers).unwrap_err();
         assert_eq!(err.status, status, "{method} {version:?}: {err:?}");
