@@ -1,11 +1,14 @@
 //! Loop and connection settings.
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ws_buf::{BufferPool, PoolConfig};
-use ws_proto::Config;
+use ws_proto::{ClientRequest, Config};
+
+pub use ws_net::request::{RequestHook, RequestOptions};
 
 /// Settings of an event loop (shared by every loop of a
 /// [`LoopGroup`](crate::LoopGroup)).
@@ -172,6 +175,11 @@ impl Options {
 
 /// Settings of one outgoing connection (see
 /// [`Ctx::connect`](crate::Ctx::connect)).
+///
+/// What goes into the upgrade request (origin, subprotocols, extra headers,
+/// the request hook) is the [`RequestOptions`] every driver shares, in
+/// [`request`](Self::request); its fields stay reachable as before
+/// (`options.origin`, `options.headers`...) through `Deref`.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ConnectOptions {
@@ -187,15 +195,23 @@ pub struct ConnectOptions {
     /// Connect to this address instead of resolving the URL's host (which
     /// still goes into `Host` and TLS server name).
     pub addr: Option<SocketAddr>,
-    /// Subprotocols offered, in order of preference.
-    pub protocols: Vec<String>,
-    /// The `Origin` header.
-    pub origin: Option<String>,
-    /// Extra request headers: token names, values without control bytes,
-    /// and none the handshake writes itself (`Host`, `Origin`,
-    /// `Sec-WebSocket-*`...). `connect` refuses an invalid one (and an
-    /// invalid origin or subprotocol) before opening any socket.
-    pub headers: Vec<(String, String)>,
+    /// The upgrade request's origin, subprotocols, extra headers and hook.
+    /// `connect` refuses an invalid one (and what the hook leaves invalid)
+    /// before opening any socket.
+    pub request: RequestOptions,
+}
+
+impl Deref for ConnectOptions {
+    type Target = RequestOptions;
+    fn deref(&self) -> &RequestOptions {
+        &self.request
+    }
+}
+
+impl DerefMut for ConnectOptions {
+    fn deref_mut(&mut self) -> &mut RequestOptions {
+        &mut self.request
+    }
 }
 
 impl ConnectOptions {
@@ -223,19 +239,33 @@ impl ConnectOptions {
         self.addr = Some(addr);
         self
     }
-    /// Offers a subprotocol.
+    /// Replaces what goes into the upgrade request.
+    pub fn request(mut self, request: RequestOptions) -> Self {
+        self.request = request;
+        self
+    }
+    /// Offers a subprotocol ([`RequestOptions::protocol`]).
     pub fn protocol(mut self, p: impl Into<String>) -> Self {
-        self.protocols.push(p.into());
+        self.request = self.request.protocol(p);
         self
     }
-    /// Sets the `Origin` header.
+    /// Sets the `Origin` header ([`RequestOptions::origin`]).
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into());
+        self.request = self.request.origin(origin);
         self
     }
-    /// Adds a request header.
+    /// Adds a request header ([`RequestOptions::header`]).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.request = self.request.header(name, value);
+        self
+    }
+    /// Edits the upgrade request before the connection is made (e.g. to
+    /// add `Authorization`; [`RequestOptions::request_hook`]).
+    pub fn request_hook(
+        mut self,
+        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
+    ) -> Self {
+        self.request = self.request.request_hook(hook);
         self
     }
 }

@@ -78,19 +78,20 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Sets the `Origin` header.
+    /// Sets the `Origin` header ([`ClientOptions::origin`]).
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.options.origin = Some(origin.into());
+        self.options = self.options.origin(origin);
         self
     }
-    /// Offers a subprotocol (call once per protocol, in preference order).
+    /// Offers a subprotocol (call once per protocol, in preference order;
+    /// [`ClientOptions::protocol`]).
     pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.options.protocols.push(protocol.into());
+        self.options = self.options.protocol(protocol);
         self
     }
-    /// Adds a request header.
+    /// Adds a request header ([`ClientOptions::header`]).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options.headers.push((name.into(), value.into()));
+        self.options = self.options.header(name, value);
         self
     }
     /// Offers permessage-deflate with these parameters, or nothing (default).
@@ -98,12 +99,13 @@ impl ClientBuilder {
         self.options.config.deflate = deflate;
         self
     }
-    /// Edits the upgrade request just before it is sent.
+    /// Edits the upgrade request just before it is sent
+    /// ([`ClientOptions::request_hook`]).
     pub fn request_hook(
         mut self,
         hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
     ) -> Self {
-        self.options.request_hook = Some(Arc::new(hook));
+        self.options = self.options.request_hook(hook);
         self
     }
     /// Replaces the protocol configuration (limits, fragment size, timers,
@@ -238,12 +240,7 @@ impl ClientBuilder {
     /// the client opens, before it connects: `on_error` gets the same error.)
     pub fn build(self) -> Result<WebSocketClient, Error> {
         let url = WsUrl::parse(&self.url)?;
-        ws_net::request::client_request(
-            &url,
-            self.options.origin.as_deref(),
-            &self.options.protocols,
-            &self.options.headers,
-        )?;
+        self.options.request.assemble(&url)?;
         if url.is_secure() {
             self.options.tls.build()?;
         }
