@@ -9,7 +9,9 @@
 //!   growth, per thread), declared in a test binary with
 //!   [`counting_allocator!`];
 //! - [`pair`]: a client and a server `Connection` linked in memory, and
-//!   [`pair::pump`].
+//!   [`pair::pump`];
+//! - [`bad_request`]: the invalid upgrade requests every client must refuse
+//!   before connecting, and the silent listener that shows it did.
 //!
 //! Used as a dev-dependency. Everything here may panic: a failed
 //! assertion or a socket error fails the test that called it.
@@ -20,4 +22,5 @@
 
 pub mod alloc;
 pub mod attacker;
+pub mod bad_request;
 pub mod pair;
