@@ -10,6 +10,9 @@
 //!   [`counting_allocator!`];
 //! - [`pair`]: a client and a server `Connection` linked in memory, and
 //!   [`pair::pump`];
+//! - [`echo_client`]: the blocking core client of the zero-allocation
+//!   tests, and their measurement
+//!   ([`echo_client::steady_state_allocations`]);
 //! - [`bad_request`]: the invalid upgrade requests every client must refuse
 //!   before connecting, and the silent listener that shows it did.
 //!
@@ -23,4 +26,5 @@
 pub mod alloc;
 pub mod attacker;
 pub mod bad_request;
+pub mod echo_client;
 pub mod pair;
