@@ -13,6 +13,8 @@
 //! - [`echo_client`]: the blocking core client of the zero-allocation
 //!   tests, and their measurement
 //!   ([`echo_client::steady_state_allocations`]);
+//! - [`interop`]: the Python side of the interop tests (the scripts'
+//!   directory, the virtualenv's python);
 //! - [`bad_request`]: the invalid upgrade requests every client must refuse
 //!   before connecting, and the silent listener that shows it did.
 //!
@@ -27,4 +29,5 @@ pub mod alloc;
 pub mod attacker;
 pub mod bad_request;
 pub mod echo_client;
+pub mod interop;
 pub mod pair;
