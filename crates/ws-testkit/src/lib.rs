@@ -15,6 +15,8 @@
 //!   ([`echo_client::steady_state_allocations`]);
 //! - [`interop`]: the Python side of the interop tests (the scripts'
 //!   directory, the virtualenv's python);
+//! - [`wait::wait_until`]: the bounded poll for a condition no event
+//!   announces;
 //! - [`bad_request`]: the invalid upgrade requests every client must refuse
 //!   before connecting, and the silent listener that shows it did.
 //!
@@ -31,3 +33,4 @@ pub mod bad_request;
 pub mod echo_client;
 pub mod interop;
 pub mod pair;
+pub mod wait;
