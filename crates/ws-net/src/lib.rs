@@ -38,5 +38,5 @@ pub mod request;
 pub mod tls;
 pub mod url;
 
-pub use error::{command_kind, connection_kind, DriverError, ErrorKind};
+pub use error::{command_kind, connection_kind, invalid_request, DriverError, ErrorKind};
 pub use log_limit::LogLimiter;
