@@ -1,12 +1,11 @@
 //! Loop and connection settings.
 
 use std::net::{IpAddr, SocketAddr};
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ws_buf::{BufferPool, PoolConfig};
-use ws_proto::{ClientRequest, Config};
+use ws_proto::Config;
 
 pub use ws_net::request::{RequestHook, RequestOptions};
 
@@ -201,18 +200,7 @@ pub struct ConnectOptions {
     pub request: RequestOptions,
 }
 
-impl Deref for ConnectOptions {
-    type Target = RequestOptions;
-    fn deref(&self) -> &RequestOptions {
-        &self.request
-    }
-}
-
-impl DerefMut for ConnectOptions {
-    fn deref_mut(&mut self) -> &mut RequestOptions {
-        &mut self.request
-    }
-}
+ws_net::forward_request_options!(deref ConnectOptions => request);
 
 impl ConnectOptions {
     /// Default options.
@@ -237,35 +225,6 @@ impl ConnectOptions {
     /// Connects to this address instead of resolving the host.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = Some(addr);
-        self
-    }
-    /// Replaces what goes into the upgrade request.
-    pub fn request(mut self, request: RequestOptions) -> Self {
-        self.request = request;
-        self
-    }
-    /// Offers a subprotocol ([`RequestOptions::protocol`]).
-    pub fn protocol(mut self, p: impl Into<String>) -> Self {
-        self.request = self.request.protocol(p);
-        self
-    }
-    /// Sets the `Origin` header ([`RequestOptions::origin`]).
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.request = self.request.origin(origin);
-        self
-    }
-    /// Adds a request header ([`RequestOptions::header`]).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.request = self.request.header(name, value);
-        self
-    }
-    /// Edits the upgrade request before the connection is made (e.g. to
-    /// add `Authorization`; [`RequestOptions::request_hook`]).
-    pub fn request_hook(
-        mut self,
-        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
-    ) -> Self {
-        self.request = self.request.request_hook(hook);
         self
     }
 }

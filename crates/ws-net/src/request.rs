@@ -10,7 +10,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ws_proto::ClientRequest;
+#[doc(no_inline)]
+pub use ws_proto::ClientRequest;
 
 use crate::url::WsUrl;
 
@@ -161,6 +162,82 @@ impl RequestOptions {
         }
         Ok(request)
     }
+}
+
+/// Gives a driver's options type that holds a [`RequestOptions`] the request builder methods,
+/// each forwarding to [`RequestOptions`]: `request` (replace it), `origin`, `protocol`,
+/// `header`, `request_hook`. With `deref`, the type also dereferences to it, so its fields
+/// read and write as the type's own (`options.origin`, `options.headers.push(..)`).
+///
+/// ```
+/// use ws_net::request::RequestOptions;
+///
+/// #[derive(Default)]
+/// pub struct MyOptions {
+///     pub request: RequestOptions,
+/// }
+/// ws_net::forward_request_options!(deref MyOptions => request);
+///
+/// let mut o = MyOptions::default().origin("https://app.example").protocol("chat");
+/// o.headers.push(("X-Id".into(), "7".into()));
+/// assert_eq!((o.origin.as_deref(), o.protocols.len()), (Some("https://app.example"), 1));
+/// ```
+#[macro_export]
+macro_rules! forward_request_options {
+    (deref $t:ty => $field:ident) => {
+        impl ::core::ops::Deref for $t {
+            type Target = $crate::request::RequestOptions;
+            fn deref(&self) -> &$crate::request::RequestOptions {
+                &self.$field
+            }
+        }
+
+        impl ::core::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut $crate::request::RequestOptions {
+                &mut self.$field
+            }
+        }
+
+        $crate::forward_request_options!($t => $field);
+    };
+    ($t:ty => $($field:ident).+) => {
+        impl $t {
+            /// Replaces what goes into the upgrade request (origin, subprotocols, extra
+            /// headers, the request hook).
+            pub fn request(mut self, request: $crate::request::RequestOptions) -> Self {
+                self.$($field).+ = request;
+                self
+            }
+            /// Sets the `Origin` header
+            /// ([`RequestOptions::origin`]($crate::request::RequestOptions::origin)).
+            pub fn origin(mut self, origin: impl Into<String>) -> Self {
+                self.$($field).+ = self.$($field).+.origin(origin);
+                self
+            }
+            /// Offers a subprotocol (call once per protocol, in order of preference;
+            /// [`RequestOptions::protocol`]($crate::request::RequestOptions::protocol)).
+            pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+                self.$($field).+ = self.$($field).+.protocol(protocol);
+                self
+            }
+            /// Adds a request header
+            /// ([`RequestOptions::header`]($crate::request::RequestOptions::header)).
+            pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+                self.$($field).+ = self.$($field).+.header(name, value);
+                self
+            }
+            /// Edits the upgrade request before it is sent (e.g. to add `Authorization`);
+            /// what the hook leaves is validated like the rest
+            /// ([`RequestOptions::request_hook`]($crate::request::RequestOptions::request_hook)).
+            pub fn request_hook(
+                mut self,
+                hook: impl Fn(&mut $crate::request::ClientRequest) + Send + Sync + 'static,
+            ) -> Self {
+                self.$($field).+ = self.$($field).+.request_hook(hook);
+                self
+            }
+        }
+    };
 }
 
 #[cfg(test)]

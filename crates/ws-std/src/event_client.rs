@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ws_buf::{BufferPool, BufferSegment};
-use ws_proto::{ClientRequest, CloseCode, Config, DeflateConfig, Fragment, MessageKind, OpenInfo};
+use ws_proto::{CloseCode, Config, DeflateConfig, Fragment, MessageKind, OpenInfo};
 
 use ws_net::url::WsUrl;
 
@@ -77,35 +77,12 @@ pub struct ClientBuilder {
     callbacks: Callbacks,
 }
 
+ws_net::forward_request_options!(ClientBuilder => options.request);
+
 impl ClientBuilder {
-    /// Sets the `Origin` header ([`ClientOptions::origin`]).
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.options = self.options.origin(origin);
-        self
-    }
-    /// Offers a subprotocol (call once per protocol, in preference order;
-    /// [`ClientOptions::protocol`]).
-    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.options = self.options.protocol(protocol);
-        self
-    }
-    /// Adds a request header ([`ClientOptions::header`]).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options = self.options.header(name, value);
-        self
-    }
     /// Offers permessage-deflate with these parameters, or nothing (default).
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.options.config.deflate = deflate;
-        self
-    }
-    /// Edits the upgrade request just before it is sent
-    /// ([`ClientOptions::request_hook`]).
-    pub fn request_hook(
-        mut self,
-        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
-    ) -> Self {
-        self.options = self.options.request_hook(hook);
         self
     }
     /// Replaces the protocol configuration (limits, fragment size, timers,

@@ -4,12 +4,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use ws_proto::{Accept, ClientRequest, Config, DeflateConfig, UpgradeRequest};
+use ws_proto::{Accept, Config, DeflateConfig, UpgradeRequest};
 
 use crate::tls::TlsClientOptions;
 
@@ -47,18 +46,7 @@ pub struct ClientOptions {
     pub connect_to: Option<SocketAddr>,
 }
 
-impl Deref for ClientOptions {
-    type Target = RequestOptions;
-    fn deref(&self) -> &RequestOptions {
-        &self.request
-    }
-}
-
-impl DerefMut for ClientOptions {
-    fn deref_mut(&mut self) -> &mut RequestOptions {
-        &mut self.request
-    }
-}
+ws_net::forward_request_options!(deref ClientOptions => request);
 
 impl ClientOptions {
     /// Sets the protocol configuration.
@@ -69,35 +57,6 @@ impl ClientOptions {
     /// Turns permessage-deflate on (with these parameters) or off.
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.config.deflate = deflate;
-        self
-    }
-    /// Replaces what goes into the upgrade request.
-    pub fn request(mut self, request: RequestOptions) -> Self {
-        self.request = request;
-        self
-    }
-    /// Sets the `Origin` header ([`RequestOptions::origin`]).
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.request = self.request.origin(origin);
-        self
-    }
-    /// Offers a subprotocol ([`RequestOptions::protocol`]).
-    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.request = self.request.protocol(protocol);
-        self
-    }
-    /// Adds a request header ([`RequestOptions::header`]).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.request = self.request.header(name, value);
-        self
-    }
-    /// Edits the upgrade request just before it is sent (e.g. to add
-    /// `Authorization`; [`RequestOptions::request_hook`]).
-    pub fn request_hook(
-        mut self,
-        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
-    ) -> Self {
-        self.request = self.request.request_hook(hook);
         self
     }
     /// Sets the TLS options.

@@ -9,7 +9,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,7 +18,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use ws_net::url::WsUrl;
-use ws_proto::{ClientRequest, Config, Connection, ConnectionError, DeflateConfig};
+use ws_proto::{Config, Connection, ConnectionError, DeflateConfig};
 
 use crate::driver::now;
 use crate::{Error, WebSocketStream};
@@ -60,18 +59,7 @@ pub struct ConnectOptions {
     pub connect_to: Option<SocketAddr>,
 }
 
-impl Deref for ConnectOptions {
-    type Target = RequestOptions;
-    fn deref(&self) -> &RequestOptions {
-        &self.request
-    }
-}
-
-impl DerefMut for ConnectOptions {
-    fn deref_mut(&mut self) -> &mut RequestOptions {
-        &mut self.request
-    }
-}
+ws_net::forward_request_options!(deref ConnectOptions => request);
 
 impl ConnectOptions {
     /// Replaces the core's configuration (set it before [`deflate`](Self::deflate)).
@@ -82,35 +70,6 @@ impl ConnectOptions {
     /// Offers permessage-deflate with these parameters, or nothing (the default).
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.config.deflate = deflate;
-        self
-    }
-    /// Replaces what goes into the upgrade request.
-    pub fn request(mut self, request: RequestOptions) -> Self {
-        self.request = request;
-        self
-    }
-    /// Sets the `Origin` header ([`RequestOptions::origin`]).
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.request = self.request.origin(origin);
-        self
-    }
-    /// Offers a subprotocol (call once per protocol, in order of preference;
-    /// [`RequestOptions::protocol`]).
-    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.request = self.request.protocol(protocol);
-        self
-    }
-    /// Adds a request header ([`RequestOptions::header`]).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.request = self.request.header(name, value);
-        self
-    }
-    /// Edits the upgrade request before it is sent ([`RequestOptions::request_hook`]).
-    pub fn request_hook(
-        mut self,
-        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
-    ) -> Self {
-        self.request = self.request.request_hook(hook);
         self
     }
     /// Sets the TLS options for `wss://`.
