@@ -253,14 +253,10 @@ impl LoopState {
         }
         // Everything that can be refused locally is refused before a name
         // is resolved or a socket exists: the URL, then the request
-        // (validated by `client_request` and again by the core).
+        // (assembled, edited by the hook and validated by
+        // `RequestOptions::build`, and checked again by the core).
         let url = WsUrl::parse(url)?;
-        let request = ws_net::request::client_request(
-            &url,
-            opts.origin.as_deref(),
-            &opts.protocols,
-            &opts.headers,
-        )?;
+        let request = opts.request.build(&url)?;
         let config = opts.config.unwrap_or_else(|| self.options.config.clone());
         let deadline = self.now + config.handshake_timeout;
         let conn = Connection::client(config, &request, self.now)?;

@@ -72,9 +72,7 @@ impl Error {
     /// `"request target"`) and why.
     pub fn invalid_request(&self) -> Option<(&str, &str)> {
         match self {
-            Error::Command(ws_proto::Error::InvalidRequest { field, reason }) => {
-                Some((field, reason))
-            }
+            Error::Command(e) => ws_net::invalid_request(e),
             _ => None,
         }
     }

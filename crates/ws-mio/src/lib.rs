@@ -44,7 +44,8 @@
 //!
 //! **Client requests.** [`EventLoop::connect`] / [`Ctx::connect`] parse the
 //! URL with [`ws_net::url::WsUrl`] and assemble the upgrade request with
-//! [`ws_net::request::client_request`], the same code every driver uses;
+//! [`RequestOptions::build`] (origin, subprotocols, headers, then the
+//! request hook), the same code every driver uses;
 //! the core validates it before any name is resolved or socket opened, so a
 //! header value, origin, subprotocol or path that could add a header line or
 //! break the request line is refused with an error naming the field
@@ -133,7 +134,7 @@ pub use group::{GroupBuilder, LoopGroup};
 pub use handle::Handle;
 pub use handler::{Decision, Handler};
 pub use id::ConnId;
-pub use options::{ConnectOptions, Options};
+pub use options::{ConnectOptions, Options, RequestHook, RequestOptions};
 pub use state::LoopStats;
 
 /// Bytes of the per-connection state kept by a loop, excluding heap

@@ -7,6 +7,8 @@ use std::time::Duration;
 use ws_buf::{BufferPool, PoolConfig};
 use ws_proto::Config;
 
+pub use ws_net::request::{RequestHook, RequestOptions};
+
 /// Settings of an event loop (shared by every loop of a
 /// [`LoopGroup`](crate::LoopGroup)).
 ///
@@ -172,6 +174,11 @@ impl Options {
 
 /// Settings of one outgoing connection (see
 /// [`Ctx::connect`](crate::Ctx::connect)).
+///
+/// What goes into the upgrade request (origin, subprotocols, extra headers,
+/// the request hook) is the [`RequestOptions`] every driver shares, in
+/// [`request`](Self::request); its fields stay reachable as before
+/// (`options.origin`, `options.headers`...) through `Deref`.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ConnectOptions {
@@ -187,16 +194,13 @@ pub struct ConnectOptions {
     /// Connect to this address instead of resolving the URL's host (which
     /// still goes into `Host` and TLS server name).
     pub addr: Option<SocketAddr>,
-    /// Subprotocols offered, in order of preference.
-    pub protocols: Vec<String>,
-    /// The `Origin` header.
-    pub origin: Option<String>,
-    /// Extra request headers: token names, values without control bytes,
-    /// and none the handshake writes itself (`Host`, `Origin`,
-    /// `Sec-WebSocket-*`...). `connect` refuses an invalid one (and an
-    /// invalid origin or subprotocol) before opening any socket.
-    pub headers: Vec<(String, String)>,
+    /// The upgrade request's origin, subprotocols, extra headers and hook.
+    /// `connect` refuses an invalid one (and what the hook leaves invalid)
+    /// before opening any socket.
+    pub request: RequestOptions,
 }
+
+ws_net::forward_request_options!(deref ConnectOptions => request);
 
 impl ConnectOptions {
     /// Default options.
@@ -221,21 +225,6 @@ impl ConnectOptions {
     /// Connects to this address instead of resolving the host.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = Some(addr);
-        self
-    }
-    /// Offers a subprotocol.
-    pub fn protocol(mut self, p: impl Into<String>) -> Self {
-        self.protocols.push(p.into());
-        self
-    }
-    /// Sets the `Origin` header.
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into());
-        self
-    }
-    /// Adds a request header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
         self
     }
 }

@@ -24,22 +24,12 @@ use ws_mio::{tls, ConnId, ConnectOptions, Ctx, Decision, Handler, LoopGroup, Opt
 use ws_proto::{Bytes, Closed, Message, MessageKind, OpenInfo, UpgradeRequest};
 use ws_testkit::alloc::{heap_peak, heap_reset};
 use ws_testkit::attacker::*;
+use ws_testkit::wait::wait_until;
 
 ws_testkit::counting_allocator!();
 
 /// Most payload bytes the flooding application hands to `send` in total.
 const FLOOD_CAP: usize = 32 << 20;
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
-}
 
 fn end_of(c: &Closed) -> End {
     End {

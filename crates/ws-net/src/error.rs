@@ -56,6 +56,17 @@ pub fn command_kind(e: &ws_proto::Error) -> ErrorKind {
     }
 }
 
+/// When the core refused an upgrade request ([`ws_proto::Error::InvalidRequest`]), the part
+/// of it at fault (a header name, `"Origin"`, `"Sec-WebSocket-Protocol"`, `"Host"`, `"request
+/// target"`) and why: what every driver's `Error::invalid_request` answers for its
+/// `Command` variant.
+pub fn invalid_request(e: &ws_proto::Error) -> Option<(&str, &str)> {
+    match e {
+        ws_proto::Error::InvalidRequest { field, reason } => Some((field, reason)),
+        _ => None,
+    }
+}
+
 /// The kind of the reason a connection ended.
 pub fn connection_kind(e: &ws_proto::ConnectionError) -> ErrorKind {
     use ws_proto::ConnectionError as C;

@@ -1,11 +1,13 @@
-//! Glue shared by the workspace's drivers (`ws-std`, `ws-mio`) and the CLI
+//! Glue shared by the workspace's drivers (`ws-std`, `ws-mio`, `ws-tokio`) and the CLI
 //! (`wsx`), written once so that the drivers cannot drift apart. The sans-IO
 //! core (`ws-proto`) never depends on this crate; this crate depends on it.
 //!
 //! - [`url`]: the one `ws://` / `wss://` URL parser ([`url::WsUrl`]).
 //! - [`request`]: the one assembly of a client's upgrade request from a URL,
 //!   an origin, subprotocols and extra headers, validated by the core
-//!   ([`request::client_request`]).
+//!   ([`request::client_request`]), and the request options every driver's
+//!   client options hold, with their builder methods and the request hook
+//!   ([`request::RequestOptions`]).
 //! - [`origin`]: the one server-side `Origin` allow-list check
 //!   ([`origin::origin_allowed`], ASCII case-insensitive).
 //! - [`tls`]: the rustls configurations (client, server, and the CLI's
@@ -36,5 +38,5 @@ pub mod request;
 pub mod tls;
 pub mod url;
 
-pub use error::{command_kind, connection_kind, DriverError, ErrorKind};
+pub use error::{command_kind, connection_kind, invalid_request, DriverError, ErrorKind};
 pub use log_limit::LogLimiter;

@@ -1,8 +1,17 @@
 //! The upgrade request a client sends, assembled once for every driver from a
 //! parsed URL and the caller's options, and validated by the core before any
 //! connection is made.
+//!
+//! [`RequestOptions`] is what a client's options say about that request
+//! (origin, subprotocols, extra headers, a hook); every driver's client
+//! options hold one, and [`RequestOptions::build`] is the one "URL + options
+//! → validated request" step they all take.
 
-use ws_proto::ClientRequest;
+use std::fmt;
+use std::sync::Arc;
+
+#[doc(no_inline)]
+pub use ws_proto::ClientRequest;
 
 use crate::url::WsUrl;
 
@@ -47,6 +56,188 @@ pub fn client_request(
     request.headers = headers.to_vec();
     request.validate()?;
     Ok(request)
+}
+
+/// A hook that edits the upgrade request before it is sent (say, to add an
+/// `Authorization` header computed per connection). What it leaves is
+/// validated like the rest.
+pub type RequestHook = Arc<dyn Fn(&mut ClientRequest) + Send + Sync>;
+
+/// What a client puts into its upgrade request besides the URL: the
+/// `Origin`, the offered subprotocols, extra headers, and a hook that may
+/// edit the assembled request. Every driver's client options hold one
+/// (ws-std `ClientOptions`, ws-mio and ws-tokio `ConnectOptions`) and
+/// forward their builder methods to it.
+///
+/// ```
+/// use ws_net::request::RequestOptions;
+/// use ws_net::url::WsUrl;
+///
+/// let options = RequestOptions::default()
+///     .origin("https://app.example")
+///     .protocol("chat.v2")
+///     .header("Authorization", "Bearer t0k3n")
+///     .request_hook(|req| req.headers.push(("X-Request-Id".into(), "42".into())));
+/// let req = options.build(&WsUrl::parse("wss://chat.example/room")?)?;
+/// assert_eq!(req.headers.len(), 2);
+///
+/// // What the hook leaves is checked too.
+/// let evil = RequestOptions::default().request_hook(|req| req.resource = "/ HTTP/1.1\r\nX: y".into());
+/// match evil.build(&WsUrl::parse("ws://chat.example/")?) {
+///     Err(ws_proto::Error::InvalidRequest { field, .. }) => assert_eq!(field, "request target"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// The `Origin` header (visible ASCII, e.g. `https://app.example`).
+    pub origin: Option<String>,
+    /// Subprotocols offered, in order of preference (each a token).
+    pub protocols: Vec<String>,
+    /// Extra request headers: token names, values without control bytes,
+    /// and none the handshake writes itself (`Host`, `Origin`,
+    /// `Sec-WebSocket-*`...). An invalid one fails the connection attempt
+    /// before any socket is opened.
+    pub headers: Vec<(String, String)>,
+    /// Called with the assembled request before anything is connected;
+    /// what it leaves is validated like the rest.
+    pub request_hook: Option<RequestHook>,
+}
+
+impl fmt::Debug for RequestOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestOptions")
+            .field("origin", &self.origin)
+            .field("protocols", &self.protocols)
+            .field("headers", &self.headers)
+            .field("request_hook", &self.request_hook.is_some())
+            .finish()
+    }
+}
+
+impl RequestOptions {
+    /// Sets the `Origin` header.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+    /// Offers a subprotocol (call once per protocol, in order of preference).
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocols.push(protocol.into());
+        self
+    }
+    /// Adds a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// Edits the upgrade request before it is sent (e.g. to add
+    /// `Authorization`); what the hook leaves is validated like the rest.
+    pub fn request_hook(
+        mut self,
+        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
+    ) -> Self {
+        self.request_hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// The request these options make for `url` without running the hook,
+    /// validated ([`client_request`]): what a builder checks early, before
+    /// the hook runs per connection.
+    pub fn assemble(&self, url: &WsUrl) -> Result<ClientRequest, ws_proto::Error> {
+        client_request(url, self.origin.as_deref(), &self.protocols, &self.headers)
+    }
+
+    /// The request to send on `url`: [`assemble`](Self::assemble)d, edited
+    /// by the hook, and validated again. Errors are the core's
+    /// [`ws_proto::Error::InvalidRequest`] naming the field; a driver calls
+    /// this before it resolves or connects anything.
+    pub fn build(&self, url: &WsUrl) -> Result<ClientRequest, ws_proto::Error> {
+        let mut request = self.assemble(url)?;
+        if let Some(hook) = &self.request_hook {
+            hook(&mut request);
+            request.validate()?;
+        }
+        Ok(request)
+    }
+}
+
+/// Gives a driver's options type that holds a [`RequestOptions`] the request builder methods,
+/// each forwarding to [`RequestOptions`]: `request` (replace it), `origin`, `protocol`,
+/// `header`, `request_hook`. With `deref`, the type also dereferences to it, so its fields
+/// read and write as the type's own (`options.origin`, `options.headers.push(..)`).
+///
+/// ```
+/// use ws_net::request::RequestOptions;
+///
+/// #[derive(Default)]
+/// pub struct MyOptions {
+///     pub request: RequestOptions,
+/// }
+/// ws_net::forward_request_options!(deref MyOptions => request);
+///
+/// let mut o = MyOptions::default().origin("https://app.example").protocol("chat");
+/// o.headers.push(("X-Id".into(), "7".into()));
+/// assert_eq!((o.origin.as_deref(), o.protocols.len()), (Some("https://app.example"), 1));
+/// ```
+#[macro_export]
+macro_rules! forward_request_options {
+    (deref $t:ty => $field:ident) => {
+        impl ::core::ops::Deref for $t {
+            type Target = $crate::request::RequestOptions;
+            fn deref(&self) -> &$crate::request::RequestOptions {
+                &self.$field
+            }
+        }
+
+        impl ::core::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut $crate::request::RequestOptions {
+                &mut self.$field
+            }
+        }
+
+        $crate::forward_request_options!($t => $field);
+    };
+    ($t:ty => $($field:ident).+) => {
+        impl $t {
+            /// Replaces what goes into the upgrade request (origin, subprotocols, extra
+            /// headers, the request hook).
+            pub fn request(mut self, request: $crate::request::RequestOptions) -> Self {
+                self.$($field).+ = request;
+                self
+            }
+            /// Sets the `Origin` header
+            /// ([`RequestOptions::origin`]($crate::request::RequestOptions::origin)).
+            pub fn origin(mut self, origin: impl Into<String>) -> Self {
+                self.$($field).+ = self.$($field).+.origin(origin);
+                self
+            }
+            /// Offers a subprotocol (call once per protocol, in order of preference;
+            /// [`RequestOptions::protocol`]($crate::request::RequestOptions::protocol)).
+            pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+                self.$($field).+ = self.$($field).+.protocol(protocol);
+                self
+            }
+            /// Adds a request header
+            /// ([`RequestOptions::header`]($crate::request::RequestOptions::header)).
+            pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+                self.$($field).+ = self.$($field).+.header(name, value);
+                self
+            }
+            /// Edits the upgrade request before it is sent (e.g. to add `Authorization`);
+            /// what the hook leaves is validated like the rest
+            /// ([`RequestOptions::request_hook`]($crate::request::RequestOptions::request_hook)).
+            pub fn request_hook(
+                mut self,
+                hook: impl Fn(&mut $crate::request::ClientRequest) + Send + Sync + 'static,
+            ) -> Self {
+                self.$($field).+ = self.$($field).+.request_hook(hook);
+                self
+            }
+        }
+    };
 }
 
 #[cfg(test)]
@@ -112,6 +303,33 @@ mod tests {
         assert_eq!(proto("a,b"), "Sec-WebSocket-Protocol");
         assert_eq!(proto("a\r\nX: y"), "Sec-WebSocket-Protocol");
         assert_eq!(proto(""), "Sec-WebSocket-Protocol");
+    }
+
+    #[test]
+    fn options_build_checks_what_the_hook_leaves() {
+        let u = url("ws://example.com/chat");
+        let ok = RequestOptions::default()
+            .origin("http://localhost")
+            .protocol("chat")
+            .header("X-Id", "7")
+            .request_hook(|r| r.headers.push(("X-Hook".into(), "1".into())));
+        let r = match ok.build(&u) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(r.origin.as_deref(), Some("http://localhost"));
+        assert_eq!(r.protocols, ["chat"]);
+        assert_eq!(
+            r.headers,
+            [("X-Id".into(), "7".into()), ("X-Hook".into(), "1".into())]
+        );
+        let bad = RequestOptions::default().request_hook(|r| r.protocols.push("a b".into()));
+        assert!(bad.assemble(&u).is_ok(), "assemble does not run the hook");
+        assert_eq!(field(bad.build(&u)), "Sec-WebSocket-Protocol");
+        assert_eq!(
+            field(RequestOptions::default().header("X", "a\nb").build(&u)),
+            "X"
+        );
     }
 
     #[test]

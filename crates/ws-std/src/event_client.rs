@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ws_buf::{BufferPool, BufferSegment};
-use ws_proto::{ClientRequest, CloseCode, Config, DeflateConfig, Fragment, MessageKind, OpenInfo};
+use ws_proto::{CloseCode, Config, DeflateConfig, Fragment, MessageKind, OpenInfo};
 
 use ws_net::url::WsUrl;
 
@@ -77,33 +77,12 @@ pub struct ClientBuilder {
     callbacks: Callbacks,
 }
 
+ws_net::forward_request_options!(ClientBuilder => options.request);
+
 impl ClientBuilder {
-    /// Sets the `Origin` header.
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.options.origin = Some(origin.into());
-        self
-    }
-    /// Offers a subprotocol (call once per protocol, in preference order).
-    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.options.protocols.push(protocol.into());
-        self
-    }
-    /// Adds a request header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options.headers.push((name.into(), value.into()));
-        self
-    }
     /// Offers permessage-deflate with these parameters, or nothing (default).
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.options.config.deflate = deflate;
-        self
-    }
-    /// Edits the upgrade request just before it is sent.
-    pub fn request_hook(
-        mut self,
-        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
-    ) -> Self {
-        self.options.request_hook = Some(Arc::new(hook));
         self
     }
     /// Replaces the protocol configuration (limits, fragment size, timers,
@@ -238,12 +217,7 @@ impl ClientBuilder {
     /// the client opens, before it connects: `on_error` gets the same error.)
     pub fn build(self) -> Result<WebSocketClient, Error> {
         let url = WsUrl::parse(&self.url)?;
-        ws_net::request::client_request(
-            &url,
-            self.options.origin.as_deref(),
-            &self.options.protocols,
-            &self.options.headers,
-        )?;
+        self.options.request.assemble(&url)?;
         if url.is_secure() {
             self.options.tls.build()?;
         }

@@ -22,7 +22,7 @@ use crate::websocket::WebSocket;
 ///
 /// Before anything is resolved or connected, the URL is parsed
 /// ([`ws_net::url::WsUrl`]) and the upgrade request assembled and validated
-/// ([`ws_net::request::client_request`], then the core): a bad URL is
+/// ([`ws_net::request::RequestOptions::build`]): a bad URL is
 /// [`Error::InvalidUrl`], a header, origin, subprotocol or path that could
 /// add a header line or break the request line is [`Error::Command`] with
 /// [`ws_proto::Error::InvalidRequest`] naming the field
@@ -46,24 +46,16 @@ pub fn accept(stream: TcpStream, options: &ServerOptions) -> Result<WebSocket, E
     accept_with_id(stream, options, ConnId::next(), &|_| {}, log::Level::Info)
 }
 
-/// The upgrade request `options` ask for on `url`, assembled and validated
-/// by [`ws_net::request::client_request`], then edited by the request hook
-/// and checked again by the core: the protocol connection is made here,
-/// before any socket exists, so an invalid request never reaches one.
+/// The upgrade request `options` ask for on `url`, assembled, edited by the
+/// request hook and validated by [`ws_net::request::RequestOptions::build`]:
+/// the protocol connection is made here, before any socket exists, so an
+/// invalid request never reaches one.
 pub(crate) fn client_connection(
     url: &WsUrl,
     options: &ClientOptions,
     start: Instant,
 ) -> Result<Connection, Error> {
-    let mut request = ws_net::request::client_request(
-        url,
-        options.origin.as_deref(),
-        &options.protocols,
-        &options.headers,
-    )?;
-    if let Some(hook) = &options.request_hook {
-        hook(&mut request);
-    }
+    let request = options.request.build(url)?;
     Ok(Connection::client(options.config.clone(), &request, start)?)
 }
 

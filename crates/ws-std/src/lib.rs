@@ -77,8 +77,8 @@
 //! # The client's request
 //!
 //! URLs are parsed by [`ws_net::url::WsUrl`] and the upgrade request is
-//! assembled by [`ws_net::request::client_request`], the same code every
-//! driver uses; the core validates it before any name is resolved or socket
+//! assembled by [`RequestOptions::build`](ws_net::request::RequestOptions::build),
+//! the same code every driver uses; the core validates it before any name is resolved or socket
 //! opened, so a header value, origin, subprotocol or path that could add a
 //! header line or break the request line fails the call with an error naming
 //! the field ([`Error::invalid_request`]) and nothing reaches the network.
@@ -129,7 +129,9 @@ pub use event_client::{
 };
 pub use handshake::{accept, connect};
 pub use logctx::ConnId;
-pub use options::{ClientOptions, RequestHook, ServerOptions, UpgradeCallback, UpgradeResponse};
+pub use options::{
+    ClientOptions, RequestHook, RequestOptions, ServerOptions, UpgradeCallback, UpgradeResponse,
+};
 pub use server::{serve, ServeOptions, ServerHandle, RETRY_AFTER_SECS};
 pub use tls::{server_config_from_der, server_config_from_pem, Roots, TlsClientOptions};
 pub use websocket::{Received, WebSocket, WsReader, WsWriter};

@@ -8,31 +8,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use ws_proto::{Accept, ClientRequest, Config, DeflateConfig, UpgradeRequest};
+use ws_proto::{Accept, Config, DeflateConfig, UpgradeRequest};
 
 use crate::tls::TlsClientOptions;
 
-/// A hook that edits the upgrade request before it is sent.
-pub type RequestHook = Arc<dyn Fn(&mut ClientRequest) + Send + Sync>;
+pub use ws_net::request::{RequestHook, RequestOptions};
 
 /// How a client connects: protocol configuration, what goes into the
 /// upgrade request, TLS, and socket timeouts.
-#[derive(Clone, Default)]
+///
+/// What goes into the upgrade request (origin, subprotocols, extra headers,
+/// the request hook) is the [`RequestOptions`] every driver shares, in
+/// [`request`](Self::request); its fields stay reachable as before
+/// (`options.origin`, `options.headers`...) through `Deref`.
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ClientOptions {
     /// The protocol core's configuration (limits, fragment size, timers,
     /// permessage-deflate). `handshake_timeout` bounds the whole connection
     /// attempt: TCP connect, TLS handshake and HTTP upgrade.
     pub config: Config,
-    /// The `Origin` header (visible ASCII, e.g. `https://app.example`).
-    pub origin: Option<String>,
-    /// Subprotocols offered, in order of preference (each a token).
-    pub protocols: Vec<String>,
-    /// Extra request headers: token names, values without control bytes,
-    /// and none the handshake writes itself (`Host`, `Origin`,
-    /// `Sec-WebSocket-*`...). An invalid one fails the connection attempt
-    /// before any socket is opened.
-    pub headers: Vec<(String, String)>,
+    /// The upgrade request's origin, subprotocols, extra headers and hook.
+    /// An invalid one fails the connection attempt before any socket is
+    /// opened.
+    pub request: RequestOptions,
     /// TLS settings for `wss://`.
     pub tls: TlsClientOptions,
     /// Limit for the TCP connect alone (default: only the handshake
@@ -45,26 +44,9 @@ pub struct ClientOptions {
     /// host still gives the `Host` header, the TLS SNI and the name the
     /// certificate must match).
     pub connect_to: Option<SocketAddr>,
-    /// Called with the upgrade request before the connection is made; what
-    /// it leaves is validated like the rest.
-    pub request_hook: Option<RequestHook>,
 }
 
-impl fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientOptions")
-            .field("config", &self.config)
-            .field("origin", &self.origin)
-            .field("protocols", &self.protocols)
-            .field("headers", &self.headers)
-            .field("tls", &self.tls)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("write_timeout", &self.write_timeout)
-            .field("connect_to", &self.connect_to)
-            .field("request_hook", &self.request_hook.is_some())
-            .finish()
-    }
-}
+ws_net::forward_request_options!(deref ClientOptions => request);
 
 impl ClientOptions {
     /// Sets the protocol configuration.
@@ -75,21 +57,6 @@ impl ClientOptions {
     /// Turns permessage-deflate on (with these parameters) or off.
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.config.deflate = deflate;
-        self
-    }
-    /// Sets the `Origin` header.
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into());
-        self
-    }
-    /// Offers a subprotocol.
-    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.protocols.push(protocol.into());
-        self
-    }
-    /// Adds a request header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
         self
     }
     /// Sets the TLS options.
@@ -110,15 +77,6 @@ impl ClientOptions {
     /// Connects to `addr` instead of resolving the host.
     pub fn connect_to(mut self, addr: SocketAddr) -> Self {
         self.connect_to = Some(addr);
-        self
-    }
-    /// Edits the upgrade request just before it is sent (e.g. to add
-    /// `Authorization`).
-    pub fn request_hook(
-        mut self,
-        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
-    ) -> Self {
-        self.request_hook = Some(Arc::new(hook));
         self
     }
 }

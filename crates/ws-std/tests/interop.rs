@@ -1,16 +1,17 @@
 //! Interop with the Python `websockets` package, in both roles, on
 //! 127.0.0.1. The virtualenv (and `websockets` in it) comes from
-//! tests/interop/setup_venv.sh, which these tests run; they never skip: when
-//! python3 is missing, or the virtualenv cannot be set up, they fail saying
-//! what to install.
+//! tests/interop/setup_venv.sh, which these tests run through the kit
+//! (`ws_testkit::interop::python`, shared with ws-tokio's interop tests);
+//! they never skip: when python3 is missing, or the virtualenv cannot be set
+//! up, they fail saying what to install.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,56 +21,9 @@ use ws_std::{
     connect, serve, ClientOptions, Received, ServeOptions, ServerOptions, UpgradeResponse,
     WebSocketClient,
 };
+use ws_testkit::interop::{dir as interop_dir, python};
 
 const T: Duration = Duration::from_secs(5);
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
-/// The virtualenv's python (made on first use, with `websockets`). Fails
-/// the test, saying what to install, when that is not possible.
-fn python() -> PathBuf {
-    static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PY.get_or_init(|| {
-        let has_python = Command::new("python3")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !has_python {
-            return Err(
-                "python3 is not installed: the Python interop tests need it. Install \
-                 python3 with its venv module (e.g. `apt-get install python3 python3-venv`); \
-                 the tests then install the `websockets` package into a virtualenv themselves \
-                 (tests/interop/setup_venv.sh)"
-                    .to_string(),
-            );
-        }
-        let out = Command::new("bash")
-            .arg(interop_dir().join("setup_venv.sh"))
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run bash for tests/interop/setup_venv.sh: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "tests/interop/setup_venv.sh could not make a virtualenv with the Python \
-                 `websockets` package (>=13,<18). Install python3-venv and make sure pip can \
-                 reach its package index, or install `websockets` into the virtualenv named \
-                 by WS_INTEROP_VENV yourself. Its output:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        stdout
-            .lines()
-            .last()
-            .map(|l| PathBuf::from(l.trim()))
-            .ok_or_else(|| "setup_venv.sh printed no python path".to_string())
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// A running Python echo server; killed on drop.
 struct PyServer {

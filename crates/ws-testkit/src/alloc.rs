@@ -11,7 +11,10 @@
 //!
 //! Both tallies belong to the thread that allocates, so tests running in
 //! parallel in one binary do not see each other's allocations. A thread
-//! reads its own tallies; to measure another thread, run the reads on it.
+//! reads its own tallies; to measure another thread (a server under test)
+//! from the test thread, that thread calls [`watch_this_thread`] and its
+//! allocation calls are also added to one shared count,
+//! [`watched_allocations`], which any thread reads.
 //!
 //! A `#[global_allocator]` must be declared in each test binary (the
 //! attribute does not cross crates): [`counting_allocator!`] declares it.
@@ -21,6 +24,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 thread_local! {
     /// Allocation calls made on this thread.
@@ -29,7 +33,12 @@ thread_local! {
     static BALANCE: Cell<isize> = const { Cell::new(0) };
     /// The largest `BALANCE` since `heap_reset`.
     static PEAK: Cell<isize> = const { Cell::new(0) };
+    /// This thread's allocation calls also go to `WATCHED`.
+    static IS_WATCHED: Cell<bool> = const { Cell::new(false) };
 }
+
+/// Allocation calls made on the watched threads since they were watched.
+static WATCHED: AtomicU64 = AtomicU64::new(0);
 
 /// Notes an allocation call that moved the heap balance by `bytes`.
 ///
@@ -39,6 +48,9 @@ thread_local! {
 fn note(call: bool, bytes: isize) {
     if call {
         let _ = CALLS.try_with(|c| c.set(c.get() + 1));
+        if IS_WATCHED.try_with(Cell::get).unwrap_or(false) {
+            WATCHED.fetch_add(1, Ordering::SeqCst);
+        }
     }
     let _ = BALANCE.try_with(|b| {
         let v = b.get() + bytes;
@@ -100,6 +112,21 @@ fn size(n: usize) -> isize {
 /// thread so far.
 pub fn allocations() -> u64 {
     CALLS.try_with(Cell::get).unwrap_or(0)
+}
+
+/// From now on, the allocation calls of this thread are also counted in
+/// [`watched_allocations`], which other threads can read: a test measures
+/// the thread of the server under test from its own thread.
+pub fn watch_this_thread() {
+    let _ = IS_WATCHED.try_with(|w| w.set(true));
+}
+
+/// Allocation calls made so far on the threads that called
+/// [`watch_this_thread`] (after they called it), read from any thread. A
+/// test takes the difference between two reads; the count is shared by the
+/// whole binary, so watch one thread at a time.
+pub fn watched_allocations() -> u64 {
+    WATCHED.load(Ordering::SeqCst)
 }
 
 /// Runs `f` and returns the allocation calls it made on this thread, with
@@ -171,6 +198,26 @@ mod tests {
             .unwrap();
         assert_eq!(heap_peak(), peak);
         drop(small);
+    }
+
+    #[test]
+    fn a_watched_thread_is_counted_from_another() {
+        let (ready, go) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let t = std::thread::spawn(move || {
+            watch_this_thread();
+            ready.0.send(()).unwrap();
+            go.1.recv().unwrap();
+            for i in 0..100u32 {
+                drop(std::hint::black_box(Box::new(i)));
+            }
+        });
+        ready.1.recv().unwrap();
+        let before = watched_allocations();
+        go.0.send(()).unwrap();
+        t.join().unwrap();
+        // At least the hundred boxes (a test running in parallel may watch
+        // a thread too).
+        assert!(watched_allocations() - before >= 100);
     }
 
     #[test]

@@ -9,7 +9,16 @@
 //!   growth, per thread), declared in a test binary with
 //!   [`counting_allocator!`];
 //! - [`pair`]: a client and a server `Connection` linked in memory, and
-//!   [`pair::pump`].
+//!   [`pair::pump`];
+//! - [`echo_client`]: the blocking core client of the zero-allocation
+//!   tests, and their measurement
+//!   ([`echo_client::steady_state_allocations`]);
+//! - [`interop`]: the Python side of the interop tests (the scripts'
+//!   directory, the virtualenv's python);
+//! - [`wait::wait_until`]: the bounded poll for a condition no event
+//!   announces;
+//! - [`bad_request`]: the invalid upgrade requests every client must refuse
+//!   before connecting, and the silent listener that shows it did.
 //!
 //! Used as a dev-dependency. Everything here may panic: a failed
 //! assertion or a socket error fails the test that called it.
@@ -20,4 +29,8 @@
 
 pub mod alloc;
 pub mod attacker;
+pub mod bad_request;
+pub mod echo_client;
+pub mod interop;
 pub mod pair;
+pub mod wait;

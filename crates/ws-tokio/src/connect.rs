@@ -2,12 +2,11 @@
 //! `wss://`, tokio-rustls.
 //!
 //! Nothing here is ws-tokio's own: the URL is parsed by [`ws_net::url::WsUrl`], the upgrade
-//! request is assembled and validated by [`ws_net::request::client_request`] (then by the core,
-//! after the request hook), and the rustls configuration comes from [`ws_net::tls`] (explicit
-//! *ring* provider). This module only resolves, connects, runs the TLS handshake and hands
+//! request is assembled, edited by the request hook and validated by
+//! [`ws_net::request::RequestOptions::build`], and the rustls configuration comes from
+//! [`ws_net::tls`] (explicit *ring* provider). This module only resolves, connects, runs the TLS handshake and hands
 //! the stream to the same handshake routine as [`client`](crate::client).
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -19,17 +18,19 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use ws_net::url::WsUrl;
-use ws_proto::{ClientRequest, Config, Connection, ConnectionError, DeflateConfig};
+use ws_proto::{Config, Connection, ConnectionError, DeflateConfig};
 
 use crate::driver::now;
 use crate::{Error, WebSocketStream};
 
-/// A hook that edits the upgrade request before it is sent (say, to add an `Authorization`
-/// header computed per connection). What it leaves is validated by the core like the rest.
-pub type RequestHook = Arc<dyn Fn(&mut ClientRequest) + Send + Sync>;
+pub use ws_net::request::{RequestHook, RequestOptions};
 
 /// How [`connect_with`] connects: the protocol configuration, what goes into the upgrade
 /// request, TLS, and where to connect.
+///
+/// What goes into the upgrade request (origin, subprotocols, extra headers, the request hook)
+/// is the [`RequestOptions`] every driver shares, in [`request`](Self::request); its fields stay
+/// reachable as before (`options.origin`, `options.headers`...) through `Deref`.
 ///
 /// ```
 /// use ws_tokio::{ConnectOptions, DeflateConfig};
@@ -42,22 +43,15 @@ pub type RequestHook = Arc<dyn Fn(&mut ClientRequest) + Send + Sync>;
 ///     .request_hook(|req| req.headers.push(("X-Request-Id".into(), "42".into())));
 /// # drop(options);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ConnectOptions {
     /// The core's configuration (limits, timers, permessage-deflate). `handshake_timeout`
     /// bounds the whole attempt: name resolution, TCP connect, TLS handshake and upgrade.
     pub config: Config,
-    /// The `Origin` header (visible ASCII, e.g. `https://app.example`).
-    pub origin: Option<String>,
-    /// Subprotocols offered, in order of preference (each a token).
-    pub protocols: Vec<String>,
-    /// Extra request headers: token names, values without control bytes, and none the
-    /// handshake writes itself (`Host`, `Origin`, `Sec-WebSocket-*`...).
-    pub headers: Vec<(String, String)>,
-    /// Called with the assembled request before anything is connected; what it leaves is
-    /// validated like the rest.
-    pub request_hook: Option<RequestHook>,
+    /// The upgrade request's origin, subprotocols, extra headers and hook; checked (what the
+    /// hook leaves too) before anything is connected.
+    pub request: RequestOptions,
     /// TLS settings for `wss://`.
     pub tls: TlsOptions,
     /// Connect to this address instead of resolving the URL's host (the host still gives the
@@ -65,19 +59,7 @@ pub struct ConnectOptions {
     pub connect_to: Option<SocketAddr>,
 }
 
-impl fmt::Debug for ConnectOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectOptions")
-            .field("config", &self.config)
-            .field("origin", &self.origin)
-            .field("protocols", &self.protocols)
-            .field("headers", &self.headers)
-            .field("request_hook", &self.request_hook.is_some())
-            .field("tls", &self.tls)
-            .field("connect_to", &self.connect_to)
-            .finish()
-    }
-}
+ws_net::forward_request_options!(deref ConnectOptions => request);
 
 impl ConnectOptions {
     /// Replaces the core's configuration (set it before [`deflate`](Self::deflate)).
@@ -88,29 +70,6 @@ impl ConnectOptions {
     /// Offers permessage-deflate with these parameters, or nothing (the default).
     pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
         self.config.deflate = deflate;
-        self
-    }
-    /// Sets the `Origin` header.
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into());
-        self
-    }
-    /// Offers a subprotocol (call once per protocol, in order of preference).
-    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.protocols.push(protocol.into());
-        self
-    }
-    /// Adds a request header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-    /// Edits the upgrade request before it is sent.
-    pub fn request_hook(
-        mut self,
-        hook: impl Fn(&mut ClientRequest) + Send + Sync + 'static,
-    ) -> Self {
-        self.request_hook = Some(Arc::new(hook));
         self
     }
     /// Sets the TLS options for `wss://`.
@@ -292,19 +251,11 @@ pub async fn connect_with(
 ) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
     let start = now();
     let url = WsUrl::parse(url)?;
-    let mut request = ws_net::request::client_request(
-        &url,
-        options.origin.as_deref(),
-        &options.protocols,
-        &options.headers,
-    )?;
-    if let Some(hook) = &options.request_hook {
-        hook(&mut request);
-    }
+    let request = options.request.build(&url)?;
     let config = options.config.clone().streaming(false);
     let limit = config.limits.max_send_queue;
     let deadline = tokio::time::Instant::from_std(start) + config.handshake_timeout;
-    // Validates what the hook left; the core's handshake timer starts with the attempt.
+    // The core's handshake timer starts with the attempt.
     let conn = Connection::client(config, &request, start)?;
     let tls = if url.is_secure() {
         Some((options.tls.build()?, ws_net::tls::server_name(url.host())?))

@@ -161,9 +161,7 @@ impl Error {
     /// and why.
     pub fn invalid_request(&self) -> Option<(&str, &str)> {
         match self {
-            Error::Command(ws_proto::Error::InvalidRequest { field, reason }) => {
-                Some((field, reason))
-            }
+            Error::Command(e) => ws_net::invalid_request(e),
             _ => None,
         }
     }

@@ -203,7 +203,9 @@ use std::future::poll_fn;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use connect::{connect, connect_with, ConnectOptions, MaybeTlsStream, RequestHook, TlsOptions};
+pub use connect::{
+    connect, connect_with, ConnectOptions, MaybeTlsStream, RequestHook, RequestOptions, TlsOptions,
+};
 pub use error::Error;
 /// The rustls this crate is built with (for [`TlsOptions`]: root stores, certificates, a
 /// complete `ClientConfig`).

@@ -282,33 +282,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketStream<S> {
-    type Item = Result<Message, Error>;
+/// `Stream` of messages for a type whose `shared` field reads (the whole stream, the reader
+/// half): one implementation, [`Shared::poll_next`].
+macro_rules! read_half {
+    ($t:ident) => {
+        impl<S: AsyncRead + AsyncWrite + Unpin> Stream for $t<S> {
+            type Item = Result<Message, Error>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.shared.poll_next(cx)
-    }
+            fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+                self.shared.poll_next(cx)
+            }
+        }
+    };
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
-    type Error = Error;
+/// `Sink` of messages for a type whose `shared` field writes (the whole stream, the writer
+/// half): one implementation, [`Shared`]'s.
+macro_rules! write_half {
+    ($t:ident) => {
+        impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for $t<S> {
+            type Error = Error;
 
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.shared.poll_ready(cx)
-    }
+            fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+                self.shared.poll_ready(cx)
+            }
 
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.shared.start_send(item)
-    }
+            fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+                self.shared.start_send(item)
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.shared.poll_flush(cx)
-    }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+                self.shared.poll_flush(cx)
+            }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.shared.poll_close(cx)
-    }
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+                self.shared.poll_close(cx)
+            }
+        }
+    };
 }
+
+read_half!(WebSocketStream);
+write_half!(WebSocketStream);
 
 /// The receiving half of a split [`WebSocketStream`]: a [`Stream`] of messages.
 pub struct WebSocketReader<S> {
@@ -388,30 +403,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketReader<S> {
-    type Item = Result<Message, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.shared.poll_next(cx)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.shared.poll_ready(cx)
-    }
-
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.shared.start_send(item)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.shared.poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.shared.poll_close(cx)
-    }
-}
+read_half!(WebSocketReader);
+write_half!(WebSocketWriter);

@@ -4,10 +4,9 @@
 //! request hook adds), permessage-deflate, and the failures: an untrusted certificate, a peer
 //! that does not speak TLS, a refused TCP connection, each with its `DriverError` kind.
 //!
-//! An invalid request is refused before any name resolution or TCP connect: the error names
-//! the field, and a `TcpListener` standing in for the server sees no connection (its
-//! non-blocking `accept` says `WouldBlock` once `connect_with` has returned; a TCP connect
-//! completes in the kernel before `connect` returns, so a connection would already be queued).
+//! An invalid request (the kit's `BAD_REQUESTS`, shared by every client) is refused before any
+//! name resolution or TCP connect: the error names the field, and the kit's `SilentListener`
+//! standing in for the server sees no connection.
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,6 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use ws_net::{DriverError, ErrorKind};
+use ws_testkit::bad_request::{BadRequest, SilentListener, BAD_REQUESTS};
 use ws_tokio::{
     Accept, ConnectOptions, Decision, DeflateConfig, Error, TlsOptions, UpgradeRequest,
 };
@@ -332,23 +332,6 @@ async fn a_refusal_by_the_server_is_a_handshake_error() {
 
 // ----- invalid requests never reach a socket --------------------------------
 
-/// A listener on a free loopback port that never answers.
-fn listener() -> (std::net::TcpListener, SocketAddr) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    let a = l.local_addr().unwrap();
-    (l, a)
-}
-
-/// Nothing connected to `l`.
-fn assert_no_connection(l: &std::net::TcpListener, what: &str) {
-    match l.accept() {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        Ok((_, peer)) => panic!("{what}: a connection from {peer} reached the server"),
-        Err(e) => panic!("{what}: accept failed: {e}"),
-    }
-}
-
 /// Options whose handshake would time out quickly, so a regression (a connection made to
 /// the silent listener) fails instead of hanging.
 fn base() -> ConnectOptions {
@@ -356,113 +339,18 @@ fn base() -> ConnectOptions {
         .config(ws_tokio::Config::default().handshake_timeout(Duration::from_secs(2)))
 }
 
-struct Case {
-    name: &'static str,
-    path: &'static str,
-    options: ConnectOptions,
-    field: &'static str,
-}
-
-fn cases() -> Vec<Case> {
-    let case = |name, path, options, field| Case {
-        name,
-        path,
-        options,
-        field,
-    };
-    vec![
-        case(
-            "CRLF in a header value",
-            "/",
-            base().header("X-Test", "a\r\nInjected: yes"),
-            "X-Test",
-        ),
-        case(
-            "a control byte in a header value",
-            "/",
-            base().header("X-Test", "a\x01b"),
-            "X-Test",
-        ),
-        case(
-            "NUL in a header value",
-            "/",
-            base().header("X-Test", "a\0b"),
-            "X-Test",
-        ),
-        case(
-            "a header name that is not a token",
-            "/",
-            base().header("Bad Name", "x"),
-            "Bad Name",
-        ),
-        case(
-            "a header the handshake writes itself",
-            "/",
-            base().header("Sec-WebSocket-Key", "x"),
-            "Sec-WebSocket-Key",
-        ),
-        case(
-            "CRLF in the origin",
-            "/",
-            base().origin("http://a\r\nInjected: yes"),
-            "Origin",
-        ),
-        case(
-            "a subprotocol that is not a token",
-            "/",
-            base().protocol("chat, evil"),
-            "Sec-WebSocket-Protocol",
-        ),
-        case(
-            "CRLF added by the request hook",
-            "/",
-            base().request_hook(|r| {
-                r.headers
-                    .push(("X-Hook".into(), "a\r\nInjected: yes".into()))
-            }),
-            "X-Hook",
-        ),
-        case(
-            "a request target broken by the request hook",
-            "/",
-            base().request_hook(|r| r.resource = "/a b HTTP/1.1\r\nX: y".into()),
-            "request target",
-        ),
-        case("a space in the path", "/a b", base(), "path"),
-        case("CRLF in the path", "/a\r\nInjected: yes", base(), "path"),
-    ]
-}
-
-/// The field an error names: the core's `field` for a request, the URL's part for a URL. The
-/// message says it too, and the kind is `InvalidRequest`.
-fn named_field(e: &Error) -> String {
+/// Checks `e` against the case: the kind, the field named, the message.
+fn check(c: &BadRequest, e: &Error) {
     assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{e:?}");
-    match e {
-        Error::InvalidUrl(m) => {
-            assert!(m.starts_with("invalid "), "{m}");
-            m.strip_prefix("invalid ")
-                .and_then(|r| r.split(" in the WebSocket URL").next())
-                .unwrap_or_default()
-                .to_string()
-        }
-        other => {
-            let (field, _) = other
-                .invalid_request()
-                .unwrap_or_else(|| panic!("expected an invalid request or URL, got {other:?}"));
-            let msg = other.to_string();
-            assert!(
-                msg.starts_with(&format!("invalid {field} in the upgrade request: ")),
-                "{msg}"
-            );
-            field.to_string()
-        }
-    }
+    c.check(e.invalid_request().map(|(f, _)| f), &e.to_string());
 }
 
 #[tokio::test]
 async fn each_invalid_request_is_refused_before_resolving_or_connecting() {
-    let (l, addr) = listener();
-    for c in cases() {
+    let l = SilentListener::new();
+    let addr = l.addr();
+    for c in BAD_REQUESTS {
+        let options = base().request(c.request());
         for url in [
             format!("ws://{addr}{}", c.path),
             format!("wss://{addr}{}", c.path),
@@ -470,28 +358,28 @@ async fn each_invalid_request_is_refused_before_resolving_or_connecting() {
             // request's, so nothing was looked up.
             format!("ws://no-such-host.invalid{}", c.path),
         ] {
-            let e = match bounded("connect", ws_tokio::connect_with(&url, &c.options)).await {
+            let e = match bounded("connect", ws_tokio::connect_with(&url, &options)).await {
                 Ok(_) => panic!("{} ({url}): connected", c.name),
                 Err(e) => e,
             };
-            assert_eq!(named_field(&e), c.field, "{} ({url}): {e}", c.name);
-            assert_no_connection(&l, c.name);
+            check(c, &e);
+            l.assert_no_connection(c.name);
         }
         // The same with `connect_to`: still nothing reaches the listener.
         let url = format!("ws://localhost{}", c.path);
-        let options = c.options.connect_to(addr);
+        let options = options.connect_to(addr);
         let e = bounded("connect", ws_tokio::connect_with(&url, &options))
             .await
             .unwrap_err();
-        assert_eq!(named_field(&e), c.field, "{} (connect_to): {e}", c.name);
-        assert_no_connection(&l, c.name);
+        check(c, &e);
+        l.assert_no_connection(c.name);
     }
 
     // Control: the same listener does see a valid request.
     let options = base().header("X-Test", "fine").connect_to(addr);
     let attempt =
         tokio::spawn(async move { ws_tokio::connect_with("ws://localhost/ok", &options).await });
-    let l = TcpListener::from_std(l).unwrap();
+    let l = TcpListener::from_std(l.into_inner()).unwrap();
     let (mut tcp, _) = bounded("accept", l.accept()).await.unwrap();
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -522,9 +410,9 @@ async fn bad_tls_material_is_refused_before_connecting() {
     assert_eq!(e.kind(), ErrorKind::Tls);
 
     // A root the store refuses fails the configuration, before any socket.
-    let (l, addr) = listener();
+    let l = SilentListener::new();
     let tls = TlsOptions::default().add_root_der(b"garbage".to_vec());
-    let options = base().tls(tls).connect_to(addr);
+    let options = base().tls(tls).connect_to(l.addr());
     let e = bounded(
         "connect",
         ws_tokio::connect_with("wss://localhost/", &options),
@@ -532,5 +420,5 @@ async fn bad_tls_material_is_refused_before_connecting() {
     .await
     .unwrap_err();
     assert!(matches!(e, Error::TlsConfig(_)), "{e:?}");
-    assert_no_connection(&l, "bad root");
+    l.assert_no_connection("bad root");
 }

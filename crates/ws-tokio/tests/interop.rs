@@ -4,14 +4,14 @@
 //!
 //! The Python side is ws-std's, used from where it lives (not copied):
 //! `crates/ws-std/tests/interop/{setup_venv.sh, echo_server.py, echo_client.py}`. The
-//! virtualenv (with `websockets` in it) is the one `setup_venv.sh` makes, shared with ws-std's
-//! interop tests. These tests never skip: when python3 is missing, or the virtualenv cannot
-//! be set up, they fail saying what to install.
+//! virtualenv (with `websockets` in it) is the one `setup_venv.sh` makes, found by the kit
+//! (`ws_testkit::interop::python`), as for ws-std's interop tests. These tests never skip:
+//! when python3 is missing, or the virtualenv cannot be set up, they fail saying what to
+//! install.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -19,60 +19,11 @@ use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
+use ws_testkit::interop::{dir as interop_dir, python};
 use ws_tokio::{Accept, CloseCode, ConnectOptions, Decision, DeflateConfig, MessageKind};
 
 /// Every wait is bounded by this.
 const T: Duration = Duration::from_secs(15);
-
-/// ws-std's interop directory: the Python scripts and the virtualenv setup.
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ws-std/tests/interop")
-}
-
-/// The virtualenv's python (made on first use, with `websockets`). Fails the test, saying
-/// what to install, when that is not possible.
-fn python() -> PathBuf {
-    static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PY.get_or_init(|| {
-        let has_python = std::process::Command::new("python3")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !has_python {
-            return Err(
-                "python3 is not installed: the Python interop tests need it. Install python3 \
-                 with its venv module (e.g. `apt-get install python3 python3-venv`); the tests \
-                 then install the `websockets` package into a virtualenv themselves \
-                 (crates/ws-std/tests/interop/setup_venv.sh)"
-                    .to_string(),
-            );
-        }
-        let setup = interop_dir().join("setup_venv.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&setup)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run bash for {}: {e}", setup.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} could not make a virtualenv with the Python `websockets` package \
-                 (>=13,<18). Install python3-venv and make sure pip can reach its package \
-                 index, or install `websockets` into the virtualenv named by WS_INTEROP_VENV \
-                 yourself. Its output:\n{}{}",
-                setup.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .map(|l| PathBuf::from(l.trim()))
-            .ok_or_else(|| "setup_venv.sh printed no python path".to_string())
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -4,13 +4,13 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use ws_mio::{ConnId, ConnectOptions, Ctx, Decision, Handle, Handler, LoopGroup, Options};
 use ws_proto::{Bytes, Closed, Message, OpenInfo, UpgradeRequest};
+use ws_testkit::attacker::wire;
 
 /// How long any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -161,14 +161,13 @@ pub fn wait_for<T>(
     }
 }
 
-/// Polls `cond` every 5 ms until it holds; panics naming `what` if it does
-/// not within [`WAIT`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Waits until `cond` holds (the kit's bounded poll); panics naming `what`
+/// if it does not within [`WAIT`].
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        ws_testkit::wait::wait_until(WAIT, cond),
+        "timed out waiting for {what}"
+    );
 }
 
 /// Waits for `Open` of `id`.
@@ -207,75 +206,24 @@ pub fn wait_any_open(rx: &Receiver<(usize, Ev)>) -> ConnId {
 
 // ----- a raw peer ---------------------------------------------------------
 
-/// Connects with `std::net` and completes the upgrade by hand.
+/// Connects and completes the upgrade (the kit's [`wire::upgrade`]), with
+/// [`WAIT`] to read and no write timeout.
 pub fn raw_client(addr: SocketAddr, path: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let s = wire::upgrade(addr, path, "");
     s.set_read_timeout(Some(WAIT)).unwrap();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut byte).unwrap(),
-            1,
-            "connection closed during the upgrade"
-        );
-        head.push(byte[0]);
-        assert!(head.len() < 4096);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    s.set_write_timeout(None).unwrap();
     s
 }
 
-/// A masked client frame.
+/// A masked client frame (the kit's [`wire::frame`]).
 pub fn client_frame(opcode: u8, payload: &[u8], fin: bool) -> Vec<u8> {
-    let mask = [0x12u8, 0x34, 0x56, 0x78];
-    let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
+    wire::frame(if fin { wire::FIN } else { 0 } | opcode, true, payload)
 }
 
-/// Reads one (unmasked) server frame: `(opcode, payload)`, or `None` at
-/// the end of the stream.
+/// Reads one server frame (the kit's [`wire::read_frame`]): `(opcode,
+/// payload)`, or `None` at the end of the stream.
 pub fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h).ok()?;
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut b = [0u8; 2];
-            s.read_exact(&mut b).ok()?;
-            u64::from(u16::from_be_bytes(b))
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            s.read_exact(&mut b).ok()?;
-            u64::from_be_bytes(b)
-        }
-        n => u64::from(n),
-    };
-    let mut p = vec![0u8; len as usize];
-    s.read_exact(&mut p).ok()?;
-    Some((h[0] & 0x0f, p))
+    wire::read_frame(s).map(|f| (f.opcode(), f.payload))
 }
 
 /// The soft limit on open files of this process.

@@ -1,7 +1,6 @@
 //! Helpers shared by the loopback tests. Every wait is bounded.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -10,23 +9,15 @@ use ws_proto::{CloseCode, HandshakeError};
 use ws_std::{
     serve, ClientBuilder, Error, Received, ServeOptions, ServerHandle, ServerOptions, WebSocket,
 };
+use ws_testkit::attacker::wire;
 
 /// Binds a listener on 127.0.0.1 with an OS-chosen port.
 pub fn listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").unwrap()
 }
 
-/// Waits (at most `limit`) for `cond`.
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
-}
+#[allow(unused_imports, reason = "not every test binary waits")]
+pub use ws_testkit::wait::wait_until;
 
 /// Echoes every message until the connection ends.
 pub fn echo(mut ws: WebSocket) {
@@ -78,42 +69,17 @@ pub fn test_cert() -> TestCert {
     }
 }
 
-/// A raw server that answers one upgrade request correctly, then runs
-/// `after` on the socket (to misbehave).
+/// A raw server that answers one upgrade request correctly (the kit's
+/// [`wire::raw_server`] and [`wire::answer_101`]), then runs `after` on the
+/// socket (to misbehave), with a 2 s read timeout.
 pub fn raw_upgrade_server(
     after: impl FnOnce(TcpStream) + Send + 'static,
 ) -> (SocketAddr, std::thread::JoinHandle<()>) {
-    let l = listener();
-    let addr = l.local_addr().unwrap();
-    let h = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
+    wire::raw_server(move |mut s| {
+        wire::answer_101(&mut s, "");
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                return;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8_lossy(&head).to_string();
-        let key = text
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| v.trim().to_string())
-            })
-            .unwrap();
-        let accept = ws_proto::handshake::accept_key(key.as_bytes());
-        let resp = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        );
-        s.write_all(resp.as_bytes()).unwrap();
-        after(s);
-    });
-    (addr, h)
+        after(s)
+    })
 }
 
 /// What an event client reported.
