@@ -105,9 +105,10 @@ pub enum ConnectionError {
     Io(TransportError),
 }
 
-/// A transport failure a driver reported ([`Connection::handle_transport_error`]
-/// (crate::Connection::handle_transport_error)): the [`std::io::ErrorKind`] it had (or
-/// [`Other`](std::io::ErrorKind::Other) for non-IO failures such as TLS) and its message.
+/// A transport failure a driver reported
+/// ([`Connection::handle_transport_error`](crate::Connection::handle_transport_error)): the
+/// [`std::io::ErrorKind`] it had (or [`Other`](std::io::ErrorKind::Other) for non-IO failures
+/// such as TLS) and its message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportError {
     /// The kind of the I/O error, so callers can tell a reset from a timeout.

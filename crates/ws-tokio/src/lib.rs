@@ -16,8 +16,8 @@
 //!   validated [`ClientRequest`].
 //! - [`Error`] implements [`ws_net::DriverError`]: the same [`ErrorKind`](ws_net::ErrorKind)s
 //!   as every other driver of the workspace, with the `io::ErrorKind` of I/O failures.
-//! - With the `hyper` feature, [`hyper::upgrade`] runs a connection that hyper 1.x upgraded
-//!   on the core.
+//! - With the `hyper` feature, `ws_tokio::hyper::upgrade` runs a connection that hyper 1.x
+//!   upgraded on the core.
 //!
 //! # How it drives the core
 //!
