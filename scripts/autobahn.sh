@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Runs the Autobahn TestSuite cases (via the `kosoku` runner from PyPI, in a
-# virtualenv this script creates) against wsx in both roles and both drivers:
+# virtualenv this script creates) against wsx in both roles and every driver
+# (std, mio, tokio):
 #   server role: `wsx serve --driver D`, driven by `kosoku -m fuzzingclient`
 #   client role: `wsx connect --echo --driver D` per case, against `kosoku -m fuzzingserver`
 # permessage-deflate is on; limits are raised by command-line options only.
 #
-# Usage: scripts/autobahn.sh [--quick] [--debug] [--roles "server client"] [--drivers "std mio"] [-p N]
+# Usage: scripts/autobahn.sh [--quick] [--debug] [--roles "server client"] [--drivers "std mio tokio"] [-p N]
 #   --quick   a documented subset (every section, fewer cases: see QUICK_INCLUDE below)
 #   --debug   use the debug build of wsx (what `cargo test` already built) instead of release
 # Prints a summary table (role x driver x counts), compares every case with
-# conformance/expected.json, and exits non-zero on any failure or change.
+# conformance/expected.json (its expectations per role apply to every driver),
+# and exits non-zero on any failure or change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 ROLES="server client"
-DRIVERS="std mio"
+DRIVERS="std mio tokio"
 PAR=2
 QUICK=0
 PROFILE=release

@@ -23,5 +23,5 @@ echo "== cargo test"
 cargo test --workspace --all-features --locked
 echo "== fuzzing, short form: every cargo-fuzz target for 10 s (scripts/fuzz.sh 10; installs cargo-fuzz if missing, needs the nightly toolchain)"
 ./scripts/fuzz.sh 10
-echo "== Autobahn TestSuite, quick subset, both roles x both drivers (scripts/autobahn.sh --quick)"
+echo "== Autobahn TestSuite, quick subset, both roles x every driver: std, mio, tokio (scripts/autobahn.sh --quick)"
 ./scripts/autobahn.sh --quick --debug

@@ -11,8 +11,8 @@
 //! Layout: a folder per subcommand (`serve/`, `connect/`, `bench/`), each
 //! with a `mod.rs` that holds what its drivers share (argument handling,
 //! output, the dispatch on `--driver`) and one file per driver (`std.rs`,
-//! `mio.rs`) that depends on that `mod.rs` and on the top-level modules
-//! below, never on another driver's file. Top level: [`opts`] (the
+//! `mio.rs`, `tokio.rs`) that depends on that `mod.rs` and on the top-level
+//! modules below, never on another driver's file. Top level: [`opts`] (the
 //! arguments), [`tls`] (certificates and trust, for serve and connect),
 //! [`logger`]. A new driver is one more file per folder, one `mod` line and
 //! one match arm in each `mod.rs`, and a [`opts::Driver`] variant.

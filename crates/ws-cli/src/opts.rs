@@ -31,6 +31,8 @@ pub enum Driver {
     Std,
     /// ws-mio: event loop, many connections per thread.
     Mio,
+    /// ws-tokio: async tasks on a tokio runtime.
+    Tokio,
 }
 
 /// Protocol options shared by every subcommand.
@@ -88,13 +90,15 @@ pub struct ServeArgs {
     /// Which driver serves connections.
     #[arg(long, value_enum, default_value_t = Driver::Mio)]
     pub driver: Driver,
-    /// Event-loop threads (mio driver).
+    /// Event-loop threads (mio driver) or runtime worker threads (tokio
+    /// driver; one by default, like mio's one loop).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
     /// Relay every message to every other connection instead of echoing.
     #[arg(long)]
     pub broadcast: bool,
-    /// Most connections at once (std driver: one thread each).
+    /// Most connections at once (std driver: one thread each); over it, a
+    /// client is answered 503 with Retry-After (every driver).
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_connections: usize,
     /// TLS certificate chain (PEM); needs --tls-key.
@@ -178,8 +182,9 @@ pub struct BenchArgs {
     /// Offer permessage-deflate.
     #[arg(long)]
     pub deflate: bool,
-    /// Which driver runs the connections: std (one thread per connection)
-    /// or mio (all connections on one event-loop thread).
+    /// Which driver runs the connections: std (one thread per connection),
+    /// mio (all connections on one event-loop thread) or tokio (one task per
+    /// connection, all on one current-thread runtime).
     #[arg(long, value_enum, default_value_t = Driver::Std)]
     pub driver: Driver,
     /// Largest frame payload sent: longer messages go out as several frames.

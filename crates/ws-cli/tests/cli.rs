@@ -128,6 +128,74 @@ fn serve_and_connect_round_trip_mio_both_ends() {
 }
 
 #[test]
+fn serve_and_connect_round_trip_tokio_both_ends() {
+    let s = serve(&["--driver", "tokio", "--threads", "2"]);
+    for driver in ["tokio", "mio", "std"] {
+        let (code, out, err) = connect(&[&s.url, "--driver", driver], "one\ntwö\nthree\n");
+        assert_eq!(code, 0, "{driver}: {err}");
+        assert_eq!(out, "one\ntwö\nthree\n", "{driver}");
+        assert!(
+            err.contains("permessage-deflate"),
+            "{driver}: deflate offered and accepted by default: {err}"
+        );
+    }
+    // The tokio client against the other servers.
+    for server_driver in ["std", "mio"] {
+        let s = serve(&["--driver", server_driver]);
+        let (code, out, err) = connect(&[&s.url, "--driver", "tokio"], "x\n");
+        assert_eq!((code, out.as_str()), (0, "x\n"), "{server_driver}: {err}");
+    }
+}
+
+#[test]
+fn wss_origin_and_no_deflate_on_the_tokio_driver() {
+    let s = serve(&[
+        "--driver",
+        "tokio",
+        "--tls-self-signed",
+        "--origin",
+        "https://good.example",
+    ]);
+    assert!(s.url.starts_with("wss://"));
+    let url = s.url.replace("127.0.0.1", "localhost");
+    for driver in ["tokio", "mio", "std"] {
+        let (code, out, err) = connect(
+            &[
+                &url,
+                "--insecure",
+                "--driver",
+                driver,
+                "--header",
+                "Origin: https://good.example",
+            ],
+            "tls\n",
+        );
+        assert_eq!((code, out.as_str()), (0, "tls\n"), "{driver}: {err}");
+    }
+    let (code, _, err) = connect(
+        &[
+            &url,
+            "--insecure",
+            "--driver",
+            "tokio",
+            "--header",
+            "Origin: https://evil.example",
+        ],
+        "",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("403"), "{err}");
+    // Without --insecure the self-signed certificate is refused.
+    let (code, _, err) = connect(&[&url, "--driver", "tokio"], "");
+    assert_eq!(code, 1);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let s = serve(&["--driver", "tokio", "--no-deflate"]);
+    let (code, out, err) = connect(&[&s.url, "--driver", "tokio"], "x\n");
+    assert_eq!((code, out.as_str()), (0, "x\n"), "{err}");
+    assert!(err.contains("extensions None"), "{err}");
+}
+
+#[test]
 fn wss_on_the_mio_driver() {
     let s = serve(&["--tls-self-signed"]);
     let url = s.url.replace("127.0.0.1", "localhost");
@@ -152,6 +220,8 @@ fn echo_mode_sends_everything_back_and_exit_codes_follow_the_close() {
         (4001, 3, "std"),
         (1000, 0, "mio"),
         (4001, 3, "mio"),
+        (1000, 0, "tokio"),
+        (4001, 3, "tokio"),
     ] {
         let (tx, rx) = std::sync::mpsc::channel();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -207,14 +277,27 @@ fn bad_arguments_exit_2_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("URL"));
     let out = Command::new(WSX)
-        .args(["serve", "--driver", "tokio"])
+        .args(["serve", "--driver", "frobnicate"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
-    let (code, _, err) = connect(&["ws://127.0.0.1:1/", "--header", "no-colon"], "");
-    assert_eq!(code, 2);
-    assert!(err.contains("Name: value"), "{err}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("possible values"), "{err}");
+    assert!(err.contains("tokio"), "tokio is one of them: {err}");
+    for driver in ["std", "mio", "tokio"] {
+        let (code, _, err) = connect(
+            &[
+                "ws://127.0.0.1:1/",
+                "--header",
+                "no-colon",
+                "--driver",
+                driver,
+            ],
+            "",
+        );
+        assert_eq!(code, 2, "{driver}");
+        assert!(err.contains("Name: value"), "{driver}: {err}");
+    }
     let out = Command::new(WSX).args(["frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
@@ -245,7 +328,7 @@ fn origin_allow_list_rejects_with_403() {
 
 #[test]
 fn broadcast_relays_to_the_other_clients() {
-    for driver in ["std", "mio"] {
+    for driver in ["std", "mio", "tokio"] {
         broadcast_with(driver);
     }
 }
@@ -494,7 +577,7 @@ fn echo_frame_sizes(url: &str, len: usize) -> Vec<usize> {
 
 #[test]
 fn fragment_size_sets_the_frames_the_server_sends() {
-    for driver in ["mio", "std"] {
+    for driver in ["mio", "std", "tokio"] {
         let s = serve(&[
             "--driver",
             driver,
@@ -519,9 +602,9 @@ fn fragment_size_sets_the_frames_the_server_sends() {
 }
 
 #[test]
-fn bench_fragment_size_is_accepted_by_both_drivers() {
+fn bench_fragment_size_is_accepted_by_every_driver() {
     let s = serve(&["--driver", "mio"]);
-    for driver in ["std", "mio"] {
+    for driver in ["std", "mio", "tokio"] {
         let cols = bench_csv(
             &s.url,
             &[
@@ -545,7 +628,16 @@ fn bench_fragment_size_is_accepted_by_both_drivers() {
 
 #[test]
 fn std_server_at_its_connection_limit_answers_503_at_once_and_serves_again() {
-    let s = serve(&["--driver", "std", "--max-connections", "1"]);
+    at_the_connection_limit("std");
+}
+
+#[test]
+fn tokio_server_at_its_connection_limit_answers_503_at_once_and_serves_again() {
+    at_the_connection_limit("tokio");
+}
+
+fn at_the_connection_limit(driver: &str) {
+    let s = serve(&["--driver", driver, "--max-connections", "1"]);
     let mut held = ws_std::connect(&s.url, &ws_std::ClientOptions::default()).unwrap();
     held.send_text("in").unwrap();
     assert!(matches!(held.recv().unwrap(), Received::Message(_)));
@@ -553,8 +645,8 @@ fn std_server_at_its_connection_limit_answers_503_at_once_and_serves_again() {
     // waiting in the backlog until its handshake times out.
     let t = Instant::now();
     let (code, _, err) = connect(&[&s.url], "x\n");
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("503"), "{err}");
+    assert_eq!(code, 1, "{driver}: {err}");
+    assert!(err.contains("503"), "{driver}: {err}");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     // The slot frees: served again.
     held.close(CloseCode::NORMAL, "").unwrap();
@@ -571,4 +663,70 @@ fn std_server_at_its_connection_limit_answers_503_at_once_and_serves_again() {
         assert!(err.contains("503"), "{err}");
     };
     assert_eq!(out, "again\n");
+}
+
+#[test]
+fn bench_on_the_tokio_driver_loads_every_server() {
+    for server_driver in ["tokio", "mio", "std"] {
+        let s = serve(&["--driver", server_driver]);
+        let cols = bench_csv(
+            &s.url,
+            &[
+                "--driver", "tokio", "--conns", "8", "--size", "100", "--window", "4",
+            ],
+        );
+        assert_eq!((cols[0].as_str(), cols[1].as_str()), ("8", "100"));
+        assert_eq!(cols[3], "off");
+        let msgs: u64 = cols[4].parse().unwrap();
+        assert!(msgs > 100, "{server_driver}: {cols:?}");
+        assert_eq!(cols[10], "0", "no errors against {server_driver}: {cols:?}");
+    }
+    // Deflate, text, messages bigger than a read and than a frame, on the
+    // tokio server with two workers.
+    let s = serve(&["--driver", "tokio", "--threads", "2"]);
+    let cols = bench_csv(
+        &s.url,
+        &[
+            "--driver",
+            "tokio",
+            "--conns",
+            "2",
+            "--size",
+            "200000",
+            "--window",
+            "2",
+            "--deflate",
+            "--text",
+        ],
+    );
+    assert_eq!(cols[3], "on");
+    let msgs: u64 = cols[4].parse().unwrap();
+    assert!(msgs > 2, "{cols:?}");
+    assert_eq!(cols[10], "0", "no errors: {cols:?}");
+}
+
+#[test]
+fn bench_on_the_tokio_driver_reports_a_dead_server_and_bad_arguments() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let run = |args: &[&str]| {
+        let child = Command::new(WSX)
+            .args(["bench", &url, "--driver", "tokio", "--secs", "1", "--quiet"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait(child, Duration::from_secs(30))
+    };
+    // Nothing listens there: exit code 1, the table says what happened.
+    let (code, out, err) = run(&["--conns", "2"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+    let (code, _, err) = run(&["--conns", "0"]);
+    assert_eq!(code, 2, "{err}");
 }

@@ -2,10 +2,10 @@
 //! invalid requests every client must refuse, `ws_testkit::bad_request`: a
 //! header value with CR/LF or another control byte, a header name that is
 //! not a token, CR/LF in the origin, a subprotocol that is not a token, a
-//! space in the path...), on both drivers: exit code 2 (bad argument), a
-//! clear message on one line of stderr naming the field, and no connection
-//! at the silent listener standing in for the server. Also: the origin
-//! allow-list of `wsx serve` matches case-insensitively on both drivers.
+//! space in the path...), on every driver (std, mio, tokio): exit code 2 (bad
+//! argument), a clear message on one line of stderr naming the field, and no
+//! connection at the silent listener standing in for the server. Also: the
+//! origin allow-list of `wsx serve` matches case-insensitively on every driver.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -95,6 +95,11 @@ fn connect_mio_refuses_bad_arguments_before_connecting() {
     refuses_bad_arguments_with("mio");
 }
 
+#[test]
+fn connect_tokio_refuses_bad_arguments_before_connecting() {
+    refuses_bad_arguments_with("tokio");
+}
+
 /// The control: a valid `wsx connect` does reach the same kind of listener,
 /// with its `-H` header and its `-H 'Origin: ...'` as the request's Origin.
 fn valid_arguments_reach_the_listener_with(driver: &str) {
@@ -155,6 +160,7 @@ impl Drop for Kill {
 fn valid_arguments_reach_the_listener() {
     valid_arguments_reach_the_listener_with("std");
     valid_arguments_reach_the_listener_with("mio");
+    valid_arguments_reach_the_listener_with("tokio");
 }
 
 /// `wsx serve --driver DRIVER ARGS` on a free port; its URL once listening.
@@ -186,8 +192,8 @@ fn serve(driver: &str, args: &[&str]) -> (Kill, String) {
 }
 
 #[test]
-fn serve_origin_allow_list_is_case_insensitive_on_both_drivers() {
-    for driver in ["std", "mio"] {
+fn serve_origin_allow_list_is_case_insensitive_on_every_driver() {
+    for driver in ["std", "mio", "tokio"] {
         let (_server, url) = serve(driver, &["--origin", "https://Good.Example"]);
         for origin in ["https://good.example", "HTTPS://GOOD.EXAMPLE"] {
             let ws = ws_std::connect(&url, &ClientOptions::default().origin(origin));

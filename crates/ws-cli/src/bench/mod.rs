@@ -9,7 +9,9 @@
 //!
 //! - [`std`]: ws-std, one thread per connection;
 //! - [`mio`]: every connection on one ws-mio event loop driven by
-//!   the calling thread.
+//!   the calling thread;
+//! - [`tokio`]: one ws-tokio task per connection, all on one
+//!   current-thread runtime driven by the calling thread.
 //!
 //! Every driver file has the same entry point,
 //! `pub(super) fn run(a: &BenchArgs) -> i32`: it makes the same load, keeps
@@ -18,19 +20,21 @@
 //!
 //! # Adding a driver
 //!
-//! Write `bench/tokio.rs` with that `run`, declare it below (`mod tokio;`)
-//! and add its arm to the `match` in [`run`]. The match has no catch-all arm,
-//! so adding the variant to [`Driver`] makes the compiler point at every
-//! subcommand that still lacks one. `run` is synchronous: an async driver
-//! builds its runtime inside it and blocks on its future.
+//! Write `bench/NAME.rs` with that `run` (`tokio.rs` is the latest one),
+//! declare it below (`mod NAME;`) and add its arm to the `match` in [`run`].
+//! The match has no catch-all arm, so adding the variant to [`Driver`]
+//! makes the compiler point at every subcommand that still lacks one. `run`
+//! is synchronous: an async driver builds its runtime inside it and blocks
+//! on its future.
 //!
 //! A module named `std` shadows the standard library in this file only:
-//! paths to the standard library here start with `::std` (a `tokio`
-//! module would shadow that crate here the same way). Inside a driver file
-//! `std::` and `tokio::` are the crates, as usual.
+//! paths to the standard library here start with `::std`, and the `tokio`
+//! module shadows that crate the same way (`::tokio` here). Inside a driver
+//! file `std::` and `tokio::` are the crates, as usual.
 
 mod mio;
 mod std;
+mod tokio;
 
 use ::std::io::Write;
 use ::std::time::Duration;
@@ -51,6 +55,7 @@ pub fn run(a: BenchArgs) -> i32 {
     match a.driver {
         Driver::Std => self::std::run(&a),
         Driver::Mio => self::mio::run(&a),
+        Driver::Tokio => self::tokio::run(&a),
     }
 }
 

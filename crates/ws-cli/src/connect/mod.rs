@@ -9,7 +9,9 @@
 //! on this one (and on the crate's top-level modules), never on a sibling:
 //!
 //! - [`std`]: one blocking ws-std connection, stdin on a thread;
-//! - [`mio`]: one connection on a ws-mio event loop.
+//! - [`mio`]: one connection on a ws-mio event loop;
+//! - [`tokio`]: one ws-tokio connection on a current-thread runtime, stdin
+//!   on a thread.
 //!
 //! Every driver file has the same entry point,
 //! `pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32`, and turns
@@ -17,19 +19,21 @@
 //!
 //! # Adding a driver
 //!
-//! Write `connect/tokio.rs` with that `run`, declare it below (`mod tokio;`)
-//! and add its arm to the `match` in [`run`]. The match has no catch-all arm,
-//! so adding the variant to [`Driver`] makes the compiler point at every
-//! subcommand that still lacks one. `run` is synchronous: an async driver
-//! builds its runtime inside it and blocks on its future.
+//! Write `connect/NAME.rs` with that `run` (`tokio.rs` is the latest one),
+//! declare it below (`mod NAME;`) and add its arm to the `match` in [`run`].
+//! The match has no catch-all arm, so adding the variant to [`Driver`]
+//! makes the compiler point at every subcommand that still lacks one. `run`
+//! is synchronous: an async driver builds its runtime inside it and blocks
+//! on its future.
 //!
 //! A module named `std` shadows the standard library in this file only:
-//! paths to the standard library here start with `::std` (a `tokio`
-//! module would shadow that crate here the same way). Inside a driver file
-//! `std::` and `tokio::` are the crates, as usual.
+//! paths to the standard library here start with `::std`, and the `tokio`
+//! module shadows that crate the same way (`::tokio` here). Inside a driver
+//! file `std::` and `tokio::` are the crates, as usual.
 
 mod mio;
 mod std;
+mod tokio;
 
 use ::std::fs::{File, OpenOptions};
 use ::std::io::Write;
@@ -150,6 +154,7 @@ pub fn run(a: ConnectArgs) -> i32 {
     match a.driver {
         Driver::Std => self::std::run(&a, s),
         Driver::Mio => self::mio::run(&a, s),
+        Driver::Tokio => self::tokio::run(&a, s),
     }
 }
 

@@ -7,7 +7,9 @@
 //! this one (and on the crate's top-level modules), never on a sibling:
 //!
 //! - [`std`]: ws-std, one thread per connection;
-//! - [`mio`]: ws-mio, N event loops sharing the listener.
+//! - [`mio`]: ws-mio, N event loops sharing the listener;
+//! - [`tokio`]: ws-tokio, one task per connection on a multi-thread
+//!   runtime with `--threads` workers (one by default).
 //!
 //! Every driver file has the same entry point,
 //! `pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32`,
@@ -15,19 +17,21 @@
 //!
 //! # Adding a driver
 //!
-//! Write `serve/tokio.rs` with that `run`, declare it below (`mod tokio;`)
-//! and add its arm to the `match` in [`run`]. The match has no catch-all arm,
-//! so adding the variant to [`Driver`] makes the compiler point at every
-//! subcommand that still lacks one. `run` is synchronous: an async driver
-//! builds its runtime inside it and blocks on its future.
+//! Write `serve/NAME.rs` with that `run` (`tokio.rs` is the latest one),
+//! declare it below (`mod NAME;`) and add its arm to the `match` in [`run`].
+//! The match has no catch-all arm, so adding the variant to [`Driver`]
+//! makes the compiler point at every subcommand that still lacks one. `run`
+//! is synchronous: an async driver builds its runtime inside it and blocks
+//! on its future.
 //!
 //! A module named `std` shadows the standard library in this file only:
-//! paths to the standard library here start with `::std` (a `tokio`
-//! module would shadow that crate here the same way). Inside a driver file
-//! `std::` and `tokio::` are the crates, as usual.
+//! paths to the standard library here start with `::std`, and the `tokio`
+//! module shadows that crate the same way (`::tokio` here). Inside a driver
+//! file `std::` and `tokio::` are the crates, as usual.
 
 mod mio;
 mod std;
+mod tokio;
 
 use ::std::io::Write;
 use ::std::net::SocketAddr;
@@ -63,6 +67,7 @@ pub fn run(a: ServeArgs) -> i32 {
     match a.driver {
         Driver::Std => self::std::run(&a, tls),
         Driver::Mio => self::mio::run(&a, tls),
+        Driver::Tokio => self::tokio::run(&a, tls),
     }
 }
 

@@ -1,0 +1,143 @@
+//! `wsx connect --driver tokio`: one ws-tokio connection on a
+//! current-thread runtime. In interactive mode a thread reads the stdin
+//! lines into a channel; the task sends them through the writer half and
+//! prints what the reader half yields. `--echo` `feed`s every message back
+//! (the replies to one read go out in one write).
+
+use std::io::BufRead;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use ws_proto::{CloseCode, Closed};
+use ws_tokio::{ConnectOptions, MaybeTlsStream, TlsOptions, WebSocketStream};
+
+use super::{connected, exit_code, printable, Output, Settings};
+use crate::opts::ConnectArgs;
+
+/// Lines read from stdin waiting to be sent.
+const STDIN_QUEUE: usize = 64;
+
+/// ws-tokio's options for the settings `connect::settings` built and
+/// checked.
+fn options(s: Settings) -> ConnectOptions {
+    let mut opts = ConnectOptions::default().config(s.config);
+    if let Some(origin) = s.origin {
+        opts = opts.origin(origin);
+    }
+    for (k, v) in s.headers {
+        opts = opts.header(k, v);
+    }
+    for p in s.protocols {
+        opts = opts.protocol(p);
+    }
+    // `--insecure` / `--ca`, built once by `connect::settings` for every
+    // driver.
+    if let Some(cfg) = s.tls {
+        opts = opts.tls(TlsOptions::default().config(cfg));
+    }
+    opts
+}
+
+/// Runs the client on a current-thread runtime; returns the exit code.
+pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wsx: cannot start the tokio runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(client(a, s))
+}
+
+async fn client(a: &ConnectArgs, s: Settings) -> i32 {
+    let ws = match ws_tokio::connect_with(&a.url, &options(s)).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            eprintln!("wsx: {}", printable(&e.to_string()));
+            return 1;
+        }
+    };
+    if a.echo {
+        return echo(ws).await;
+    }
+    if let Some(info) = ws.open_info() {
+        connected(&a.url, &info);
+    }
+    let (tx, mut lines) = mpsc::channel::<String>(STDIN_QUEUE);
+    // Ends at EOF, or once the connection is gone (the channel closed); the
+    // process exits without waiting for it.
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let (mut reader, mut writer) = ws.split();
+    let mut out = Output::new(a.binary_out.as_deref());
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            next = reader.next() => match next {
+                Some(Ok(m)) => out.message(m.kind, &m.data),
+                // The connection ended abnormally: the stream ends next,
+                // and `close_info` says how.
+                Some(Err(_)) => {}
+                None => break,
+            },
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => {
+                    if writer.send(ws_tokio::text(line)).await.is_err() {
+                        stdin_open = false;
+                    }
+                }
+                None => {
+                    stdin_open = false;
+                    let _ = writer.close_with(CloseCode::NORMAL, "").await;
+                }
+            },
+        }
+    }
+    finish(reader.close_info(), true)
+}
+
+/// `--echo`: sends every message back until the peer closes.
+async fn echo(mut ws: WebSocketStream<MaybeTlsStream>) -> i32 {
+    while let Some(next) = ws.next().await {
+        if let Ok(m) = next {
+            // An error means the connection is closing: reading on shows
+            // how it ends.
+            let _ = ws.feed(m).await;
+        }
+    }
+    finish(ws.close_info(), false)
+}
+
+/// The exit code for how the connection ended (printing it in interactive
+/// mode, and any error always).
+fn finish(closed: Option<Closed>, interactive: bool) -> i32 {
+    match closed {
+        Some(c) => match &c.error {
+            None => {
+                if interactive {
+                    eprintln!("wsx: closed: {} {}", c.code, c.reason);
+                }
+                exit_code(&c)
+            }
+            Some(e) => {
+                eprintln!("wsx: {e}");
+                1
+            }
+        },
+        None => {
+            eprintln!("wsx: the connection ended without a close");
+            1
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! `wsx serve --driver tokio`: one ws-tokio task per connection on a
+//! multi-thread tokio runtime with `--threads` workers (one by default, the
+//! mio driver's one loop; the accept loop runs on the calling thread).
+//!
+//! - echo: each connection `feed`s every message back, so the replies to one
+//!   read go out in one write (ws-tokio writes what was fed when the stream
+//!   next waits for input);
+//! - `--broadcast`: each connection is split; its reader relays every
+//!   message to every *other* member of the room through their bounded
+//!   queues (a member whose queue is full misses the message, with a
+//!   warning), and its writer sends what the others relayed;
+//! - `--max-connections`: a semaphore; over it a client is answered 503 with
+//!   `Retry-After: 1` (after its TLS handshake, for `wss://`), each answer
+//!   bounded to 1 s and at most 128 under way (past that, closed at once),
+//!   the warning logged at most once per 5 s; served again as soon as a
+//!   connection ends;
+//! - `--origin`: the shared allow-list ([`super::origin_allowed`]), 403
+//!   otherwise; TLS through tokio-rustls with the configuration `serve`
+//!   built; limits and deflate options from the core's configuration.
+//!
+//! With `--exit-after N` it returns once N connections have ended; the
+//! connections still open are cut (the runtime is shut down, 1 s at most).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use log::{debug, info, warn};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use ws_net::LogLimiter;
+use ws_tokio::{Decision, Message, UpgradeRequest, WebSocketStream};
+
+use super::{announce, fail, origin_allowed, scheme};
+use crate::opts::ServeArgs;
+
+/// `Retry-After` (seconds) of the 503 answered at the connection limit.
+const RETRY_AFTER_SECS: u32 = 1;
+/// Longest a client over the limit may take (TLS, upgrade request, our
+/// answer) before it is dropped.
+const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most 503 answers under way at once; past it a client is closed at once.
+const REJECT_QUEUE: usize = 128;
+/// Messages waiting for one member of the broadcast room.
+const ROOM_QUEUE: usize = 1024;
+/// One line per interval for a repeated warning.
+const LOG_INTERVAL: Duration = Duration::from_secs(5);
+/// Pause after a failed accept (e.g. out of file descriptors) before the
+/// next one, so the loop does not spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// What every connection task shares.
+struct Server {
+    config: ws_proto::Config,
+    tls: Option<TlsAcceptor>,
+    origins: Vec<String>,
+    broadcast: bool,
+    /// Broadcast members: connection id → its writer's queue.
+    room: Mutex<HashMap<u64, mpsc::Sender<Message>>>,
+    /// Connections that ended (`--exit-after`).
+    served: AtomicUsize,
+    exit_after: Option<usize>,
+    /// Notified once `served` reaches `exit_after`.
+    done: Notify,
+    /// Warnings of the broadcast room, rate-limited.
+    room_log: Mutex<LogLimiter>,
+}
+
+/// Runs the tokio server until killed (or `--exit-after`).
+pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+    let threads = a.threads.max(1);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("wsx-tokio")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the tokio runtime: {e}")),
+    };
+    let code = rt.block_on(serve(a, tls, threads));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn serve(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>, threads: usize) -> i32 {
+    let listener = match TcpListener::bind(&a.addr).await {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
+    };
+    let Ok(local) = listener.local_addr() else {
+        return fail("no local address");
+    };
+    let scheme = scheme(tls.as_ref());
+    let server = Arc::new(Server {
+        config: a.proto.config(),
+        tls: tls.map(TlsAcceptor::from),
+        origins: a.origins.clone(),
+        broadcast: a.broadcast,
+        room: Mutex::default(),
+        served: AtomicUsize::new(0),
+        exit_after: a.exit_after,
+        done: Notify::new(),
+        room_log: Mutex::new(LogLimiter::new(LOG_INTERVAL)),
+    });
+    announce(scheme, local);
+    info!(
+        "serving (tokio driver, {threads} worker thread(s), {})",
+        if a.broadcast { "broadcast" } else { "echo" }
+    );
+    let max = a.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    let rejections = Arc::new(Semaphore::new(REJECT_QUEUE));
+    let mut accept_log = LogLimiter::new(LOG_INTERVAL);
+    let mut full_log = LogLimiter::new(LOG_INTERVAL);
+    let next_id = AtomicU64::new(1);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = server.done.notified(), if server.exit_after.is_some() => return 0,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // E.g. "too many open files", again on every retry.
+                if let Some(n) = accept_log.check(Instant::now()) {
+                    warn!("accept failed: {e}{}", suppressed(n));
+                }
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => {
+                let server = Arc::clone(&server);
+                tokio::spawn(async move {
+                    connection(tcp, peer, id, &server).await;
+                    drop(slot);
+                    server.ended();
+                });
+            }
+            Err(_) => match Arc::clone(&rejections).try_acquire_owned() {
+                Ok(pending) => {
+                    if let Some(n) = full_log.check(Instant::now()) {
+                        warn!(
+                            "[ws#{id}] at the connection limit ({max}): answering 503, Retry-After {RETRY_AFTER_SECS}{}",
+                            suppressed(n)
+                        );
+                    }
+                    let server = Arc::clone(&server);
+                    tokio::spawn(async move {
+                        refuse(tcp, id, &server).await;
+                        drop(pending);
+                    });
+                }
+                Err(_) => {
+                    // Dropping the socket closes it: the client learns at once.
+                    if let Some(n) = full_log.check(Instant::now()) {
+                        warn!(
+                            "[ws#{id}] at the connection limit ({max}) with {REJECT_QUEUE} rejections pending: closing at once{}",
+                            suppressed(n)
+                        );
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// " (N similar messages suppressed)" when the limiter held N back.
+fn suppressed(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} similar messages suppressed)")
+    }
+}
+
+impl Server {
+    /// Counts a connection that ended; wakes the accept loop at `--exit-after`.
+    fn ended(&self) {
+        let served = self.served.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.exit_after.is_some_and(|n| served >= n) {
+            self.done.notify_one();
+        }
+    }
+
+    /// The upgrade decision: the `--origin` allow-list.
+    fn decide(&self, id: u64, req: &UpgradeRequest) -> Decision {
+        if origin_allowed(&self.origins, req.origin.as_deref()) {
+            Decision::accept()
+        } else {
+            warn!("[ws#{id}] rejected origin {:?}", req.origin);
+            Decision::reject(403, "origin not allowed")
+        }
+    }
+}
+
+/// Runs `fut` (a TLS or WebSocket handshake) within `limit`.
+async fn within<T>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err("timed out".to_string()),
+    }
+}
+
+/// One connection: TLS if configured, then [`session`].
+async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Server) {
+    match &server.tls {
+        None => session(tcp, peer, id, server).await,
+        Some(acceptor) => {
+            let limit = server.config.handshake_timeout;
+            match within(limit, async {
+                acceptor.accept(tcp).await.map_err(|e| e.to_string())
+            })
+            .await
+            {
+                Ok(tls) => session(tls, peer, id, server).await,
+                Err(e) => debug!("[ws#{id}] TLS handshake with {peer} failed: {e}"),
+            }
+        }
+    }
+}
+
+/// The opening handshake, then the echo or the room, then the close line.
+async fn session<S>(io: S, peer: SocketAddr, id: u64, server: &Server)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut path = String::new();
+    let accepted = ws_tokio::accept_with(io, server.config.clone(), |req| {
+        path.clone_from(&req.path);
+        server.decide(id, req)
+    })
+    .await;
+    let ws = match accepted {
+        Ok(ws) => ws,
+        Err(e) => {
+            debug!("[ws#{id}] handshake with {peer} failed: {e}");
+            return;
+        }
+    };
+    info!(
+        "[ws#{id}] open {path} from {peer} extensions={:?}",
+        ws.open_info().and_then(|i| i.extensions)
+    );
+    let closed = if server.broadcast {
+        member(ws, id, server).await
+    } else {
+        echo(ws).await
+    };
+    match closed {
+        Some(c) => match &c.error {
+            None => info!(
+                "[ws#{id}] closed code={} reason={:?} clean={}",
+                c.code, c.reason, c.clean
+            ),
+            Some(e) => info!("[ws#{id}] closed with error: {e}"),
+        },
+        None => info!("[ws#{id}] closed"),
+    }
+}
+
+/// Sends every message back until the stream ends; returns how it ended.
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+) -> Option<ws_tokio::Closed> {
+    while let Some(next) = ws.next().await {
+        if let Ok(m) = next {
+            // An error means the connection is closing: reading on shows
+            // how it ends.
+            let _ = ws.feed(m).await;
+        }
+    }
+    ws.close_info()
+}
+
+/// A member of the broadcast room until its stream ends; returns how it
+/// ended.
+async fn member<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: WebSocketStream<S>,
+    id: u64,
+    server: &Server,
+) -> Option<ws_tokio::Closed> {
+    let (tx, mut rx) = mpsc::channel::<Message>(ROOM_QUEUE);
+    if let Ok(mut room) = server.room.lock() {
+        room.insert(id, tx);
+    }
+    let (mut reader, mut writer) = ws.split();
+    loop {
+        tokio::select! {
+            next = reader.next() => match next {
+                Some(Ok(m)) => server.relay(id, &m),
+                Some(Err(_)) => {}
+                None => break,
+            },
+            Some(m) = rx.recv() => {
+                // Written when the reader next waits for input.
+                let _ = writer.feed(m).await;
+            }
+        }
+    }
+    if let Ok(mut room) = server.room.lock() {
+        room.remove(&id);
+    }
+    reader.close_info()
+}
+
+impl Server {
+    /// Queues `m` for every member of the room but `from`.
+    fn relay(&self, from: u64, m: &Message) {
+        let peers: Vec<(u64, mpsc::Sender<Message>)> = match self.room.lock() {
+            Ok(r) => r
+                .iter()
+                .filter(|(k, _)| **k != from)
+                .map(|(k, tx)| (*k, tx.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for (to, tx) in peers {
+            if let Err(TrySendError::Full(_)) = tx.try_send(m.clone()) {
+                let logged = self
+                    .room_log
+                    .lock()
+                    .ok()
+                    .and_then(|mut l| l.check(Instant::now()));
+                if let Some(n) = logged {
+                    warn!(
+                        "[ws#{to}] broadcast dropped: {ROOM_QUEUE} messages already waiting{}",
+                        suppressed(n)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Answers a client over the connection limit with 503 and `Retry-After`
+/// (after its TLS handshake, for `wss://`), all within [`REJECT_TIMEOUT`].
+async fn refuse(tcp: TcpStream, id: u64, server: &Server) {
+    let config = server.config.clone();
+    let decide = |_: &UpgradeRequest| Decision::Reject {
+        status: 503,
+        headers: vec![("Retry-After".to_string(), RETRY_AFTER_SECS.to_string())],
+        body: b"server at its connection limit, retry later".to_vec(),
+    };
+    let answered = within(REJECT_TIMEOUT, async {
+        let result = match &server.tls {
+            None => ws_tokio::accept_with(tcp, config, decide).await.map(drop),
+            Some(acceptor) => {
+                let tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+                ws_tokio::accept_with(tls, config, decide).await.map(drop)
+            }
+        };
+        result.map_err(|e| e.to_string())
+    })
+    .await;
+    match answered {
+        Err(e) => debug!("[ws#{id}] over the connection limit: {e}"),
+        Ok(()) => debug!("[ws#{id}] over the connection limit, dropped"),
+    }
+}
