@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Peer comparison: echo servers on ws-mio, ws-std, tungstenite,
+# Peer comparison: echo servers on ws-mio, ws-tokio, ws-std, tungstenite,
 # tokio-tungstenite and fastwebsockets under the same load generator
 # (`wsx bench`), plus server memory per idle connection.
 #
@@ -47,6 +47,7 @@ PB=$PEERS_TARGET/release
 SERVERS=(
     "ws-mio|yes|$WSX serve ADDR --driver mio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000"
     "ws-mio-1frame|yes|$WSX serve ADDR --driver mio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000 --fragment-size 4194304"
+    "ws-tokio|yes|$WSX serve ADDR --driver tokio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000"
     "ws-std|yes|$WSX serve ADDR --driver std --quiet --max-message 4194304 --max-connections 100000"
     "tungstenite|no|$PB/tungstenite_echo ADDR"
     "tokio-tungstenite|no|$PB/tokio_tungstenite_echo ADDR"
@@ -180,19 +181,20 @@ echo "Command: scripts/peers.sh $SECS (wsx bench --driver $BENCH_DRIVER, ${SECS}
 echo
 echo "Messages/s (echoed, counted by the load generator). Ratios = ws-mio / peer (and ws-std / tungstenite, the two thread-per-connection servers): > 1 means ours is ahead."
 echo
-echo "| scenario | deflate | ws-mio | ws-mio, 1 frame/msg | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | ws-mio / tungstenite | ws-mio / tokio-tungstenite | ws-mio / fastwebsockets | ws-std / tungstenite |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| scenario | deflate | ws-mio | ws-mio, 1 frame/msg | ws-tokio | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | ws-mio / tungstenite | ws-mio / tokio-tungstenite | ws-mio / fastwebsockets | ws-tokio / tokio-tungstenite | ws-tokio / fastwebsockets | ws-std / tungstenite |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for d in off on; do
     for sc in "${SCENARIOS[@]}"; do
         IFS='|' read -r label _ <<<"$sc"
         m=$(cell "ws-mio|$label|$d")
         m1=$(cell "ws-mio-1frame|$label|$d")
+        tk=$(cell "ws-tokio|$label|$d")
         st=$(cell "ws-std|$label|$d")
         t=$(cell "tungstenite|$label|$d")
         tt=$(cell "tokio-tungstenite|$label|$d")
         f=$(cell "fastwebsockets|$label|$d")
         if [ "$d" = on ]; then t="n/a"; tt="n/a"; f="n/a"; fi
-        echo "| $label | $d | $m | $m1 | $st | $t | $tt | $f | $(ratio "$m" "$t") | $(ratio "$m" "$tt") | $(ratio "$m" "$f") | $(ratio "$st" "$t") |"
+        echo "| $label | $d | $m | $m1 | $tk | $st | $t | $tt | $f | $(ratio "$m" "$t") | $(ratio "$m" "$tt") | $(ratio "$m" "$f") | $(ratio "$tk" "$tt") | $(ratio "$tk" "$f") | $(ratio "$st" "$t") |"
     done
 done
 echo
