@@ -200,7 +200,7 @@ pub struct ConnectOptions {
     pub request: RequestOptions,
 }
 
-ws_net::forward_request_options!(deref ConnectOptions => request);
+ws_net::forward_request_options!(ConnectOptions => request);
 
 impl ConnectOptions {
     /// Default options.

@@ -166,8 +166,7 @@ impl RequestOptions {
 
 /// Gives a driver's options type that holds a [`RequestOptions`] the request builder methods,
 /// each forwarding to [`RequestOptions`]: `request` (replace it), `origin`, `protocol`,
-/// `header`, `request_hook`. With `deref`, the type also dereferences to it, so its fields
-/// read and write as the type's own (`options.origin`, `options.headers.push(..)`).
+/// `header`, `request_hook`; the fields stay on the held value (`options.request.origin`).
 ///
 /// ```
 /// use ws_net::request::RequestOptions;
@@ -176,30 +175,15 @@ impl RequestOptions {
 /// pub struct MyOptions {
 ///     pub request: RequestOptions,
 /// }
-/// ws_net::forward_request_options!(deref MyOptions => request);
+/// ws_net::forward_request_options!(MyOptions => request);
 ///
 /// let mut o = MyOptions::default().origin("https://app.example").protocol("chat");
-/// o.headers.push(("X-Id".into(), "7".into()));
-/// assert_eq!((o.origin.as_deref(), o.protocols.len()), (Some("https://app.example"), 1));
+/// o.request.headers.push(("X-Id".into(), "7".into()));
+/// let r = &o.request;
+/// assert_eq!((r.origin.as_deref(), r.protocols.len()), (Some("https://app.example"), 1));
 /// ```
 #[macro_export]
 macro_rules! forward_request_options {
-    (deref $t:ty => $field:ident) => {
-        impl ::core::ops::Deref for $t {
-            type Target = $crate::request::RequestOptions;
-            fn deref(&self) -> &$crate::request::RequestOptions {
-                &self.$field
-            }
-        }
-
-        impl ::core::ops::DerefMut for $t {
-            fn deref_mut(&mut self) -> &mut $crate::request::RequestOptions {
-                &mut self.$field
-            }
-        }
-
-        $crate::forward_request_options!($t => $field);
-    };
     ($t:ty => $($field:ident).+) => {
         impl $t {
             /// Replaces what goes into the upgrade request (origin, subprotocols, extra

@@ -46,7 +46,7 @@ pub struct ClientOptions {
     pub connect_to: Option<SocketAddr>,
 }
 
-ws_net::forward_request_options!(deref ClientOptions => request);
+ws_net::forward_request_options!(ClientOptions => request);
 
 impl ClientOptions {
     /// Sets the protocol configuration.

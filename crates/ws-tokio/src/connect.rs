@@ -59,7 +59,7 @@ pub struct ConnectOptions {
     pub connect_to: Option<SocketAddr>,
 }
 
-ws_net::forward_request_options!(deref ConnectOptions => request);
+ws_net::forward_request_options!(ConnectOptions => request);
 
 impl ConnectOptions {
     /// Replaces the core's configuration (set it before [`deflate`](Self::deflate)).

@@ -64,9 +64,7 @@ impl Handler for Client {
 /// built and checked; returns the exit code.
 pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
     let mut co = ConnectOptions::new().config(s.config.clone());
-    co.protocols = s.protocols;
-    co.origin = s.origin;
-    co.headers = s.headers;
+    co.request = s.request;
     // `--insecure` / `--ca`, built once by `connect::settings` for every
     // driver.
     if let Some(cfg) = s.tls {

@@ -52,12 +52,9 @@ struct Settings {
     /// The core configuration (limits, deflate offer, handshake timeout,
     /// ping interval).
     config: ws_proto::Config,
-    /// The `Origin` header (`-H 'Origin: ...'`).
-    origin: Option<String>,
-    /// Subprotocols offered, in order of preference.
-    protocols: Vec<String>,
-    /// Extra request headers, in order.
-    headers: Vec<(String, String)>,
+    /// The request's origin (`-H 'Origin: ...'`), subprotocols and extra
+    /// headers, as every driver's client options hold them.
+    request: ws_net::request::RequestOptions,
     /// The TLS client configuration (`--insecure`, `--ca`); the driver's
     /// default when `None`.
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -100,29 +97,27 @@ fn settings(a: &ConnectArgs) -> Result<Settings, String> {
             }];
         }
     }
-    let mut origin = None;
-    let mut headers = Vec::new();
+    let mut request = ws_net::request::RequestOptions::default();
     for h in &a.headers {
         let Some((k, v)) = h.split_once(':') else {
             return Err(format!("--header {h:?} is not 'Name: value'"));
         };
         // The handshake writes Origin itself: `-H 'Origin: ...'` sets it.
         if k.trim().eq_ignore_ascii_case("origin") {
-            origin = Some(v.trim().to_string());
+            request.origin = Some(v.trim().to_string());
         } else {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
+            request
+                .headers
+                .push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let protocols = a.protocols.clone();
+    request.protocols = a.protocols.clone();
     let url = ws_net::url::WsUrl::parse(&a.url).map_err(|e| e.to_string())?;
-    ws_net::request::client_request(&url, origin.as_deref(), &protocols, &headers)
-        .map_err(|e| e.to_string())?;
+    request.build(&url).map_err(|e| e.to_string())?;
     let tls = crate::tls::client(a)?;
     Ok(Settings {
         config,
-        origin,
-        protocols,
-        headers,
+        request,
         tls,
     })
 }

@@ -13,15 +13,7 @@ use crate::opts::ConnectArgs;
 /// checked.
 fn options(s: Settings) -> ClientOptions {
     let mut opts = ClientOptions::default().config(s.config);
-    if let Some(origin) = s.origin {
-        opts = opts.origin(origin);
-    }
-    for (k, v) in s.headers {
-        opts = opts.header(k, v);
-    }
-    for p in s.protocols {
-        opts = opts.protocol(p);
-    }
+    opts.request = s.request;
     if let Some(cfg) = s.tls {
         opts = opts.tls(TlsClientOptions::default().config(cfg));
     }

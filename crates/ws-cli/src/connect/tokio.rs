@@ -21,15 +21,7 @@ const STDIN_QUEUE: usize = 64;
 /// checked.
 fn options(s: Settings) -> ConnectOptions {
     let mut opts = ConnectOptions::default().config(s.config);
-    if let Some(origin) = s.origin {
-        opts = opts.origin(origin);
-    }
-    for (k, v) in s.headers {
-        opts = opts.header(k, v);
-    }
-    for p in s.protocols {
-        opts = opts.protocol(p);
-    }
+    opts.request = s.request;
     // `--insecure` / `--ca`, built once by `connect::settings` for every
     // driver.
     if let Some(cfg) = s.tls {
