@@ -3,7 +3,6 @@
 //! [`Handler`], and the one place application code is called ([`call`],
 //! which contains a panic).
 
-use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
@@ -185,7 +184,7 @@ pub(crate) fn call<H: Handler, R>(
         Ok(r) => return Some(r),
         Err(payload) => payload,
     };
-    let msg = panic_message(payload.as_ref());
+    let msg = ws_net::panic_message(payload.as_ref());
     let now = Instant::now();
     match id {
         Some(id) => {
@@ -205,13 +204,4 @@ pub(crate) fn call<H: Handler, R>(
         ),
     }
     None
-}
-
-/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("non-string payload")
 }

@@ -34,9 +34,11 @@
 mod error;
 mod log_limit;
 pub mod origin;
+mod panics;
 pub mod request;
 pub mod tls;
 pub mod url;
 
 pub use error::{command_kind, connection_kind, invalid_request, DriverError, ErrorKind};
 pub use log_limit::LogLimiter;
+pub use panics::panic_message;

@@ -19,7 +19,6 @@ use crate::error::Error;
 use crate::handshake::connect_url;
 use crate::logctx::{wslog, ConnId};
 use crate::options::ClientOptions;
-use crate::panics;
 use crate::tls::TlsClientOptions;
 use crate::websocket::{Received, WsReader, WsWriter};
 
@@ -611,7 +610,7 @@ impl WebSocketClient {
     /// [`Error::CallbackPanicked`] (logged with the callback's name).
     fn invoke(&self, name: &str, f: impl FnOnce()) -> Result<(), Error> {
         panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-            let msg = panics::message(&*payload);
+            let msg = ws_net::panic_message(&*payload);
             wslog!(Error, self.inner.id, "{name} panicked: {msg}");
             Error::CallbackPanicked(msg)
         })

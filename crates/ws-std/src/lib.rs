@@ -112,7 +112,6 @@ mod event_client;
 mod handshake;
 mod logctx;
 mod options;
-mod panics;
 mod server;
 mod tls;
 mod websocket;

@@ -19,7 +19,6 @@ use crate::error::Error;
 use crate::handshake::accept_with_id;
 use crate::logctx::{wslog, ConnId};
 use crate::options::{ServerOptions, UpgradeResponse};
-use crate::panics;
 use crate::websocket::WebSocket;
 
 /// How often the accept loop looks at its stop flag when no connection
@@ -465,7 +464,7 @@ fn serve_one(
     }));
     let shared = lock(&held).take();
     if let Err(payload) = served {
-        let msg = panics::message(&*payload);
+        let msg = ws_net::panic_message(&*payload);
         wslog!(
             Error,
             id,

@@ -55,6 +55,8 @@ pub enum Error {
     /// The connection is closed (or closing): nothing more can be sent. See
     /// [`WebSocketStream::close_info`](crate::WebSocketStream::close_info).
     Closed,
+    /// The application's `decide` callback panicked (its message); the client was answered 500.
+    CallbackPanicked(String),
     /// The connection ended abnormally: a handshake failure (a client sees the server's status
     /// and body in [`HandshakeError::Status`](crate::HandshakeError::Status); a server that
     /// rejected sees [`HandshakeError::Rejected`](crate::HandshakeError::Rejected)), a
@@ -77,6 +79,7 @@ impl fmt::Display for Error {
             Error::Command(e @ ws_proto::Error::InvalidRequest { .. }) => e.fmt(f),
             Error::Command(e) => write!(f, "command refused: {e}"),
             Error::Closed => f.write_str("the connection is closing or closed"),
+            Error::CallbackPanicked(msg) => write!(f, "the application's callback panicked: {msg}"),
             Error::Connection(e) => write!(f, "{e}"),
         }
     }
@@ -91,7 +94,10 @@ impl std::error::Error for Error {
             Error::Tls(e) => Some(e),
             Error::Command(e) => Some(e),
             Error::Connection(e) => Some(e),
-            Error::InvalidUrl(_) | Error::TlsConfig(_) | Error::Closed => None,
+            Error::InvalidUrl(_)
+            | Error::TlsConfig(_)
+            | Error::Closed
+            | Error::CallbackPanicked(_) => None,
         }
     }
 }
@@ -104,6 +110,7 @@ impl DriverError for Error {
             Error::Tls(_) | Error::TlsConfig(_) => ErrorKind::Tls,
             Error::Command(e) => ws_net::command_kind(e),
             Error::Closed => ErrorKind::Closed,
+            Error::CallbackPanicked(_) => ErrorKind::Application,
             Error::Connection(e) => ws_net::connection_kind(e),
         }
     }

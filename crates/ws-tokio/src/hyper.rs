@@ -120,7 +120,13 @@ pub fn upgrade<B>(
             return (plain(status), None);
         }
     };
-    match decide(upgrade.request()) {
+    // A `decide` that panics gets the client a 500, like a decision the core refuses.
+    let decision =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(upgrade.request())));
+    let Ok(decision) = decision else {
+        return (plain(StatusCode::INTERNAL_SERVER_ERROR), None);
+    };
+    match decision {
         Decision::Accept(accept) => match upgrade.accept(&config, accept) {
             Ok((head, upgraded)) => {
                 let pending = PendingWebSocket {

@@ -290,7 +290,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 /// returns [`Error::Connection`] with [`HandshakeError::Rejected`]. An invalid request is
 /// answered by the core (400, 426, 431...) and returned as [`Error::Connection`]. An accept or
 /// reject the core refuses (a subprotocol that was not offered, an invalid header) answers 500
-/// and returns [`Error::Command`].
+/// and returns [`Error::Command`]. A `decide` that panics answers 500 too and returns
+/// [`Error::CallbackPanicked`] with the panic's message: application code cannot leave a
+/// client without an answer.
 pub async fn accept_with<S, F>(
     stream: S,
     config: Config,
@@ -308,13 +310,21 @@ where
     let Some(request) = inner.request.take() else {
         return Err(inner.failure());
     };
-    let answer = match decide(&request) {
-        Decision::Accept(a) => inner.conn.accept(a),
-        Decision::Reject {
+    let decision = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&request)));
+    let answer = match decision {
+        Ok(Decision::Accept(a)) => inner.conn.accept(a),
+        Ok(Decision::Reject {
             status,
             headers,
             body,
-        } => inner.conn.reject(status, &headers, &body),
+        }) => inner.conn.reject(status, &headers, &body),
+        Err(payload) => {
+            let _ = inner
+                .conn
+                .reject(500, &[], b"the server could not answer this request");
+            poll_fn(|cx| inner.poll_until(cx, Until::Closed, Role::Read)).await;
+            return Err(Error::CallbackPanicked(ws_net::panic_message(&*payload)));
+        }
     };
     if let Err(e) = answer {
         let _ = inner

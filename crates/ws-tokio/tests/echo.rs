@@ -347,3 +347,50 @@ async fn a_decision_the_core_refuses_answers_500() {
         assert!(matches!(server_side, Error::Command(_)), "{server_side:?}");
     }
 }
+
+/// A `decide` that panics is contained: the client gets a 500 at once, the server sees
+/// `Error::CallbackPanicked` with the panic's message, and the same server keeps serving.
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_decision_answers_500_and_the_server_serves_on() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let decide = |req: &ws_tokio::UpgradeRequest| {
+        if req.path == "/boom" {
+            panic!("decision failed for {}", req.path);
+        }
+        Decision::accept()
+    };
+    let addr = server(Config::default(), decide, move |ws| {
+        let tx = tx.clone();
+        async move {
+            if let Err(e) = ws {
+                tx.send(e).await.unwrap();
+            }
+        }
+    })
+    .await;
+    let req = ClientRequest::new(addr.to_string(), "/boom");
+    let err = connect_to(addr, req, Config::default()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Connection(ConnectionError::Handshake(HandshakeError::Status {
+                status: 500,
+                ..
+            }))
+        ),
+        "{err:?}"
+    );
+    let server_side = bounded("server error", rx.recv()).await.unwrap();
+    match &server_side {
+        Error::CallbackPanicked(msg) => assert!(msg.contains("decision failed for /boom"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        ws_net::DriverError::kind(&server_side),
+        ws_net::ErrorKind::Application
+    );
+    // The same server still accepts.
+    let req = ClientRequest::new(addr.to_string(), "/fine");
+    let ws = connect_to(addr, req, Config::default()).await;
+    assert!(ws.is_ok(), "{:?}", ws.err());
+}
