@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ws_proto::{
-    Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, Limits, MessageKind, Transmit,
+    Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, Event, Limits, MessageKind, VectoredTransmit,
 };
 
 /// Limits of both sides. A message of at most `BIG` bytes never exceeds the
@@ -95,10 +95,14 @@ fuzz_target!(|input: Input| {
     // that `Op::Deliver` can hand it over in pieces of any size, or `Op::Cut`
     // lose it, and it also takes each side's events.
     let pump = |side: &mut Side, now: Instant, buf: &mut [u8]| {
-        while let Some(t) = side.conn.poll_transmit(now, buf) {
+        while let Some(t) = side.conn.poll_transmit_vectored(now, buf) {
             match t {
-                Transmit::Data(n) => side.wire_out.extend_from_slice(&buf[..n]),
-                Transmit::Shutdown => side.eof_out = true,
+                VectoredTransmit::Data(n) => side.wire_out.extend_from_slice(&buf[..n]),
+                VectoredTransmit::DataThen(n, payload) => {
+                    side.wire_out.extend_from_slice(&buf[..n]);
+                    side.wire_out.extend_from_slice(&payload);
+                }
+                VectoredTransmit::Shutdown => side.eof_out = true,
             }
         }
         while let Some(e) = side.conn.poll_event() {
@@ -161,7 +165,22 @@ fuzz_target!(|input: Input| {
                 if !cut {
                     let n = usize::from(*max).min(from.wire_out.len());
                     let piece: Vec<u8> = from.wire_out.drain(..n).collect();
-                    to.conn.handle_input(now, &piece);
+                    if max % 2 == 1 {
+                        // Read into the lent room, in as many reads as it takes.
+                        let mut at = 0;
+                        while at < piece.len() {
+                            let room = to.conn.receive_buffer(usize::from(*max) % 700);
+                            let k = room.len().min(piece.len() - at);
+                            room[..k].copy_from_slice(&piece[at..at + k]);
+                            to.conn.handle_received(now, k);
+                            at += k;
+                            if k == 0 {
+                                break;
+                            }
+                        }
+                    } else {
+                        to.conn.handle_input(now, &piece);
+                    }
                     if from.eof_out && from.wire_out.is_empty() {
                         to.conn.handle_eof(now);
                     }

@@ -53,9 +53,10 @@ pub struct ProtoArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_fragments)]
     pub max_fragments: usize,
     /// Largest frame payload sent: longer messages go out as several frames
-    /// (the core's default; --max-message sends every message as one frame).
-    #[arg(long, value_name = "BYTES", default_value_t = ws_proto::Config::default().fragment_size)]
-    pub fragment_size: usize,
+    /// (default: the role's — a server sends every message as one frame, a
+    /// client splits at 32,767 bytes).
+    #[arg(long, value_name = "BYTES")]
+    pub fragment_size: Option<usize>,
 }
 
 impl ProtoArgs {
@@ -65,10 +66,13 @@ impl ProtoArgs {
             .max_message_size(self.max_message)
             .max_fragments(self.max_fragments)
             .max_send_queue((self.max_message * 4).max(16 << 20));
-        ws_proto::Config::default()
+        let cfg = ws_proto::Config::default()
             .limits(limits)
-            .fragment_size(self.fragment_size)
-            .deflate(self.deflate())
+            .deflate(self.deflate());
+        match self.fragment_size {
+            Some(n) => cfg.fragment_size(n),
+            None => cfg,
+        }
     }
 
     /// The permessage-deflate settings, if enabled.
@@ -187,9 +191,10 @@ pub struct BenchArgs {
     /// connection, all on one current-thread runtime).
     #[arg(long, value_enum, default_value_t = Driver::Std)]
     pub driver: Driver,
-    /// Largest frame payload sent: longer messages go out as several frames.
-    #[arg(long, value_name = "BYTES", default_value_t = ws_proto::Config::default().fragment_size)]
-    pub fragment_size: usize,
+    /// Largest frame payload sent: longer messages go out as several frames
+    /// (default: the client's, 32,767 bytes).
+    #[arg(long, value_name = "BYTES")]
+    pub fragment_size: Option<usize>,
     /// Send text messages instead of binary.
     #[arg(long)]
     pub text: bool,

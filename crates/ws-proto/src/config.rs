@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::deflate::{DeflateConfig, DeflateFactory};
 use crate::extension::ExtensionFactory;
+use crate::Side;
 
 /// Every byte the core keeps on behalf of a peer is bounded by one of these.
 ///
@@ -119,15 +120,29 @@ impl Limits {
     }
 }
 
+/// A client's default fragment size: the event-style client API this crate
+/// serves splits messages into frames of 32,767 bytes.
+pub const CLIENT_FRAGMENT_SIZE: usize = 32_767;
+
+/// A server's default fragment size: no automatic fragmentation. Splitting a
+/// large message costs the receiving peer a reassembly copy and costs us a
+/// header and a write segment per frame, and buys nothing on a connection
+/// that carries one message at a time; measured in docs/performance.md
+/// ("fragment size per role").
+pub const SERVER_FRAGMENT_SIZE: usize = usize::MAX;
+
 /// Per-connection configuration, shared by both roles.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
     /// Memory limits.
     pub limits: Limits,
-    /// `send` splits messages into frames of at most this many payload bytes
-    /// (default 32,767: a 32,767-byte message is one frame, 32,768 bytes two).
-    pub fragment_size: usize,
+    /// `send` splits messages into frames of at most this many payload bytes.
+    /// `None` (the default) takes the role's default: a client splits at
+    /// [`CLIENT_FRAGMENT_SIZE`] (32,767: a 32,767-byte message is one frame,
+    /// 32,768 bytes two), a server sends every message as one frame
+    /// ([`SERVER_FRAGMENT_SIZE`]; see [`Config::fragment_size_for`]).
+    pub fragment_size: Option<usize>,
     /// Deliver each data frame as an [`Event::Fragment`](crate::Event::Fragment)
     /// as it arrives instead of reassembling messages (default off).
     pub streaming: bool,
@@ -171,7 +186,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             limits: Limits::default(),
-            fragment_size: 32767,
+            fragment_size: None,
             streaming: false,
             auto_pong: true,
             ping_interval: None,
@@ -192,10 +207,18 @@ impl Config {
         self.limits = limits;
         self
     }
-    /// Sets the fragment size used by `send` (at least 1).
+    /// Sets the fragment size used by `send` in both roles (at least 1).
     pub fn fragment_size(mut self, bytes: usize) -> Self {
-        self.fragment_size = bytes.max(1);
+        self.fragment_size = Some(bytes.max(1));
         self
+    }
+    /// The fragment size `send` uses on `side`: the one set, or the role's default.
+    pub fn fragment_size_for(&self, side: Side) -> usize {
+        match (self.fragment_size, side) {
+            (Some(n), _) => n.max(1),
+            (None, Side::Client) => CLIENT_FRAGMENT_SIZE,
+            (None, Side::Server) => SERVER_FRAGMENT_SIZE,
+        }
     }
     /// Turns streaming delivery on or off.
     pub fn streaming(mut self, on: bool) -> Self {

@@ -61,14 +61,16 @@ pub fn run(a: BenchArgs) -> i32 {
 
 /// The core configuration of every bench connection (every driver).
 fn config(a: &BenchArgs) -> ws_proto::Config {
-    let cfg = ws_proto::Config::default()
-        .fragment_size(a.fragment_size)
-        .limits(
-            ws_proto::Limits::default()
-                .max_frame_payload(a.size.max(1 << 20) * 2)
-                .max_message_size(a.size.max(1 << 20) * 2)
-                .max_send_queue((a.size * a.window * 2).max(16 << 20)),
-        );
+    let mut cfg = ws_proto::Config::default();
+    if let Some(n) = a.fragment_size {
+        cfg = cfg.fragment_size(n);
+    }
+    let cfg = cfg.limits(
+        ws_proto::Limits::default()
+            .max_frame_payload(a.size.max(1 << 20) * 2)
+            .max_message_size(a.size.max(1 << 20) * 2)
+            .max_send_queue((a.size * a.window * 2).max(16 << 20)),
+    );
     if a.deflate {
         cfg.deflate(Some(ws_proto::DeflateConfig::default()))
     } else {

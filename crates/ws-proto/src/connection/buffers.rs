@@ -58,7 +58,9 @@ impl Connection {
             self.cfg.limits.max_handshake_bytes
         };
         let (peak, epoch) = (&mut self.buf_sizes[0], &mut self.epochs[0]);
-        reserve_reused(&mut self.rbuf, n, peak, epoch, ceiling);
+        if reserve_reused(&mut self.rbuf, n, peak, epoch, ceiling) {
+            self.room.forget();
+        }
     }
 }
 
@@ -72,13 +74,15 @@ impl Connection {
 /// (`epoch`), bounded by `ceiling` (but never below what is needed): the
 /// buffer settles on a size that holds a whole burst, and from then on is
 /// reclaimed between bursts instead of allocating again and again.
+///
+/// Returns whether `BytesMut::reserve` ran (the allocation may be new).
 pub(super) fn reserve_reused(
     buf: &mut BytesMut,
     n: usize,
     peak: &mut usize,
     epoch: &mut usize,
     ceiling: usize,
-) {
+) -> bool {
     let len = buf.len();
     if *peak == 0 {
         // A freed (or never used) buffer starts a fresh history. (Not a
@@ -97,11 +101,13 @@ pub(super) fn reserve_reused(
         *epoch = 0;
     }
     let fits = buf.capacity().saturating_sub(len) >= n;
+    let mut reserved = false;
     if fits {
         *epoch = epoch.saturating_add(n);
     } else if buf.try_reclaim(n) {
         *epoch = n;
     } else {
+        reserved = true;
         let needed = len.saturating_add(n);
         let target = epoch
             .saturating_add(n)
@@ -113,4 +119,5 @@ pub(super) fn reserve_reused(
         *epoch = needed;
     }
     *peak = (*peak).max(buf.capacity());
+    reserved
 }

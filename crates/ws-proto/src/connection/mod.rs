@@ -9,16 +9,19 @@
 //! | `closing.rs` | the closing handshake, failures, shutdown, the terminal `Closed` event |
 //! | `timers.rs` | deadlines: `handle_timeout`, `poll_timeout` |
 //! | `buffers.rs` | reuse and release of the receive, reassembly and compression buffers |
+//! | `room.rs` | lending the receive buffer's free room to the transport (the crate's only `unsafe`) |
 
 mod buffers;
 mod closing;
 mod recv;
+mod room;
 mod send;
 mod timers;
 mod upgrade;
 
 use buffers::reserve_reused;
 use closing::{Ending, OurClose};
+use room::Room;
 use timers::{after, Timer, Timers};
 
 use std::collections::VecDeque;
@@ -72,6 +75,25 @@ pub enum Transmit {
     /// (TCP FIN). Keep reading until the peer closes or `Closed` arrives.
     Shutdown,
 }
+
+/// What [`Connection::poll_transmit_vectored`] produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VectoredTransmit {
+    /// This many bytes were written to the start of the buffer; send them.
+    Data(usize),
+    /// This many bytes were written to the start of the buffer (ending with a
+    /// frame header); send them, then this payload (a vectored write). The
+    /// payload is the queued message's own bytes: nothing was copied.
+    DataThen(usize, Bytes),
+    /// Everything has been handed out: shut down the transport's write side
+    /// (TCP FIN). Keep reading until the peer closes or `Closed` arrives.
+    Shutdown,
+}
+
+/// Payloads of at least this many bytes are handed out by
+/// [`Connection::poll_transmit_vectored`] instead of copied (below it, a copy
+/// into the batch of small frames is cheaper than one more write segment).
+pub const VECTORED_MIN: usize = 4096;
 
 /// Counters of what crossed the connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -202,6 +224,8 @@ pub struct Connection {
 
     // Receiving.
     rbuf: BytesMut,
+    /// What is known of `rbuf`'s spare room, lent to the transport.
+    room: Room,
     /// Reassembly (fragmented messages) and inflate output, reused from
     /// message to message; taken into `msg.buf` while a message is built.
     asm: BytesMut,
@@ -357,6 +381,7 @@ impl Connection {
             now,
             hs: Handshake::ServerAwaitRequest,
             rbuf: BytesMut::new(),
+            room: Room::default(),
             asm: BytesMut::new(),
             zbuf: BytesMut::new(),
             buf_sizes: [0; 3],

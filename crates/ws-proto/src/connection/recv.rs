@@ -3,25 +3,97 @@
 use super::*;
 
 impl Connection {
-    /// Feeds bytes received from the transport.
+    /// Feeds bytes received from the transport (copied into the receive
+    /// buffer; [`receive_buffer`](Self::receive_buffer) avoids the copy).
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
-        self.now = now;
-        self.stats.bytes_in = self.stats.bytes_in.saturating_add(data.len() as u64);
-        if self.ending == Ending::Closed || self.input_closed {
+        if !self.accepts_input(now, data.len()) {
             return;
         }
+        if let Handshake::ClientReadBody { .. } = self.hs {
+            return self.read_error_body(data);
+        }
+        let was_open = matches!(self.hs, Handshake::Done);
+        self.make_room(data.len());
+        self.rbuf.extend_from_slice(data);
+        self.after_input(was_open);
+    }
+
+    /// Lends the free room of the receive buffer, for the transport to read
+    /// into directly: at least `hint` bytes (a driver passes its usual read
+    /// size), more while a large frame is arriving so that one read can take
+    /// the rest of it (never more than the frame size limit allows). Report
+    /// what was read with [`handle_received`](Self::handle_received).
+    ///
+    /// This is [`handle_input`](Self::handle_input) without the copy: the
+    /// bytes land where frames are parsed and unmasked, and a message that
+    /// arrives as one frame is handed out as a slice of this buffer.
+    ///
+    /// ```
+    /// # use std::io::Read;
+    /// # use std::time::Instant;
+    /// # use ws_proto::{Config, Connection};
+    /// # let mut socket: &[u8] = b"GET / HTTP/1.1\r\n";
+    /// let mut conn = Connection::server(Config::default(), Instant::now());
+    /// let room = conn.receive_buffer(16 * 1024);
+    /// let n = socket.read(room).unwrap();
+    /// conn.handle_received(Instant::now(), n);
+    /// ```
+    pub fn receive_buffer(&mut self, hint: usize) -> &mut [u8] {
+        let want = self.receive_room(hint);
+        self.make_room(want);
+        self.room.lend(&mut self.rbuf, want)
+    }
+
+    /// Takes the first `n` bytes of the room [`receive_buffer`](Self::receive_buffer)
+    /// lent as received input (as [`handle_input`](Self::handle_input) would).
+    /// More than was lent is never taken.
+    pub fn handle_received(&mut self, now: Instant, n: usize) {
+        let before = self.rbuf.len();
+        let n = self.room.commit(&mut self.rbuf, n);
+        if !self.accepts_input(now, n) {
+            self.rbuf.truncate(before);
+            return;
+        }
+        if let Handshake::ClientReadBody { .. } = self.hs {
+            let data = self.rbuf.split_off(before);
+            return self.read_error_body(&data);
+        }
+        let was_open = matches!(self.hs, Handshake::Done);
+        self.after_input(was_open);
+    }
+
+    /// How much room to lend for a read: `hint`, or the rest of the frame
+    /// being received when that is more.
+    fn receive_room(&self, hint: usize) -> usize {
+        let Some(h) = self.rx_header else {
+            return hint;
+        };
+        // check_header bounded the length by frame_payload_limit().
+        let rest = (h.payload_len as usize).saturating_sub(self.rbuf.len());
+        hint.max(rest)
+    }
+
+    /// Counts `len` received bytes; whether they are to be processed.
+    fn accepts_input(&mut self, now: Instant, len: usize) -> bool {
+        self.now = now;
+        self.stats.bytes_in = self.stats.bytes_in.saturating_add(len as u64);
+        !(self.ending == Ending::Closed || self.input_closed)
+    }
+
+    /// The body of a refused upgrade's response, kept for the error.
+    fn read_error_body(&mut self, data: &[u8]) {
         if let Handshake::ClientReadBody { body, want, .. } = &mut self.hs {
             let take = want.saturating_sub(body.len()).min(data.len());
             body.extend_from_slice(data.get(..take).unwrap_or_default());
             if body.len() >= *want {
                 self.finish_error_response();
             }
-            return;
         }
-        self.last_activity = now;
-        let was_open = matches!(self.hs, Handshake::Done);
-        self.make_room(data.len());
-        self.rbuf.extend_from_slice(data);
+    }
+
+    /// New bytes are in the receive buffer: parse what they complete.
+    fn after_input(&mut self, was_open: bool) {
+        self.last_activity = self.now;
         self.process();
         // The buffer is kept for the next input while the connection is busy
         // (its allocation is reclaimed once the application has dropped the

@@ -83,6 +83,45 @@ impl Connection {
     /// this copy; queued payloads are never modified). Call until `None`.
     #[must_use = "drain the output until it returns None (see the driving contract)"]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        match self.transmit(now, buf, false)? {
+            VectoredTransmit::Data(n) | VectoredTransmit::DataThen(n, _) => Some(Transmit::Data(n)),
+            VectoredTransmit::Shutdown => Some(Transmit::Shutdown),
+        }
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) without copying large payloads:
+    /// small frames and frame headers are copied into `buf` as before, but an
+    /// unmasked payload of at least [`VECTORED_MIN`] bytes is handed out as
+    /// it was queued ([`VectoredTransmit::DataThen`]): write the bytes in
+    /// `buf`, then the payload, in that order (one vectored write). A server
+    /// thus sends large messages, and their compressed forms, without copying
+    /// them; a client's frames are masked, so they are always copied.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use ws_proto::{Connection, VectoredTransmit};
+    /// # fn write_all_vectored(_: &[&[u8]]) {}
+    /// # fn drain(conn: &mut Connection, buf: &mut [u8]) {
+    /// while let Some(t) = conn.poll_transmit_vectored(Instant::now(), buf) {
+    ///     match t {
+    ///         VectoredTransmit::Data(n) => write_all_vectored(&[&buf[..n]]),
+    ///         VectoredTransmit::DataThen(n, payload) => write_all_vectored(&[&buf[..n], &payload]),
+    ///         VectoredTransmit::Shutdown => { /* shut the write side down */ }
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    #[must_use = "drain the output until it returns None (see the driving contract)"]
+    pub fn poll_transmit_vectored(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<VectoredTransmit> {
+        self.transmit(now, buf, true)
+    }
+
+    /// The body of both `poll_transmit`s; `lend`: hand out large unmasked payloads.
+    fn transmit(&mut self, now: Instant, buf: &mut [u8], lend: bool) -> Option<VectoredTransmit> {
         self.now = now;
         if buf.is_empty() {
             return None;
@@ -109,6 +148,25 @@ impl Connection {
                 break;
             };
             let hl = usize::from(f.head_len);
+            if lend && f.pos == 0 && f.mask.is_none() && f.payload.len() >= VECTORED_MIN {
+                // The header into `buf` (whole, or wait for the next call),
+                // the payload handed out as it is.
+                let Some(dst) = buf.get_mut(n..).and_then(|b| b.get_mut(..hl)) else {
+                    break;
+                };
+                dst.copy_from_slice(f.head.get(..hl).unwrap_or_default());
+                n = n.saturating_add(hl);
+                let payload = std::mem::take(&mut f.payload);
+                if f.counted {
+                    self.buffered = self.buffered.saturating_sub(payload.len());
+                }
+                if let Some(f) = self.current.take() {
+                    self.on_frame_sent(&f);
+                }
+                let total = n.saturating_add(payload.len());
+                self.stats.bytes_out = self.stats.bytes_out.saturating_add(total as u64);
+                return Some(VectoredTransmit::DataThen(n, payload));
+            }
             if f.pos < hl {
                 let head = f.head.get(f.pos..hl).unwrap_or_default();
                 let k = copy_prefix(buf.get_mut(n..).unwrap_or_default(), head);
@@ -144,7 +202,7 @@ impl Connection {
         }
         if n > 0 {
             self.stats.bytes_out = self.stats.bytes_out.saturating_add(n as u64);
-            return Some(Transmit::Data(n));
+            return Some(VectoredTransmit::Data(n));
         }
         if let (Ending::ShutdownDue { drain }, false) = (self.ending, self.has_frames_or_raw()) {
             self.ending = Ending::ShutdownSent;
@@ -154,7 +212,7 @@ impl Connection {
                 self.timers
                     .set(Timer::Close, after(self.now, self.cfg.close_timeout));
             }
-            return Some(Transmit::Shutdown);
+            return Some(VectoredTransmit::Shutdown);
         }
         None
     }
@@ -205,7 +263,7 @@ impl Connection {
     }
 
     pub(super) fn queue_data(&mut self, opcode: OpCode, rsv: Rsv, payload: Bytes, fin: bool) {
-        let size = self.cfg.fragment_size.max(1);
+        let size = self.cfg.fragment_size_for(self.side);
         self.buffered = self.buffered.saturating_add(payload.len());
         if payload.len() <= size {
             let f = self.make_frame(opcode, rsv, fin, payload, true);

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use ws_proto::{Accept, ClientRequest, Closed, Config, Connection, Event, Transmit};
+use ws_proto::{
+    Accept, ClientRequest, Closed, Config, Connection, Event, Transmit, VectoredTransmit,
+};
 
 /// How the link cuts the byte stream before delivery.
 #[derive(Clone, Copy, Debug)]
@@ -15,7 +17,9 @@ pub enum Chunking {
     Whole,
     /// One byte per call.
     OneByte,
-    /// Random pieces of 1..=max bytes, from a seed.
+    /// Random pieces of 1..=max bytes, from a seed. This chunking also drives
+    /// the zero-copy paths: each side transmits with `poll_transmit_vectored`
+    /// and receives by reading into `receive_buffer`.
     Random { seed: u64, max: usize },
 }
 
@@ -187,20 +191,23 @@ impl Pair {
         let mut progress = false;
         let mut buf = vec![0u8; self.transmit_buf];
         // Transmit from both sides into the link.
-        while let Some(t) = self.client.poll_transmit(self.now, &mut buf) {
-            progress = true;
-            match t {
-                Transmit::Data(n) => self.c2s.extend_from_slice(&buf[..n]),
-                Transmit::Shutdown => self.c2s_eof = true,
-            }
-        }
-        while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
-            progress = true;
-            match t {
-                Transmit::Data(n) => self.s2c.extend_from_slice(&buf[..n]),
-                Transmit::Shutdown => self.s2c_eof = true,
-            }
-        }
+        let vectored = matches!(self.chunking, Chunking::Random { .. });
+        progress |= transmit(
+            &mut self.client,
+            self.now,
+            &mut buf,
+            vectored,
+            &mut self.c2s,
+            &mut self.c2s_eof,
+        );
+        progress |= transmit(
+            &mut self.server,
+            self.now,
+            &mut buf,
+            vectored,
+            &mut self.s2c,
+            &mut self.s2c_eof,
+        );
         if let Some(t) = self.tamper.as_mut() {
             if !self.c2s.is_empty() {
                 t(Dir::ClientToServer, &mut self.c2s);
@@ -245,9 +252,18 @@ impl Pair {
                 }
             };
             let piece = &data[pos..pos + n];
-            match d {
-                Dir::ClientToServer => self.server.handle_input(now, piece),
-                Dir::ServerToClient => self.client.handle_input(now, piece),
+            let to = match d {
+                Dir::ClientToServer => &mut self.server,
+                Dir::ServerToClient => &mut self.client,
+            };
+            if matches!(self.chunking, Chunking::Random { .. }) {
+                // Read into the lent room, as a driver reading a socket does.
+                let room = to.receive_buffer(n);
+                assert!(room.len() >= n, "less room lent than the hint");
+                room[..n].copy_from_slice(piece);
+                to.handle_received(now, n);
+            } else {
+                to.handle_input(now, piece);
             }
             pos += n;
         }
@@ -385,3 +401,37 @@ pub const ALL_CHUNKINGS: [Chunking; 3] = [
     Chunking::Random { seed: 7, max: 13 },
 ];
 pub const BOTH_DIRS: [Dir; 2] = [Dir::ClientToServer, Dir::ServerToClient];
+
+/// Drains one side's output into the link; whether anything came out.
+fn transmit(
+    conn: &mut Connection,
+    now: Instant,
+    buf: &mut [u8],
+    vectored: bool,
+    link: &mut Vec<u8>,
+    eof: &mut bool,
+) -> bool {
+    let mut progress = false;
+    if vectored {
+        while let Some(t) = conn.poll_transmit_vectored(now, buf) {
+            progress = true;
+            match t {
+                VectoredTransmit::Data(n) => link.extend_from_slice(&buf[..n]),
+                VectoredTransmit::DataThen(n, payload) => {
+                    link.extend_from_slice(&buf[..n]);
+                    link.extend_from_slice(&payload);
+                }
+                VectoredTransmit::Shutdown => *eof = true,
+            }
+        }
+    } else {
+        while let Some(t) = conn.poll_transmit(now, buf) {
+            progress = true;
+            match t {
+                Transmit::Data(n) => link.extend_from_slice(&buf[..n]),
+                Transmit::Shutdown => *eof = true,
+            }
+        }
+    }
+    progress
+}
