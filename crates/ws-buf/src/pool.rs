@@ -246,6 +246,19 @@ impl BufferPool {
         ))
     }
 
+    /// Whether [`try_get`](BufferPool::try_get)`(min_len)` would succeed now, without taking
+    /// anything: a driver that reads into other memory asks this to apply the same
+    /// backpressure (stop reading while the pool's budget is spent).
+    pub fn can_get(&self, min_len: usize) -> bool {
+        let inner = &*self.inner;
+        let capacity = inner.capacity_for(inner.class_index(min_len), min_len);
+        capacity <= isize::MAX as usize
+            && self
+                .outstanding_bytes()
+                .checked_add(capacity)
+                .is_some_and(|total| total <= inner.config.max_outstanding_bytes)
+    }
+
     /// The pool's (normalized) configuration.
     pub fn config(&self) -> &PoolConfig {
         &self.inner.config

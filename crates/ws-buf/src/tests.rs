@@ -590,3 +590,26 @@ impl StoragePtr for BufferSegment {
         self.as_slice().as_ptr()
     }
 }
+
+#[test]
+fn can_get_answers_like_try_get_without_taking() {
+    let pool = small_pool();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let can = pool.can_get(1000);
+        let before = pool.outstanding_bytes();
+        assert_eq!(pool.outstanding_bytes(), before, "can_get takes nothing");
+        match pool.try_get(1000) {
+            Some(seg) => {
+                assert!(can, "try_get granted what can_get refused");
+                held.push(seg);
+            }
+            None => assert!(!can, "can_get promised what try_get refused"),
+        }
+    }
+    assert_eq!(held.len(), 4, "4 KiB budget, 1 KiB segments");
+    assert!(!pool.can_get(1));
+    held.pop();
+    assert!(pool.can_get(1000));
+    assert!(!pool.can_get(usize::MAX));
+}

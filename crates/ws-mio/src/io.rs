@@ -3,11 +3,12 @@
 //! loop's one scratch buffer), the read and write budgets, pausing reads
 //! while the pool is over budget, and the poll interest that follows.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::time::Instant;
 
+use bytes::{Buf, Bytes};
 use mio::Interest;
-use ws_proto::Transmit;
+use ws_proto::VectoredTransmit;
 
 use crate::id::{conn_token, ConnId};
 use crate::sessions::Session;
@@ -37,8 +38,8 @@ enum TxEnd {
 }
 
 impl LoopState {
-    /// Reads once from a readable session into a pooled segment, feeds the
-    /// core, and returns the segment to the pool.
+    /// Reads once from a readable session straight into the core's receive
+    /// buffer (no copy), unless the pool's budget is spent.
     pub(crate) fn read_once(&mut self, id: ConnId, total: &mut usize) -> ReadStep {
         let now = self.now;
         let Some((sess, _)) = self.sessions.get_mut(id) else {
@@ -50,18 +51,20 @@ impl LoopState {
         if *total >= self.options.read_budget {
             return ReadStep::Budget;
         }
-        let Some(mut seg) = self.options.pool.try_get(self.options.read_size) else {
+        // Unwritten remainders hold the pool: while its budget is spent,
+        // reading (which makes more to write) waits.
+        if !self.options.pool.can_get(self.options.read_size) {
             return ReadStep::Paused;
-        };
-        let step = match sess.transport.read(seg.unfilled_mut()) {
+        }
+        let room = sess.conn.receive_buffer(self.options.read_size);
+        match sess.transport.read(room) {
             Ok(0) => {
                 sess.f.eof = true;
                 sess.conn.handle_eof(now);
                 ReadStep::Ended
             }
             Ok(n) => {
-                seg.advance(n);
-                sess.conn.handle_input(now, &seg);
+                sess.conn.handle_received(now, n);
                 *total += n;
                 self.stats.bytes_read += n as u64;
                 ReadStep::Fed
@@ -74,11 +77,7 @@ impl LoopState {
                 sess.conn.handle_transport_error(now, &e);
                 ReadStep::Ended
             }
-        };
-        // The segment goes back to the pool here: an idle connection holds
-        // no read buffer.
-        drop(seg);
-        step
+        }
     }
 
     /// Reading stopped on the budget: read again next iteration.
@@ -107,9 +106,8 @@ impl LoopState {
         if !self.sessions.lists().any_paused() {
             return;
         }
-        match self.options.pool.try_get(self.options.read_size) {
-            Some(probe) => drop(probe),
-            None => return,
+        if !self.options.pool.can_get(self.options.read_size) {
+            return;
         }
         for slot in self.sessions.take_paused() {
             let Some(id) = self.sessions.id_at(slot) else {
@@ -186,6 +184,7 @@ impl LoopState {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => sess.f.write_blocked = true,
             Err(e) => {
                 sess.pending = None;
+                sess.pending_payload = Bytes::new();
                 sess.f.eof = true;
                 sess.conn.handle_transport_error(now, &e);
             }
@@ -257,41 +256,57 @@ fn transmit_loop(
 ) -> io::Result<TxEnd> {
     let mut sent = 0usize;
     loop {
-        if let Some((seg, pos)) = sess.pending.as_mut() {
-            while *pos < seg.len() {
-                let n = sess.transport.write(seg.get(*pos..).unwrap_or_default())?;
-                *pos += n;
-                sent += n;
-                *written += n as u64;
-            }
-            sess.pending = None;
+        // The remainder of the last write goes first.
+        while sess.has_pending() {
+            let n = {
+                let seg = match sess.pending.as_ref() {
+                    Some((seg, pos)) => seg.get(*pos..).unwrap_or_default(),
+                    None => &[],
+                };
+                let bufs = [IoSlice::new(seg), IoSlice::new(&sess.pending_payload)];
+                sess.transport.write_vectored(&bufs)?
+            };
+            sess.consume_pending(n);
+            sent += n;
+            *written += n as u64;
         }
         sess.transport.flush()?;
         if sent >= budget {
             return Ok(TxEnd::Budget);
         }
-        match sess.conn.poll_transmit(now, scratch) {
+        let (n, mut payload) = match sess.conn.poll_transmit_vectored(now, scratch) {
             None => return Ok(TxEnd::Done),
-            Some(Transmit::Data(n)) => {
-                let data = scratch.get(..n).unwrap_or_default();
-                let k = match sess.transport.write(data) {
-                    Ok(k) => k,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                    Err(e) => return Err(e),
-                };
-                sent += k;
-                *written += k as u64;
-                if k < data.len() {
-                    // Keep only the unwritten remainder, in a pooled segment
-                    // sized for it, until the socket is writable again.
-                    let rest = data.get(k..).unwrap_or_default();
-                    let mut seg = pool.get(rest.len());
-                    seg.extend_from_slice(rest);
-                    sess.pending = Some((seg, 0));
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
+            Some(VectoredTransmit::Data(n)) => (n, Bytes::new()),
+            // A large payload goes out from the message's own bytes.
+            Some(VectoredTransmit::DataThen(n, payload)) => (n, payload),
+            Some(VectoredTransmit::Shutdown) => {
+                sess.transport.shutdown_write()?;
+                continue;
             }
-            Some(Transmit::Shutdown) => sess.transport.shutdown_write()?,
+        };
+        let data = scratch.get(..n).unwrap_or_default();
+        let bufs = [IoSlice::new(data), IoSlice::new(&payload)];
+        let k = match sess.transport.write_vectored(&bufs) {
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        sent += k;
+        *written += k as u64;
+        if k < data.len() + payload.len() {
+            // Keep only the unwritten remainder until the socket is writable
+            // again: what is left of the scratch bytes in a pooled segment
+            // sized for it, the payload as it is.
+            if let Some(rest) = data.get(k..).filter(|r| !r.is_empty()) {
+                let mut seg = pool.get(rest.len());
+                seg.extend_from_slice(rest);
+                sess.pending = Some((seg, 0));
+            } else {
+                // Moves the start: no allocation, unlike `slice`.
+                payload.advance(k - data.len());
+            }
+            sess.pending_payload = payload;
+            return Err(io::ErrorKind::WouldBlock.into());
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use mio::Interest;
 use ws_buf::BufferSegment;
-use ws_proto::Connection;
+use ws_proto::{Bytes, Connection};
 
 use crate::error::Error;
 use crate::id::{next_serial, ConnId, Gen, FIRST_RESERVED_SLOT};
@@ -25,6 +25,9 @@ pub(crate) struct Session {
     /// The unwritten remainder of the last write, and how much of it went
     /// out since.
     pub(crate) pending: Option<(BufferSegment, usize)>,
+    /// After `pending`: the unwritten rest of a payload the core handed out
+    /// whole (a vectored write); empty when there is none.
+    pub(crate) pending_payload: Bytes,
     /// The deadline this session has in the heap (possibly earlier than the
     /// core's current one: firing early is harmless).
     pub(crate) timer: Option<Instant>,
@@ -81,6 +84,7 @@ impl Session {
             conn,
             transport,
             pending: None,
+            pending_payload: Bytes::new(),
             timer: None,
             connect_deadline,
             interest: None,
@@ -94,13 +98,39 @@ impl Session {
         self.f.connecting = false;
         self.f.eof = true;
         self.pending = None;
+        self.pending_payload = Bytes::new();
         self.conn.handle_transport_error(now, why);
+    }
+
+    /// Whether an unwritten remainder waits.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.is_some() || !self.pending_payload.is_empty()
+    }
+
+    /// `n` bytes of the remainder were written: the segment's first, then
+    /// the payload's.
+    pub(crate) fn consume_pending(&mut self, mut n: usize) {
+        if let Some((seg, pos)) = self.pending.as_mut() {
+            let k = n.min(seg.len() - *pos);
+            *pos += k;
+            n -= k;
+            if *pos == seg.len() {
+                self.pending = None;
+            }
+        }
+        if n > 0 {
+            // Moves the start: no allocation, unlike `slice`.
+            let n = n.min(self.pending_payload.len());
+            bytes::Buf::advance(&mut self.pending_payload, n);
+        }
     }
 
     /// Bytes held for the connection's data: the core's buffers plus an
     /// unwritten remainder.
     pub(crate) fn retained_bytes(&self) -> usize {
-        self.conn.retained_bytes() + self.pending.as_ref().map_or(0, |(seg, _)| seg.capacity())
+        self.conn.retained_bytes()
+            + self.pending.as_ref().map_or(0, |(seg, _)| seg.capacity())
+            + self.pending_payload.len()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The byte pipe under one connection: a plain TCP stream or rustls over
 //! one. Non-blocking throughout: every call may answer `WouldBlock`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 
 use mio::net::TcpStream;
@@ -84,6 +84,30 @@ impl Transport {
                 }
             },
             Transport::Tls(t) => t.write(data),
+        }
+    }
+
+    /// Writes application bytes from several slices in order (one `writev`
+    /// on a plain socket; TLS takes the first non-empty slice); returns how
+    /// many were taken (at least one) or `WouldBlock`.
+    pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => {
+                if bufs.iter().all(|b| b.is_empty()) {
+                    return Ok(0);
+                }
+                loop {
+                    match s.write_vectored(bufs) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        r => return r,
+                    }
+                }
+            }
+            Transport::Tls(_) => match bufs.iter().find(|b| !b.is_empty()) {
+                Some(first) => self.write(first),
+                None => Ok(0),
+            },
         }
     }
 

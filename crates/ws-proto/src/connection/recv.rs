@@ -19,10 +19,12 @@ impl Connection {
     }
 
     /// Lends the free room of the receive buffer, for the transport to read
-    /// into directly: at least `hint` bytes (a driver passes its usual read
-    /// size), more while a large frame is arriving so that one read can take
-    /// the rest of it (never more than the frame size limit allows). Report
-    /// what was read with [`handle_received`](Self::handle_received).
+    /// into directly, and never empty. `hint` is the driver's usual read size:
+    /// the room follows the reads between 4 KiB and `hint` (a connection of
+    /// small messages keeps a small buffer; reads that fill the room double
+    /// it), and while a large frame is arriving it is the rest of that frame,
+    /// so that one read can take it (never more than the frame size limit
+    /// allows). Report what was read with [`handle_received`](Self::handle_received).
     ///
     /// This is [`handle_input`](Self::handle_input) without the copy: the
     /// bytes land where frames are parsed and unmasked, and a message that
@@ -62,15 +64,16 @@ impl Connection {
         self.after_input(was_open);
     }
 
-    /// How much room to lend for a read: `hint`, or the rest of the frame
-    /// being received when that is more.
+    /// How much room to lend for a read: the adaptive size up to `hint`, or
+    /// the rest of the frame being received when that is more.
     fn receive_room(&self, hint: usize) -> usize {
+        let size = self.room.size(hint.max(1));
         let Some(h) = self.rx_header else {
-            return hint;
+            return size;
         };
         // check_header bounded the length by frame_payload_limit().
         let rest = (h.payload_len as usize).saturating_sub(self.rbuf.len());
-        hint.max(rest)
+        size.max(rest)
     }
 
     /// Counts `len` received bytes; whether they are to be processed.

@@ -28,7 +28,13 @@ pub(super) struct Room {
     init_end: usize,
     /// The length of the slice last lent (what `commit` may take).
     lent: usize,
+    /// How much room the next read is asked to fill (see [`Room::size`]).
+    size: u32,
 }
+
+/// The smallest room asked for: a connection that carries small messages
+/// keeps a small receive buffer.
+const MIN_ROOM: u32 = 4 << 10;
 
 /// The address one past the buffer's spare capacity.
 fn end_of(buf: &BytesMut) -> usize {
@@ -44,7 +50,18 @@ impl Room {
     /// The buffer may have a new allocation: nothing past its data is known
     /// to be initialised.
     pub(super) fn forget(&mut self) {
+        let size = self.size;
         *self = Room::default();
+        self.size = size;
+    }
+
+    /// The room to ask for, at most `most`: it follows the reads — doubled
+    /// after a read that filled the whole room, halved after one that filled
+    /// less than a quarter — between 4 KiB and `most`, so a connection of
+    /// small messages holds a small buffer and a busy one reads in large
+    /// pieces.
+    pub(super) fn size(&self, most: usize) -> usize {
+        (self.size.max(MIN_ROOM) as usize).min(most)
     }
 
     /// Lends the buffer's spare capacity, initialised: all of it, but no more

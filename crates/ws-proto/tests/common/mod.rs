@@ -257,11 +257,17 @@ impl Pair {
                 Dir::ServerToClient => &mut self.client,
             };
             if matches!(self.chunking, Chunking::Random { .. }) {
-                // Read into the lent room, as a driver reading a socket does.
-                let room = to.receive_buffer(n);
-                assert!(room.len() >= n, "less room lent than the hint");
-                room[..n].copy_from_slice(piece);
-                to.handle_received(now, n);
+                // Read into the lent room, as a driver reading a socket
+                // does (a read takes what fits).
+                let mut at = 0;
+                while at < n {
+                    let room = to.receive_buffer(n - at);
+                    assert!(!room.is_empty(), "no room lent");
+                    let k = room.len().min(n - at);
+                    room[..k].copy_from_slice(&piece[at..at + k]);
+                    to.handle_received(now, k);
+                    at += k;
+                }
             } else {
                 to.handle_input(now, piece);
             }
