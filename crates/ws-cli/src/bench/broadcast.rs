@@ -305,7 +305,7 @@ impl Handler for Broadcast {
             }
             return;
         }
-        self.pending -= 1;
+        self.pending = self.pending.saturating_sub(1);
         self.subs.insert(
             id,
             Sub {
@@ -348,7 +348,7 @@ impl Handler for Broadcast {
             self.phase = Phase::Done;
         } else {
             // A handshake that failed.
-            self.pending -= 1;
+            self.pending = self.pending.saturating_sub(1);
             self.failed += 1;
             self.error(&format!("{id}: {why}"));
             self.connect_more(ctx);
