@@ -1,27 +1,54 @@
 #!/usr/bin/env bash
 # Peer comparison: echo servers on ws-mio, ws-tokio, ws-std, tungstenite,
-# tokio-tungstenite and fastwebsockets under the same load generator
-# (`wsx bench`), plus server memory per idle connection.
+# tokio-tungstenite, fastwebsockets, tokio-websockets and yawc under the same
+# load generator (`wsx bench`), server memory per idle connection, and a
+# broadcast benchmark (one publisher, N subscribers) on ws-mio, ws-tokio and
+# a tokio-tungstenite room.
 #
 #   scripts/peers.sh [SECS]
 #
-# SECS (default 2) is the measurement time of each `wsx bench` run. It builds
-# wsx and the ws-mio load_client example (main workspace) and the peer
+# SECS (default 2) is the measurement time of each `wsx bench` echo run. It
+# builds wsx and the ws-mio load_client example (main workspace) and the peer
 # servers (benches/peers, its own workspace) in release mode, starts every
 # server on its own 127.0.0.1 port, opens $IDLE idle connections to each
-# fresh server with load_client and reads the server's VmRSS before and
-# after, then runs every scenario against every server with
-# `wsx bench --driver $BENCH_DRIVER` ($REPEAT interleaved rounds, best kept)
-# and stops the servers (by PID). Prints one markdown table of messages/s
-# and ratios, and one of memory.
+# fresh echo server with load_client and reads the server's VmRSS before and
+# after, then runs every scenario against every echo server with
+# `wsx bench --driver $BENCH_DRIVER`, then the broadcast benchmark
+# (`wsx bench --broadcast`) against every broadcast server ($REPEAT
+# interleaved rounds, best kept), and stops the servers (by PID). Prints one
+# markdown table per section: echo messages/s with ratios, memory, broadcast
+# deliveries/s with ratios.
+#
+# The load generator sends every message as one frame (as browsers and the
+# peers do); with FRAGMENTS=1 the scenarios whose messages are longer than
+# 32767 bytes also run with `--fragment-size 32767` (the core's default
+# fragment size), as extra rows.
+#
+# Broadcast: one publisher sends $BROADCAST_MESSAGES messages of
+# $BROADCAST_SIZE bytes (binary, no deflate), at most $BROADCAST_WINDOW not
+# yet delivered to every subscriber, to each subscriber count of
+# $BROADCAST_SUBS; wsx checks every delivery (each subscriber gets every
+# message, in order, once) and reports deliveries/s from the first publish
+# to the last delivery, after a sync round that every subscriber must
+# receive. Subscribers connect from the $SOURCES addresses in turn (more
+# ephemeral ports); the open-file limit is raised (`ulimit -n`) up to the
+# hard limit.
 #
 # Environment: CARGO_TARGET_DIR (main workspace), PEERS_TARGET_DIR (peers
 # workspace; default CARGO_TARGET_DIR, else benches/peers/target),
-# BENCH_DRIVER (mio or std, default mio), IDLE (default 2000), REPEAT (rounds
-# over all servers and scenarios, default 3; the table shows the best round),
-# SERVER_THREADS (event loops / runtime workers, default nproc).
+# BENCH_DRIVER (echo load generator: mio or std, default mio), IDLE (default
+# 2000), REPEAT (rounds over all servers and scenarios, default 3; the tables
+# show the best round), SERVER_THREADS (event loops / runtime workers,
+# default nproc), FRAGMENTS (1: also the fragmented rows, default 0),
+# BROADCAST (0: skip the broadcast section, default 1), BROADCAST_SUBS
+# (space-separated subscriber counts, default "1000 10000"; "1000" for a
+# quick run), BROADCAST_MESSAGES (default 1000), BROADCAST_WINDOW (default
+# 16), BROADCAST_SIZE (default 64), BROADCAST_TIMEOUT (seconds per run,
+# default 300), SOURCES (subscriber source addresses, FIRST-LAST in one /24,
+# default 127.0.0.2-127.0.0.9; empty: the system's choice), BASE_PORT
+# (default 19101).
 #
-# Not a test. All traffic stays on 127.0.0.1; every wait is bounded.
+# Not a test. All traffic stays on 127.0.0.x; every wait is bounded.
 set -euo pipefail
 
 SECS=${1:-2}
@@ -30,11 +57,38 @@ BENCH_DRIVER=${BENCH_DRIVER:-mio}
 THREADS=${SERVER_THREADS:-$(nproc)}
 BASE_PORT=${BASE_PORT:-19101}
 REPEAT=${REPEAT:-3}
+FRAGMENTS=${FRAGMENTS:-0}
+BROADCAST=${BROADCAST:-1}
+BROADCAST_SUBS=${BROADCAST_SUBS:-1000 10000}
+BROADCAST_MESSAGES=${BROADCAST_MESSAGES:-1000}
+BROADCAST_WINDOW=${BROADCAST_WINDOW:-16}
+BROADCAST_SIZE=${BROADCAST_SIZE:-64}
+BROADCAST_TIMEOUT=${BROADCAST_TIMEOUT:-300}
+SOURCES=${SOURCES-127.0.0.2-127.0.0.9}
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MAIN_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PEERS_TARGET=${PEERS_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/benches/peers/target}}
 WORK=$(mktemp -d /tmp/peers.XXXXXX)
+
+# One descriptor per connection in the load generator and in the server
+# (both inherit the limit): the largest subscriber count, plus slack.
+max_subs=0
+for n in $BROADCAST_SUBS; do [ "$n" -gt "$max_subs" ] && max_subs=$n; done
+want_fds=$(( (IDLE > max_subs ? IDLE : max_subs) + 1024 ))
+if [ "$(ulimit -n)" -lt "$want_fds" ]; then
+    ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fi
+# --source list: FIRST-LAST (one /24) expanded, comma-separated.
+SOURCE_ARGS=
+if [ -n "$SOURCES" ]; then
+    first=${SOURCES%-*}
+    last=${SOURCES#*-}
+    prefix=${first%.*}
+    list=
+    for x in $(seq "${first##*.}" "${last##*.}"); do list="$list${list:+,}$prefix.$x"; done
+    SOURCE_ARGS="--source $list"
+fi
 
 echo "== building (release)" >&2
 CARGO_TARGET_DIR=$MAIN_TARGET nice -n 5 cargo build --release -q -p ws-cli --bin wsx -p ws-mio --example load_client
@@ -52,6 +106,17 @@ SERVERS=(
     "tungstenite|no|$PB/tungstenite_echo ADDR"
     "tokio-tungstenite|no|$PB/tokio_tungstenite_echo ADDR"
     "fastwebsockets|no|$PB/fastwebsockets_echo ADDR"
+    "tokio-websockets|no|$PB/tokio_websockets_echo ADDR"
+    "yawc|no|$PB/yawc_echo ADDR"
+)
+# Peers, for the "best peer" column.
+PEERS=(tungstenite tokio-tungstenite fastwebsockets tokio-websockets yawc)
+# Broadcast rooms: name | command (ADDR is replaced). Every one relays each
+# message to the other clients (ws-mio: to the sender too, see the table).
+BSERVERS=(
+    "ws-mio|$WSX serve ADDR --driver mio --broadcast --threads $THREADS --quiet --no-deflate --max-connections 100000"
+    "ws-tokio|$WSX serve ADDR --driver tokio --broadcast --threads $THREADS --quiet --no-deflate --max-connections 100000"
+    "tokio-tungstenite room|$PB/tokio_tungstenite_room ADDR"
 )
 # label | wsx bench arguments
 SCENARIOS=(
@@ -60,6 +125,13 @@ SCENARIOS=(
     "2 conns × 1 MiB, window 4|--conns 2 --size 1048576 --window 4"
     "1 conn × 64 KiB, window 16|--conns 1 --size 65536 --window 16"
 )
+
+# label | extra wsx bench arguments: the frames the load generator sends.
+FRAMINGS=("1 frame|")
+[ "$FRAGMENTS" = 1 ] && FRAMINGS+=("32767-byte fragments|--fragment-size 32767")
+
+# size_of ARGS: the --size value in a scenario's arguments.
+size_of() { awk '{for (i = 1; i < NF; i++) if ($i == "--size") print $(i + 1)}' <<<"$1"; }
 
 declare -A PID PORT
 cleanup() {
@@ -97,8 +169,25 @@ bench() {
     fi
 }
 
-declare -A RESULT MEM DEFLATE
+# One broadcast run; prints "deliveries/s echoes" or "err" (with the
+# reason on stderr).
+bench_broadcast() {
+    local port=$1 subs=$2 out
+    # shellcheck disable=SC2086
+    if out=$(timeout $((BROADCAST_TIMEOUT + 30)) "$WSX" bench "ws://127.0.0.1:$port/" --broadcast \
+        --subscribers "$subs" --messages "$BROADCAST_MESSAGES" --size "$BROADCAST_SIZE" \
+        --window "$BROADCAST_WINDOW" --timeout "$BROADCAST_TIMEOUT" $SOURCE_ARGS \
+        --csv --quiet 2>"$WORK/bench.err"); then
+        echo "$out" | awk -F, '/^csv,/ {print $7, $15}'
+    else
+        echo "  broadcast bench failed ($subs subscribers): $(echo "$out" | grep '^csv,' || true) $(head -c 300 "$WORK/bench.err")" >&2
+        echo "err"
+    fi
+}
+
+declare -A RESULT MEM DEFLATE ECHOES
 NAMES=()
+BNAMES=()
 # Every server runs from the start (idle ones cost nothing), so the rounds
 # below can interleave them: slow drifts of the shared machine then hit
 # every server alike.
@@ -118,6 +207,23 @@ for s in "${SERVERS[@]}"; do
     DEFLATE[$name]=$deflate
     NAMES+=("$name")
 done
+if [ "$BROADCAST" = 1 ]; then
+    for s in "${BSERVERS[@]}"; do
+        IFS='|' read -r name cmd <<<"$s"
+        key="b:$name"
+        port=$((BASE_PORT + i))
+        i=$((i + 1))
+        # shellcheck disable=SC2086
+        ${cmd//ADDR/127.0.0.1:$port} >"$WORK/b$i.out" 2>"$WORK/b$i.err" &
+        PID[$key]=$!
+        if ! wait_port "$port"; then
+            echo "== $name (broadcast) did not start: $(head -c 300 "$WORK/b$i.err")" >&2
+            continue
+        fi
+        PORT[$key]=$port
+        BNAMES+=("$name")
+    done
+fi
 
 # Idle memory first, on every fresh process.
 for name in "${NAMES[@]}"; do
@@ -155,15 +261,29 @@ keep_best() {
 for round in $(seq 1 "$REPEAT"); do
     for sc in "${SCENARIOS[@]}"; do
         IFS='|' read -r label args <<<"$sc"
-        for d in off on; do
-            for name in "${NAMES[@]}"; do
-                [ "$d" = on ] && [ "${DEFLATE[$name]}" != yes ] && continue
-                extra=
-                [ "$d" = on ] && extra=--deflate
-                r=$(bench "${PORT[$name]}" "$args $extra")
-                keep_best "$name|$label|$d" "$r"
-                echo "  round $round, $label, deflate $d, $name: $r msg/s" >&2
+        for fr in "${FRAMINGS[@]}"; do
+            IFS='|' read -r frames fargs <<<"$fr"
+            # Fragments change nothing for messages that fit in one.
+            [ -n "$fargs" ] && [ "$(size_of "$args")" -le 32767 ] && continue
+            for d in off on; do
+                for name in "${NAMES[@]}"; do
+                    [ "$d" = on ] && [ "${DEFLATE[$name]}" != yes ] && continue
+                    extra=$fargs
+                    [ "$d" = on ] && extra="$extra --deflate"
+                    r=$(bench "${PORT[$name]}" "$args $extra")
+                    keep_best "$name|$label|$frames|$d" "$r"
+                    echo "  round $round, $label, $frames, deflate $d, $name: $r msg/s" >&2
+                done
             done
+        done
+    done
+    for subs in $BROADCAST_SUBS; do
+        for name in "${BNAMES[@]}"; do
+            r=$(bench_broadcast "${PORT[b:$name]}" "$subs")
+            read -r rate echoes <<<"$r"
+            keep_best "b|$name|$subs" "$rate"
+            [ -n "${echoes:-}" ] && ECHOES["$name"]=$echoes
+            echo "  round $round, broadcast, $subs subscribers, $name: $rate deliveries/s (echoes to the publisher: ${echoes:-?})" >&2
         done
     done
 done
@@ -175,32 +295,53 @@ ratio() {
 }
 cell() { echo "${RESULT["$1"]:-–}"; }
 
+# best_peer LABEL FRAMES D: "value|name" of the fastest peer.
+best_peer() {
+    local best=- who=- v
+    for p in "${PEERS[@]}"; do
+        v=${RESULT["$p|$1|$2|$3"]:-}
+        if [[ "$v" =~ ^[0-9]+$ ]] && { [ "$best" = - ] || [ "$v" -gt "$best" ]; }; then
+            best=$v who=$p
+        fi
+    done
+    echo "$best|$who"
+}
+
 echo
 echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr), $(rustc --version)"
 echo "Command: scripts/peers.sh $SECS (wsx bench --driver $BENCH_DRIVER, ${SECS} s per run, best of $REPEAT interleaved rounds; servers with $THREADS threads/loops where they have a choice; load generator and server share the machine)"
 echo
-echo "Messages/s (echoed, counted by the load generator). Ratios = ws-mio / peer (and ws-std / tungstenite, the two thread-per-connection servers): > 1 means ours is ahead."
+echo "Messages/s (echoed, counted by the load generator). Ratios = ours / peer (ws-std / tungstenite: the two thread-per-connection servers): > 1 means ours is ahead. Best peer: the fastest of tungstenite, tokio-tungstenite, fastwebsockets, tokio-websockets and yawc in that row."
 echo
-echo "| scenario | deflate | ws-mio | ws-mio, 1 frame/msg | ws-tokio | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | ws-mio / tungstenite | ws-mio / tokio-tungstenite | ws-mio / fastwebsockets | ws-tokio / tokio-tungstenite | ws-tokio / fastwebsockets | ws-std / tungstenite |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| scenario | frames sent | deflate | ws-mio | ws-mio, 1 frame/msg | ws-tokio | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | best peer | ws-mio / best peer | ws-tokio / best peer | ws-mio / tokio-tungstenite | ws-tokio / tokio-tungstenite | ws-std / tungstenite |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
 for d in off on; do
     for sc in "${SCENARIOS[@]}"; do
-        IFS='|' read -r label _ <<<"$sc"
-        m=$(cell "ws-mio|$label|$d")
-        m1=$(cell "ws-mio-1frame|$label|$d")
-        tk=$(cell "ws-tokio|$label|$d")
-        st=$(cell "ws-std|$label|$d")
-        t=$(cell "tungstenite|$label|$d")
-        tt=$(cell "tokio-tungstenite|$label|$d")
-        f=$(cell "fastwebsockets|$label|$d")
-        if [ "$d" = on ]; then t="n/a"; tt="n/a"; f="n/a"; fi
-        echo "| $label | $d | $m | $m1 | $tk | $st | $t | $tt | $f | $(ratio "$m" "$t") | $(ratio "$m" "$tt") | $(ratio "$m" "$f") | $(ratio "$tk" "$tt") | $(ratio "$tk" "$f") | $(ratio "$st" "$t") |"
+        IFS='|' read -r label args <<<"$sc"
+        for fr in "${FRAMINGS[@]}"; do
+            IFS='|' read -r frames fargs <<<"$fr"
+            [ -n "$fargs" ] && [ "$(size_of "$args")" -le 32767 ] && continue
+            k="$label|$frames|$d"
+            m=$(cell "ws-mio|$k")
+            m1=$(cell "ws-mio-1frame|$k")
+            tk=$(cell "ws-tokio|$k")
+            st=$(cell "ws-std|$k")
+            t=$(cell "tungstenite|$k")
+            tt=$(cell "tokio-tungstenite|$k")
+            f=$(cell "fastwebsockets|$k")
+            tw=$(cell "tokio-websockets|$k")
+            y=$(cell "yawc|$k")
+            IFS='|' read -r bp bpn <<<"$(best_peer "$label" "$frames" "$d")"
+            bcell="$bp ($bpn)"
+            if [ "$d" = on ]; then t="n/a"; tt="n/a"; f="n/a"; tw="n/a"; y="n/a"; bcell="n/a"; bp=n/a; fi
+            echo "| $label | $frames | $d | $m | $m1 | $tk | $st | $t | $tt | $f | $tw | $y | $bcell | $(ratio "$m" "$bp") | $(ratio "$tk" "$bp") | $(ratio "$m" "$tt") | $(ratio "$tk" "$tt") | $(ratio "$st" "$t") |"
+        done
     done
 done
 echo
-echo "ws-mio, 1 frame/msg: the same server with --fragment-size 4194304 (every echo goes out as one frame, as the peers send it); ws-mio and ws-std use the core's default fragment size, 32767 bytes. The load generator sends 32767-byte fragments to every server."
+echo "frames sent: what the load generator sends (1 frame: every message as one frame, as browsers do; 32767-byte fragments: wsx bench --fragment-size 32767, with FRAGMENTS=1). ws-mio, 1 frame/msg: the same server with --fragment-size 4194304 (every echo goes out as one frame, as the peers send it); ws-mio, ws-tokio and ws-std echo with the core's default fragment size, 32767 bytes."
 echo
-echo "n/a: the peer has no permessage-deflate (tungstenite and tokio-tungstenite 0.30 have no deflate feature; fastwebsockets has none)."
+echo "n/a: the peer has no permessage-deflate here (tungstenite and tokio-tungstenite 0.30 have no deflate feature; fastwebsockets and tokio-websockets have none; yawc has one, but its echo server runs as its example does, without it)."
 echo
 echo "Server memory per idle connection ($IDLE connections opened by the ws-mio load_client example, after the upgrade, nothing in flight; VmRSS from /proc/PID/status):"
 echo
@@ -211,3 +352,19 @@ for s in "${SERVERS[@]}"; do
     IFS='|' read -r b a n p e <<<"${MEM[$name]:-–|–|–|–|–}"
     echo "| $name | $b KiB | $a KiB | $n | $p | $e |"
 done
+
+if [ "$BROADCAST" = 1 ]; then
+    echo
+    echo "Broadcast: deliveries/s (one publisher, $BROADCAST_MESSAGES binary messages of $BROADCAST_SIZE bytes, no deflate, at most $BROADCAST_WINDOW not yet at every subscriber; each subscriber must get every message, in order, once; from the first publish to the last delivery; one ws-mio event loop drives every client connection; best of $REPEAT rounds). Ratios: ours / tokio-tungstenite room."
+    echo
+    echo "| subscribers | ws-mio | ws-tokio | tokio-tungstenite room | ws-mio / room | ws-tokio / room |"
+    echo "|---:|---:|---:|---:|---:|---:|"
+    for subs in $BROADCAST_SUBS; do
+        m=$(cell "b|ws-mio|$subs")
+        tk=$(cell "b|ws-tokio|$subs")
+        r=$(cell "b|tokio-tungstenite room|$subs")
+        echo "| $subs | $m | $tk | $r | $(ratio "$m" "$r") | $(ratio "$tk" "$r") |"
+    done
+    echo
+    echo "Messages the server relayed back to the publisher (not counted as deliveries; last run): ws-mio ${ECHOES[ws-mio]:-?}, ws-tokio ${ECHOES[ws-tokio]:-?}, tokio-tungstenite room ${ECHOES[tokio-tungstenite room]:-?} (of $BROADCAST_MESSAGES). Servers: wsx serve --broadcast --no-deflate --threads $THREADS (mio: $THREADS loops; tokio: $THREADS workers); tokio_tungstenite_room: tokio::sync::broadcast, #[tokio::main] ($(nproc) workers)."
+fi

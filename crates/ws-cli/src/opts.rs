@@ -192,7 +192,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Driver::Std)]
     pub driver: Driver,
     /// Largest frame payload sent: longer messages go out as several frames
-    /// (default: the client's, 32,767 bytes).
+    /// (without it every message goes out as one frame, as browsers send
+    /// them).
     #[arg(long, value_name = "BYTES")]
     pub fragment_size: Option<usize>,
     /// Send text messages instead of binary.
@@ -204,4 +205,38 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Broadcast benchmark against a `wsx serve --broadcast` room (or any
+    /// server that relays every message to the other clients): one
+    /// publisher sends --messages messages of --size bytes, --window of them
+    /// at most not yet delivered to every one of --subscribers subscribers;
+    /// every delivery is checked (each subscriber gets every message, in
+    /// order, once) and the summary gives deliveries/s. Runs on one ws-mio
+    /// event loop whatever --driver says; --secs and --conns do not apply.
+    #[arg(long)]
+    pub broadcast: bool,
+    /// --broadcast: subscribers (connections that only receive).
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "broadcast")]
+    pub subscribers: usize,
+    /// --broadcast: messages the publisher sends (after the sync round).
+    #[arg(long, value_name = "M", default_value_t = 1000, requires = "broadcast")]
+    pub messages: u64,
+    /// --broadcast: local addresses the subscribers connect from, in turn
+    /// (repeatable or comma-separated, e.g. 127.0.0.2,127.0.0.3: more
+    /// ephemeral ports); the publisher uses the system's choice.
+    #[arg(
+        long = "source",
+        value_name = "IP",
+        value_delimiter = ',',
+        requires = "broadcast"
+    )]
+    pub sources: Vec<std::net::IpAddr>,
+    /// --broadcast: most seconds for the whole run (connecting, sync,
+    /// publishing); past it the run stops and fails.
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 120.0,
+        requires = "broadcast"
+    )]
+    pub timeout: f64,
 }

@@ -493,7 +493,8 @@ fn bench_on_the_mio_driver_loads_both_servers() {
 fn bench_on_the_mio_driver_with_deflate_text_and_large_messages() {
     let s = serve(&["--driver", "mio"]);
     // Text messages, permessage-deflate negotiated, messages bigger than one
-    // read and than one frame (fragment_size 32767).
+    // read and than one frame (fragment_size 32767; without it every message
+    // goes out as one frame).
     let cols = bench_csv(
         &s.url,
         &[
@@ -507,6 +508,8 @@ fn bench_on_the_mio_driver_with_deflate_text_and_large_messages() {
             "2",
             "--deflate",
             "--text",
+            "--fragment-size",
+            "32767",
         ],
     );
     assert_eq!(cols[3], "on");
@@ -733,4 +736,50 @@ fn bench_on_the_tokio_driver_reports_a_dead_server_and_bad_arguments() {
     assert!(err.to_lowercase().contains("refused"), "{err}");
     let (code, _, err) = run(&["--conns", "0"]);
     assert_eq!(code, 2, "{err}");
+}
+
+/// `wsx bench --broadcast` against `wsx serve --broadcast` on `driver`:
+/// returns the csv fields (subscribers, size, window, messages, deliveries,
+/// deliveries/s, MB/s, seconds, p50, p99, max, lost, duplicates, echoes to
+/// publisher, errors) after checking the exit code.
+fn broadcast_bench(driver: &str, subscribers: &str, messages: &str) -> Vec<String> {
+    let s = serve(&["--driver", driver, "--broadcast"]);
+    let child = Command::new(WSX)
+        .args(["bench", &s.url, "--broadcast", "--subscribers", subscribers])
+        .args(["--messages", messages, "--size", "64", "--window", "8"])
+        .args(["--timeout", "30", "--quiet", "--csv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = wait(child, Duration::from_secs(60));
+    assert_eq!(code, 0, "{driver}: {out}\n{err}");
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("csv,"))
+        .unwrap_or_else(|| panic!("no csv line: {out}"));
+    let cols: Vec<String> = line.split(',').map(String::from).collect();
+    assert_eq!(cols.len(), 15, "{line}");
+    cols
+}
+
+#[test]
+fn bench_broadcast_checks_every_delivery_on_every_server_driver() {
+    for driver in ["std", "mio", "tokio"] {
+        let cols = broadcast_bench(driver, "5", "200");
+        assert_eq!(cols[0], "5", "{driver}: {cols:?}");
+        assert_eq!(cols[3], "200", "{driver}: {cols:?}");
+        // Every subscriber got every message, in order, once.
+        assert_eq!(cols[4], "1000", "{driver}: {cols:?}");
+        assert_eq!(cols[11], "0", "lost, {driver}: {cols:?}");
+        assert_eq!(cols[12], "0", "duplicates, {driver}: {cols:?}");
+        assert_eq!(cols[14], "0", "errors, {driver}: {cols:?}");
+        // The publisher's own messages, if the server relays them back too
+        // (the mio driver does), are counted apart, never as deliveries.
+        let echoes: u64 = cols[13].parse().unwrap();
+        assert!(echoes == 0 || echoes == 200, "{driver}: {cols:?}");
+        if driver != "mio" {
+            assert_eq!(echoes, 0, "{driver} relays to every *other* connection");
+        }
+    }
 }

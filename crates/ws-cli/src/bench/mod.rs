@@ -13,6 +13,9 @@
 //! - [`tokio`]: one ws-tokio task per connection, all on one
 //!   current-thread runtime driven by the calling thread.
 //!
+//! `--broadcast` is another benchmark (one publisher, N subscribers, every
+//! delivery checked), in [`broadcast`], on one ws-mio event loop.
+//!
 //! Every driver file has the same entry point,
 //! `pub(super) fn run(a: &BenchArgs) -> i32`: it makes the same load, keeps
 //! at most [`MAX_SAMPLES`] latency samples per connection, and ends with
@@ -32,6 +35,7 @@
 //! module shadows that crate the same way (`::tokio` here). Inside a driver
 //! file `std::` and `tokio::` are the crates, as usual.
 
+mod broadcast;
 mod mio;
 mod std;
 mod tokio;
@@ -48,6 +52,13 @@ const MAX_SAMPLES: usize = 1 << 20;
 
 /// Runs the benchmark; returns the exit code.
 pub fn run(a: BenchArgs) -> i32 {
+    if a.broadcast {
+        if a.window == 0 {
+            eprintln!("wsx: --window must be positive");
+            return 2;
+        }
+        return broadcast::run(&a);
+    }
     if a.conns == 0 || a.window == 0 || a.secs <= 0.0 {
         eprintln!("wsx: --conns, --window and --secs must be positive");
         return 2;
@@ -61,16 +72,14 @@ pub fn run(a: BenchArgs) -> i32 {
 
 /// The core configuration of every bench connection (every driver).
 fn config(a: &BenchArgs) -> ws_proto::Config {
-    let mut cfg = ws_proto::Config::default();
-    if let Some(n) = a.fragment_size {
-        cfg = cfg.fragment_size(n);
-    }
-    let cfg = cfg.limits(
-        ws_proto::Limits::default()
-            .max_frame_payload(a.size.max(1 << 20) * 2)
-            .max_message_size(a.size.max(1 << 20) * 2)
-            .max_send_queue((a.size * a.window * 2).max(16 << 20)),
-    );
+    let cfg = ws_proto::Config::default()
+        .fragment_size(a.fragment_size.unwrap_or(usize::MAX))
+        .limits(
+            ws_proto::Limits::default()
+                .max_frame_payload(a.size.max(1 << 20) * 2)
+                .max_message_size(a.size.max(1 << 20) * 2)
+                .max_send_queue((a.size * a.window * 2).max(16 << 20)),
+        );
     if a.deflate {
         cfg.deflate(Some(ws_proto::DeflateConfig::default()))
     } else {
