@@ -3,7 +3,7 @@
 //! broadcast; and failing a connection whose callback panicked. Every
 //! command marks its session to be driven once the callback is done.
 
-use ws_proto::{Accept, Bytes, CloseCode, Connection, MessageKind, State};
+use ws_proto::{Accept, Bytes, CloseCode, Connection, MessageKind, PreparedMessage, State};
 
 use crate::error::Error;
 use crate::handler::Decision;
@@ -121,18 +121,22 @@ impl LoopState {
         r.map_err(Error::Command)
     }
 
-    /// Sends to every open connection of the loop; returns how many took it.
-    pub(crate) fn broadcast(&mut self, kind: MessageKind, data: &Bytes) -> usize {
+    /// Sends to every open connection of the loop but `except`; returns how
+    /// many took it.
+    pub(crate) fn broadcast(&mut self, msg: &PreparedMessage, except: Option<ConnId>) -> usize {
         let mut sent = 0;
         for slot in 0..self.sessions.slots() {
-            let Some(id) = self.sessions.id_at(slot) else {
+            let Some(id) = self.sessions.id_at(slot).filter(|id| Some(*id) != except) else {
                 continue;
             };
-            let open = self
-                .sessions
-                .get(id)
-                .is_some_and(|s| s.conn.state() == State::Open);
-            if open && self.send(id, kind, data.clone()).is_ok() {
+            let Some((sess, _)) = self.sessions.get_mut(id) else {
+                continue;
+            };
+            if sess.conn.state() != State::Open {
+                continue;
+            }
+            let r = sess.conn.send_prepared(msg);
+            if self.after_command(id, r).is_ok() {
                 sent += 1;
             }
         }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ws_buf::BufferPool;
-use ws_proto::{Accept, Bytes, CloseCode, Connection, MessageKind, State};
+use ws_proto::{Accept, Bytes, CloseCode, Connection, MessageKind, PreparedMessage, State};
 
 use crate::error::Error;
 use crate::handle::Handle;
@@ -53,9 +53,53 @@ impl<'a> Ctx<'a> {
     }
 
     /// Sends `data` to every open connection of this loop (the payload is
-    /// shared, not copied); returns how many connections took it.
+    /// shared, not copied); returns how many connections took it. Text that
+    /// is not UTF-8 is sent to none.
     pub fn broadcast(&mut self, kind: MessageKind, data: impl Into<Bytes>) -> usize {
-        self.state.broadcast(kind, &data.into())
+        match PreparedMessage::new(kind, data) {
+            Ok(msg) => self.state.broadcast(&msg, None),
+            Err(_) => 0,
+        }
+    }
+
+    /// Sends a prepared message to every open connection of this loop but
+    /// `except` (the payload shared, compressed once per set of compatible
+    /// deflate parameters: see [`PreparedMessage`]); returns how many
+    /// connections took it.
+    pub fn broadcast_prepared(&mut self, msg: &PreparedMessage, except: Option<ConnId>) -> usize {
+        self.state.broadcast(msg, except)
+    }
+
+    /// Sends a prepared message to every open connection of every loop of
+    /// the group but `except`: to this loop's connections at once (their
+    /// writes go out together after the current callback), to the other
+    /// loops' through their command queues. Returns how many of this loop's
+    /// connections took it; `Err` when another loop's queue was full.
+    ///
+    /// ```no_run
+    /// use ws_mio::ws_proto::{Message, PreparedMessage};
+    /// use ws_mio::{ConnId, Ctx, Handler};
+    ///
+    /// /// A chat room: every message goes to everybody else, on every loop.
+    /// struct Room;
+    ///
+    /// impl Handler for Room {
+    ///     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, m: Message) {
+    ///         if let Ok(msg) = PreparedMessage::new(m.kind, m.data) {
+    ///             let _ = ctx.broadcast_group(&msg, Some(id));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn broadcast_group(
+        &mut self,
+        msg: &PreparedMessage,
+        except: Option<ConnId>,
+    ) -> Result<usize, Error> {
+        let here = self.state.broadcast(msg, except);
+        self.handle
+            .broadcast_to(msg, except, Some(self.loop_index()))
+            .map(|()| here)
     }
 
     /// Queues a ping.

@@ -314,13 +314,16 @@ impl<H: Handler> EventLoop<H> {
     fn process_commands(&mut self) {
         self.remote.clear_notified();
         self.state.commands_carry = false;
+        // The batch first, then one settle: what the commands queued on a
+        // connection (e.g. a burst of broadcasts) leaves in one write.
         for _ in 0..self.state.options.command_budget.max(1) {
             let Some(cmd) = next_command(&self.rx) else {
+                self.settle();
                 return;
             };
             self.run_command(cmd);
-            self.settle();
         }
+        self.settle();
         self.state.commands_carry = true;
     }
 
@@ -329,8 +332,8 @@ impl<H: Handler> EventLoop<H> {
             Command::Send { id, kind, data } => self.state.send(id, kind, data),
             Command::Ping { id, payload } => self.state.ping(id, payload),
             Command::Close { id, code, reason } => self.state.close(id, code, &reason),
-            Command::Broadcast { kind, data } => {
-                self.state.broadcast(kind, &data);
+            Command::Broadcast { msg, except } => {
+                self.state.broadcast(&msg, except);
                 Ok(())
             }
             Command::Run(task) => {

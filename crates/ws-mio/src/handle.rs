@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::Waker;
-use ws_proto::{Bytes, CloseCode, MessageKind};
+use ws_proto::{Bytes, CloseCode, MessageKind, PreparedMessage};
 
 use crate::ctx::Ctx;
 use crate::error::Error;
@@ -34,8 +34,8 @@ pub(crate) enum Command {
         reason: String,
     },
     Broadcast {
-        kind: MessageKind,
-        data: Bytes,
+        msg: PreparedMessage,
+        except: Option<ConnId>,
     },
     Run(Task),
 }
@@ -196,14 +196,39 @@ impl Handle {
         })
     }
 
-    /// Sends a message to every open connection of every loop.
+    /// Sends a message to every open connection of every loop (prepared once: see
+    /// [`broadcast_prepared`](Self::broadcast_prepared)).
     pub fn broadcast(&self, kind: MessageKind, data: impl Into<Bytes>) -> Result<(), Error> {
-        let data = data.into();
+        let msg = PreparedMessage::new(kind, data).map_err(Error::Command)?;
+        self.broadcast_prepared(&msg, None)
+    }
+
+    /// Sends a prepared message to every open connection of every loop but `except`: the
+    /// payload is shared, and compressed once per set of compatible deflate parameters (see
+    /// [`PreparedMessage`]), not once per connection.
+    pub fn broadcast_prepared(
+        &self,
+        msg: &PreparedMessage,
+        except: Option<ConnId>,
+    ) -> Result<(), Error> {
+        self.broadcast_to(msg, except, None)
+    }
+
+    /// Posts the broadcast to every loop but `skip_loop`.
+    pub(crate) fn broadcast_to(
+        &self,
+        msg: &PreparedMessage,
+        except: Option<ConnId>,
+        skip_loop: Option<usize>,
+    ) -> Result<(), Error> {
         let mut result = Ok(());
-        for r in self.loops.iter() {
+        for (i, r) in self.loops.iter().enumerate() {
+            if Some(i) == skip_loop {
+                continue;
+            }
             if let Err(e) = r.push(Command::Broadcast {
-                kind,
-                data: data.clone(),
+                msg: msg.clone(),
+                except,
             }) {
                 result = Err(e);
             }

@@ -103,6 +103,7 @@ pub mod extension;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+mod prepared;
 pub mod upgrade;
 pub mod utf8;
 
@@ -119,5 +120,6 @@ pub use error::{ConnectionError, Error, HandshakeError, ProtocolError, Transport
 pub use event::{
     Closed, Event, Fragment, Initiator, Message, MessageKind, OpenInfo, UpgradeRequest,
 };
+pub use prepared::PreparedMessage;
 
 pub use bytes::Bytes;

@@ -404,7 +404,7 @@ fn read_timeout_comes_from_the_core_idle_deadline() {
     let err = ws.recv().unwrap_err();
     assert!(matches!(err, Error::Timeout(Timeout::Idle)), "{err:?}");
     assert!(
-        t.elapsed() >= Duration::from_millis(150) && t.elapsed() < Duration::from_secs(2),
+        t.elapsed() >= Duration::from_millis(150) && t.elapsed() < Duration::from_secs(10),
         "{:?}",
         t.elapsed()
     );

@@ -38,9 +38,16 @@ impl Handler for Server {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, m: Message) {
         if self.broadcast {
-            // Every connection of every loop, the sender included.
-            if ctx.handle().broadcast(m.kind, m.data).is_err() {
-                warn!("{id} broadcast dropped: command queue full");
+            // Every other connection of every loop: this loop's at once,
+            // the others' through their queues; prepared once (one
+            // compression for all connections that can share it).
+            match ws_mio::ws_proto::PreparedMessage::new(m.kind, m.data) {
+                Ok(msg) => {
+                    if ctx.broadcast_group(&msg, Some(id)).is_err() {
+                        warn!("{id} broadcast dropped: command queue full");
+                    }
+                }
+                Err(e) => warn!("{id} broadcast dropped: {e}"),
             }
         } else if let Err(e) = ctx.send(id, m.kind, m.data) {
             warn!("{id} echo refused: {e}");

@@ -37,6 +37,7 @@ use crate::extension::{self, Chain, Extension, ExtensionFactory, Rsv};
 use crate::frame::{FrameError, FrameHeader, OpCode};
 use crate::handshake;
 use crate::mask::{apply_mask, copy_masked};
+use crate::prepared::PreparedMessage;
 use crate::upgrade::{ClientUpgrade, Http, Upgraded};
 use crate::utf8::Utf8Validator;
 use crate::{

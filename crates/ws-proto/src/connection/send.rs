@@ -26,6 +26,46 @@ impl Connection {
         self.send_message(MessageKind::Binary, data.into(), true, false)
     }
 
+    /// Sends a message prepared for many connections (a broadcast): the payload is shared,
+    /// and its compressed form too where the negotiated extension allows (see
+    /// [`PreparedMessage`]); otherwise as [`send`](Self::send). The same checks and
+    /// backpressure as `send` apply.
+    pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
+        let (kind, data) = (msg.kind(), msg.data());
+        self.check_can_send("send")?;
+        if self.tx_fragment {
+            return Err(Error::FragmentSequence);
+        }
+        if self.ext.is_empty() {
+            return self.send_message(kind, data.clone(), false, true);
+        }
+        let shared = self.ext.single_mut().and_then(|e| {
+            let key = e.shared_key()?;
+            let ty = e.as_any().type_id();
+            let rsv = e.rsv();
+            let mut out = BytesMut::new();
+            msg.encoded(ty, key, |payload| {
+                out.reserve(e.encode_room(payload.len()));
+                e.encode(kind, payload, &mut out).then(|| out.freeze())
+            })
+            .ok()
+            .map(|encoded| (encoded, rsv))
+        });
+        let Some((encoded, rsv)) = shared else {
+            // Not shareable: this connection encodes the message itself.
+            return self.send_message(kind, data.clone(), true, true);
+        };
+        let (payload, rsv) = match encoded {
+            Some(e) => (e, rsv),
+            None => (data.clone(), Rsv::NONE),
+        };
+        self.check_queue(payload.len())?;
+        self.last_activity = self.now;
+        self.queue_data(opcode_of(kind), rsv, payload, true);
+        self.stats.messages_out = self.stats.messages_out.saturating_add(1);
+        Ok(())
+    }
+
     /// Sends a whole message without compressing it or applying any other
     /// extension (per-message opt-out).
     pub fn send_uncompressed(

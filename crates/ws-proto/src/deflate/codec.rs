@@ -5,8 +5,10 @@ use super::*;
 /// Compresses outgoing messages with the agreed parameters of our role (RFC 7692 §7.2.1).
 pub struct Compressor {
     inner: Compress,
-    no_context_takeover: bool,
+    pub(super) no_context_takeover: bool,
     pub(super) window_bits: u8,
+    /// The compression level (0..=9).
+    pub(super) level: u8,
 }
 
 impl fmt::Debug for Compressor {
@@ -43,6 +45,7 @@ impl Compressor {
             ),
             no_context_takeover,
             window_bits,
+            level: level.min(9) as u8,
         }
     }
 

@@ -120,6 +120,17 @@ impl Extension for DeflateExtension {
         self.decompressor.first_room(len).saturating_add(256)
     }
 
+    fn shared_key(&self) -> Option<u64> {
+        // Without context takeover every message starts from a fresh compressor: its bytes
+        // depend only on the window, the level and whether the threshold is reached.
+        self.compressor.no_context_takeover.then(|| {
+            let threshold = u32::try_from(self.threshold).unwrap_or(u32::MAX);
+            u64::from(self.compressor.window_bits)
+                | u64::from(self.compressor.level) << 8
+                | u64::from(threshold) << 32
+        })
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

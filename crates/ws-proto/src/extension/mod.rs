@@ -213,6 +213,19 @@ pub trait Extension: Send + fmt::Debug {
         len
     }
 
+    /// For a message sent to many connections ([`PreparedMessage`](crate::PreparedMessage)):
+    /// `Some(key)` promises that [`encode`](Self::encode) keeps no state from message to
+    /// message, so that two connections whose extension (of the same type) answers the same key
+    /// produce the same bytes for the same message. The core then encodes a prepared message
+    /// once per key and shares the result. `None` (the default): encode on every connection.
+    ///
+    /// permessage-deflate answers `Some` when our direction has no context takeover (the
+    /// compressor is reset after every message): the key holds the window size, level and
+    /// threshold.
+    fn shared_key(&self) -> Option<u64> {
+        None
+    }
+
     /// For downcasting to the concrete type (e.g. to read an extension's agreed parameters).
     fn as_any(&self) -> &dyn Any;
 }

@@ -58,6 +58,19 @@ impl Chain {
         self.exts.iter_mut()
     }
 
+    /// Whether no extension was agreed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.exts.is_empty()
+    }
+
+    /// The one agreed extension, when exactly one was.
+    pub(crate) fn single_mut(&mut self) -> Option<&mut Box<dyn Extension>> {
+        match self.exts.as_mut_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
     /// The extensions and the two scratch buffers, borrowed separately.
     pub(crate) fn parts(&mut self) -> (&mut Vec<Box<dyn Extension>>, [&mut BytesMut; 2]) {
         let [a, b] = &mut self.scratch;
