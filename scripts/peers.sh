@@ -100,7 +100,7 @@ PB=$PEERS_TARGET/release
 # name | supports permessage-deflate | command (ADDR is replaced)
 SERVERS=(
     "ws-mio|yes|$WSX serve ADDR --driver mio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000"
-    "ws-mio-1frame|yes|$WSX serve ADDR --driver mio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000 --fragment-size 4194304"
+    "ws-mio-32767|yes|$WSX serve ADDR --driver mio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000 --fragment-size 32767"
     "ws-tokio|yes|$WSX serve ADDR --driver tokio --threads $THREADS --quiet --max-message 4194304 --max-connections 100000"
     "ws-std|yes|$WSX serve ADDR --driver std --quiet --max-message 4194304 --max-connections 100000"
     "tungstenite|no|$PB/tungstenite_echo ADDR"
@@ -313,7 +313,7 @@ echo "Command: scripts/peers.sh $SECS (wsx bench --driver $BENCH_DRIVER, ${SECS}
 echo
 echo "Messages/s (echoed, counted by the load generator). Ratios = ours / peer (ws-std / tungstenite: the two thread-per-connection servers): > 1 means ours is ahead. Best peer: the fastest of tungstenite, tokio-tungstenite, fastwebsockets, tokio-websockets and yawc in that row."
 echo
-echo "| scenario | frames sent | deflate | ws-mio | ws-mio, 1 frame/msg | ws-tokio | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | best peer | ws-mio / best peer | ws-tokio / best peer | ws-mio / tokio-tungstenite | ws-tokio / tokio-tungstenite | ws-std / tungstenite |"
+echo "| scenario | frames sent | deflate | ws-mio | ws-mio, echoes in 32767-byte frames | ws-tokio | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | best peer | ws-mio / best peer | ws-tokio / best peer | ws-mio / tokio-tungstenite | ws-tokio / tokio-tungstenite | ws-std / tungstenite |"
 echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
 for d in off on; do
     for sc in "${SCENARIOS[@]}"; do
@@ -323,7 +323,7 @@ for d in off on; do
             [ -n "$fargs" ] && [ "$(size_of "$args")" -le 32767 ] && continue
             k="$label|$frames|$d"
             m=$(cell "ws-mio|$k")
-            m1=$(cell "ws-mio-1frame|$k")
+            m1=$(cell "ws-mio-32767|$k")
             tk=$(cell "ws-tokio|$k")
             st=$(cell "ws-std|$k")
             t=$(cell "tungstenite|$k")
@@ -339,7 +339,7 @@ for d in off on; do
     done
 done
 echo
-echo "frames sent: what the load generator sends (1 frame: every message as one frame, as browsers do; 32767-byte fragments: wsx bench --fragment-size 32767, with FRAGMENTS=1). ws-mio, 1 frame/msg: the same server with --fragment-size 4194304 (every echo goes out as one frame, as the peers send it); ws-mio, ws-tokio and ws-std echo with the core's default fragment size, 32767 bytes."
+echo "frames sent: what the load generator sends (1 frame: every message as one frame, as browsers do; 32767-byte fragments: wsx bench --fragment-size 32767, with FRAGMENTS=1). ws-mio, ws-tokio and ws-std echo with a server's default fragment size (every message as one frame, as the peers send it); "ws-mio, echoes in 32767-byte frames": the same ws-mio server with --fragment-size 32767 (the client's default), which measures what fragmenting costs a server's peers."
 echo
 echo "n/a: the peer has no permessage-deflate here (tungstenite and tokio-tungstenite 0.30 have no deflate feature; fastwebsockets and tokio-websockets have none; yawc has one, but its echo server runs as its example does, without it)."
 echo

@@ -121,3 +121,57 @@ fn the_counter_sees_allocations() {
     });
     assert!(n > 0);
 }
+
+/// A server reading large frames into the lent room while the application
+/// holds the last `window` messages (an echo not yet written): the receive
+/// buffer alternates between two allocations instead of making new ones.
+#[test]
+fn reading_large_messages_into_the_lent_room_allocates_nothing_while_a_window_is_held() {
+    for (size, window) in [(1 << 20, 4), (64 << 10, 16), (300_000, 2)] {
+        let cfg = Config::default().limits(ws_proto::Limits::default().max_message_size(4 << 20));
+        let (mut c, mut s, now) = open_pair(cfg.fragment_size(usize::MAX));
+        // Eight frames on the wire, fed again and again.
+        let payload = Bytes::from(vec![3u8; size]);
+        let mut wire = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        for _ in 0..8 {
+            c.send_binary(payload.clone()).unwrap();
+            while let Some(ws_proto::Transmit::Data(n)) = c.poll_transmit(now, &mut buf) {
+                wire.extend_from_slice(&buf[..n]);
+            }
+        }
+        let mut held = std::collections::VecDeque::with_capacity(window + 1);
+        let mut feed = |s: &mut Connection, held: &mut std::collections::VecDeque<Bytes>| {
+            let mut pos = 0;
+            let mut got = 0;
+            while pos < wire.len() {
+                let room = s.receive_buffer(256 << 10);
+                let k = room.len().min(wire.len() - pos).min(200_000);
+                room[..k].copy_from_slice(&wire[pos..pos + k]);
+                s.handle_received(now, k);
+                pos += k;
+                while let Some(e) = s.poll_event() {
+                    if let Event::Message(m) = e {
+                        if held.len() == window {
+                            held.pop_front();
+                        }
+                        held.push_back(m.data);
+                        got += 1;
+                    }
+                }
+            }
+            got
+        };
+        // Warm-up: the read size and the allocations settle.
+        for _ in 0..12 {
+            assert_eq!(feed(&mut s, &mut held), 8);
+        }
+        let (n, got) = count(|| (0..6).map(|_| feed(&mut s, &mut held)).sum::<usize>());
+        assert_eq!(got, 48);
+        assert_eq!(
+            n, 0,
+            "{n} allocations for 48 messages of {size} B, {window} held"
+        );
+        assert!(s.is_open());
+    }
+}

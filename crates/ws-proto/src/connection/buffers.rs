@@ -14,8 +14,10 @@ impl Connection {
     /// [`release_buffers`](Self::release_buffers).
     pub fn retained_bytes(&self) -> usize {
         let building = self.msg.as_ref().map_or(0, |m| m.buf.capacity());
+        let alt = self.rbuf_alt.as_ref().map_or(0, |a| a.capacity());
         let [r, a, z] = self.buf_sizes;
-        r.saturating_add(a.max(building))
+        r.saturating_add(alt)
+            .saturating_add(a.max(building))
             .saturating_add(z)
             .saturating_add(self.ext.retained_bytes())
     }
@@ -25,10 +27,7 @@ impl Connection {
     /// Drivers call this under memory pressure; otherwise the connection does
     /// it by itself after [`Config::release_buffers_after`] of quiet.
     pub fn release_buffers(&mut self) {
-        if self.rbuf.is_empty() {
-            self.rbuf = BytesMut::new();
-            self.buf_sizes[0] = 0;
-        }
+        self.free_receive_buffer();
         self.asm = BytesMut::new();
         self.buf_sizes[1] = 0;
         self.zbuf = BytesMut::new();
@@ -41,15 +40,25 @@ impl Connection {
     /// When the buffers are due to be freed, if there is anything to free.
     pub(super) fn buffer_release_at(&self) -> Option<Instant> {
         let [r, a, z] = self.buf_sizes;
-        let releasable =
-            (r > 0 && self.rbuf.is_empty()) || a > 0 || z > 0 || self.ext.retained_bytes() > 0;
+        let releasable = (r > 0 && self.rbuf.is_empty())
+            || self.rbuf_alt.is_some()
+            || a > 0
+            || z > 0
+            || self.ext.retained_bytes() > 0;
         (releasable && !self.cfg.release_buffers_after.is_zero())
             .then(|| after(self.last_activity, self.cfg.release_buffers_after))
     }
 
     /// Makes room in the receive buffer for `n` more bytes (see [`reserve_reused`]).
+    ///
+    /// Once open, the receive buffer rotates among a few allocations: when
+    /// the current one is still held by delivered messages (large messages
+    /// the application keeps, or echoes not yet written), an earlier one is
+    /// taken up again as soon as its messages are gone, instead of a new
+    /// allocation (which would also have to be initialised before a read).
     pub(super) fn make_room(&mut self, n: usize) {
-        let ceiling = if matches!(self.hs, Handshake::Done) {
+        let open = matches!(self.hs, Handshake::Done);
+        let ceiling = if open {
             self.cfg
                 .limits
                 .frame_payload_limit()
@@ -57,10 +66,80 @@ impl Connection {
         } else {
             self.cfg.limits.max_handshake_bytes
         };
+        let len = self.rbuf.len();
+        let fits = self.rbuf.capacity().saturating_sub(len) >= n;
+        if open && !fits && !self.rbuf.try_reclaim(n) {
+            let alts = self.rbuf_alt.get_or_insert_with(Box::default);
+            let want = len.saturating_add(n);
+            if let Some(alt) = alts
+                .bufs
+                .iter_mut()
+                .find_map(|a| a.buf.try_reclaim(want).then_some(a))
+            {
+                // An earlier allocation is free again: the bytes of the
+                // frame in progress move over.
+                alt.buf.extend_from_slice(&self.rbuf);
+                std::mem::swap(&mut alt.buf, &mut self.rbuf);
+                self.room.swap_buffer_state(&mut alt.room);
+                alt.buf.clear();
+                self.buf_sizes[0] = self.buf_sizes[0].max(self.rbuf.capacity());
+                return;
+            }
+            // A new allocation; the held one takes the place of the oldest
+            // kept (which is freed once its messages are).
+            let held = std::mem::take(&mut self.rbuf);
+            let (peak, epoch) = (&mut self.buf_sizes[0], &mut self.epochs[0]);
+            reserve_reused(&mut self.rbuf, want, peak, epoch, ceiling);
+            self.rbuf.extend_from_slice(&held);
+            let slot = alts.next % alts.bufs.len();
+            alts.next = slot.wrapping_add(1);
+            if let Some(alt) = alts.bufs.get_mut(slot) {
+                alt.buf = held;
+                alt.buf.clear();
+                // The held buffer's room state goes with it; the new
+                // allocation starts with nothing known.
+                alt.room = Room::default();
+                self.room.swap_buffer_state(&mut alt.room);
+            }
+            return;
+        }
         let (peak, epoch) = (&mut self.buf_sizes[0], &mut self.epochs[0]);
         if reserve_reused(&mut self.rbuf, n, peak, epoch, ceiling) {
             self.room.forget();
         }
+    }
+
+    /// Frees the receive buffer (when it holds no data) and its alternative.
+    pub(super) fn free_receive_buffer(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+            self.buf_sizes[0] = 0;
+        }
+        self.rbuf_alt = None;
+    }
+}
+
+/// Earlier allocations of the receive buffer, still held by delivered
+/// messages, taken up again once free (see [`Connection::make_room`]): with
+/// the current one, enough for a window of large messages the application
+/// holds (each allocation fits about three messages at the frame limit).
+#[derive(Default)]
+pub(super) struct AltBuffers {
+    bufs: [AltBuffer; 3],
+    /// The slot the next held allocation goes to.
+    next: usize,
+}
+
+#[derive(Default)]
+struct AltBuffer {
+    buf: BytesMut,
+    room: Room,
+}
+
+impl AltBuffers {
+    /// Capacity they hold.
+    fn capacity(&self) -> usize {
+        self.bufs.iter().map(|a| a.buf.capacity()).sum()
     }
 }
 

@@ -19,7 +19,7 @@ mod send;
 mod timers;
 mod upgrade;
 
-use buffers::reserve_reused;
+use buffers::{reserve_reused, AltBuffers};
 use closing::{Ending, OurClose};
 use room::Room;
 use timers::{after, Timer, Timers};
@@ -227,6 +227,8 @@ pub struct Connection {
     rbuf: BytesMut,
     /// What is known of `rbuf`'s spare room, lent to the transport.
     room: Room,
+    /// The receive buffer's earlier allocations (see `make_room`).
+    rbuf_alt: Option<Box<AltBuffers>>,
     /// Reassembly (fragmented messages) and inflate output, reused from
     /// message to message; taken into `msg.buf` while a message is built.
     asm: BytesMut,
@@ -383,6 +385,7 @@ impl Connection {
             hs: Handshake::ServerAwaitRequest,
             rbuf: BytesMut::new(),
             room: Room::default(),
+            rbuf_alt: None,
             asm: BytesMut::new(),
             zbuf: BytesMut::new(),
             buf_sizes: [0; 3],

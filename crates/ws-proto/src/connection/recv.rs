@@ -103,8 +103,7 @@ impl Connection {
         // messages that share it: no allocation per message). The handshake
         // is not steady state, and with no release delay nothing is kept.
         if self.rbuf.is_empty() && (!was_open || self.cfg.release_buffers_after.is_zero()) {
-            self.rbuf = BytesMut::new();
-            self.buf_sizes[0] = 0;
+            self.free_receive_buffer();
         }
     }
 
@@ -356,6 +355,7 @@ impl Connection {
     pub(super) fn stop_input(&mut self) {
         self.input_closed = true;
         self.rbuf = BytesMut::new();
+        self.rbuf_alt = None;
         self.asm = BytesMut::new();
         self.buf_sizes[0] = 0;
         self.buf_sizes[1] = 0;

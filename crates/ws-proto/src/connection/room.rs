@@ -55,6 +55,13 @@ impl Room {
         self.size = size;
     }
 
+    /// Exchanges what is known of two buffers' rooms (the buffers were
+    /// exchanged), keeping this side's read size.
+    pub(super) fn swap_buffer_state(&mut self, other: &mut Room) {
+        std::mem::swap(self, other);
+        std::mem::swap(&mut self.size, &mut other.size);
+    }
+
     /// The room to ask for, at most `most`: it follows the reads — doubled
     /// after a read that filled the whole room, halved after one that filled
     /// less than a quarter — between 4 KiB and `most`, so a connection of
