@@ -91,7 +91,7 @@ impl Connection {
             let (peak, epoch) = (&mut self.buf_sizes[0], &mut self.epochs[0]);
             reserve_reused(&mut self.rbuf, want, peak, epoch, ceiling);
             self.rbuf.extend_from_slice(&held);
-            let slot = alts.next % alts.bufs.len();
+            let slot = alts.next.checked_rem(alts.bufs.len()).unwrap_or(0);
             alts.next = slot.wrapping_add(1);
             if let Some(alt) = alts.bufs.get_mut(slot) {
                 alt.buf = held;
