@@ -141,7 +141,7 @@ fn reading_large_messages_into_the_lent_room_allocates_nothing_while_a_window_is
             }
         }
         let mut held = std::collections::VecDeque::with_capacity(window + 1);
-        let mut feed = |s: &mut Connection, held: &mut std::collections::VecDeque<Bytes>| {
+        let feed = |s: &mut Connection, held: &mut std::collections::VecDeque<Bytes>| {
             let mut pos = 0;
             let mut got = 0;
             while pos < wire.len() {
