@@ -515,7 +515,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 
     /// Reads into a small stack buffer and feeds what came (copied) to the core; from then on
     /// reads go to the core's room, once the connection is open.
-    fn read_probe(&mut self, cx: &mut Context<'_>, now: std::time::Instant) -> Poll<io::Result<usize>> {
+    fn read_probe(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: std::time::Instant,
+    ) -> Poll<io::Result<usize>> {
         let mut probe = [0u8; PROBE];
         let mut buf = ReadBuf::new(&mut probe);
         match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
