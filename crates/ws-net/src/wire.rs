@@ -85,7 +85,10 @@ impl WireQueue {
         if self.queued() >= self.limit || self.payloads.len() >= MAX_PAYLOADS {
             return &mut [];
         }
-        if self.buf.len() < self.cap {
+        if self.buf.is_empty() {
+            // Zeroed by the allocator (pages not touched until written).
+            self.buf = vec![0; self.cap];
+        } else if self.buf.len() < self.cap {
             self.buf.resize(self.cap, 0);
         }
         match self.buf.get_mut(self.len..) {

@@ -35,7 +35,8 @@ const PROBE: usize = 4 << 10;
 /// frames and frame headers that `poll_transmit_vectored` hands out after one wake-up are
 /// collected here, large payloads are queued as they are, and everything goes out in one
 /// vectored write.
-pub(crate) const WRITE_BUF: usize = 64 << 10;
+/// (Payloads of `VECTORED_MIN` bytes and more are not copied, so this need not be large.)
+pub(crate) const WRITE_BUF: usize = 16 << 10;
 /// Most bytes queued outside the core (payloads included): the rest waits in the core,
 /// counted by its send queue.
 const WRITE_LIMIT: usize = 256 << 10;
