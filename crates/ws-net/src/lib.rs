@@ -38,6 +38,7 @@ mod panics;
 pub mod request;
 pub mod tls;
 pub mod url;
+pub mod wire;
 
 pub use error::{command_kind, connection_kind, invalid_request, DriverError, ErrorKind};
 pub use log_limit::LogLimiter;

@@ -12,8 +12,17 @@
 //!   moves what `poll_transmit` produces (encrypted, for TLS) into the wire
 //!   queue, and one thread at a time ([`Shared::flush`]) writes that queue
 //!   out;
-//! - the wire queue holds at most [`OUT_CAP`] bytes; the rest stays in the
-//!   core (counted by its `buffered_amount`) until the writer pulls it.
+//! - the wire queue holds at most [`OUT_CAP`] bytes (or one large payload);
+//!   the rest stays in the core (counted by its `buffered_amount`) until the
+//!   writer pulls it.
+//!
+//! No copies of large messages on a plain connection: the core writes its
+//! frames straight into the wire queue and hands large payloads out as they
+//! are (`poll_transmit_vectored`; the queue goes out in vectored writes), and
+//! during a bulk transfer the reader, once `peek` shows bytes waiting, reads
+//! them straight into the core's receive buffer (`receive_buffer`) under the
+//! stack lock (a read that cannot block). For TLS, rustls decrypts straight
+//! into the core's receive buffer; what goes to rustls is copied as before.
 //!
 //! [`Shared::drive`] is the only routine that drives the core (drain
 //! `poll_transmit`, drain `poll_event`, read `poll_timeout`).
@@ -24,6 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use ws_net::wire::WireQueue;
 use ws_proto::{Connection, Event, Transmit};
 
 use crate::error::Error;
@@ -31,8 +41,9 @@ use crate::logctx::{wslog, ConnId};
 
 /// Most wire bytes queued outside the core (like a socket send buffer).
 pub(crate) const OUT_CAP: usize = 64 << 10;
-/// Size of the transmit scratch buffer, the read buffer and the TLS
-/// plaintext buffer.
+/// Size of the read buffer and the TLS transmit scratch buffer; the room of
+/// the core's receive buffer lent to a read, and the most bytes handed to
+/// the core at once unless a larger frame is arriving (see [`Stack::mid_frame`]).
 const CHUNK: usize = 16 << 10;
 /// Bound on timer firings handled in one drive (a deadline the core keeps
 /// returning cannot spin us).
@@ -59,8 +70,11 @@ pub(crate) struct Stack {
     closed: bool,
     /// The first transport failure, with more detail than the core keeps.
     failure: Option<Error>,
+    /// TLS only: plaintext on its way to rustls.
     scratch: Box<[u8]>,
-    plain: Box<[u8]>,
+    /// The last input completed no frame: a frame is arriving, and the core's
+    /// whole room is lent (the rest of that frame), not just [`CHUNK`] bytes.
+    mid_frame: bool,
     id: ConnId,
 }
 
@@ -68,7 +82,9 @@ impl Stack {
     /// Feeds bytes read from the socket (decrypting them for TLS).
     pub(crate) fn input(&mut self, now: Instant, mut data: &[u8]) {
         if self.tls.is_none() {
+            let frames = self.conn.stats().frames_in;
             self.conn.handle_input(now, data);
+            self.mid_frame = self.conn.stats().frames_in == frames;
             return;
         }
         // Every round consumes bytes of `data` or ends.
@@ -87,23 +103,67 @@ impl Stack {
         }
     }
 
-    /// Hands the plaintext rustls holds to the core (also used right after
-    /// the TLS handshake, which may have received application data).
+    /// Hands the plaintext rustls holds to the core, decrypted straight into
+    /// its receive buffer (also used right after the TLS handshake, which may
+    /// have received application data).
     pub(crate) fn pull_plaintext(&mut self, now: Instant) {
         let Some(tls) = self.tls.as_mut() else { return };
         // Bounded: every round drains a non-empty chunk of a finite buffer.
         loop {
-            match tls.reader().read(&mut self.plain) {
+            match tls.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() == 0 => {
+                    if state.peer_has_closed() {
+                        // close_notify: a clean end of the TLS stream.
+                        self.conn.handle_eof(now);
+                    }
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => return self.transport_error(now, Error::Tls(e)),
+            }
+            let frames = self.conn.stats().frames_in;
+            let room = self.conn.receive_buffer(CHUNK);
+            let len = if self.mid_frame {
+                room.len()
+            } else {
+                room.len().min(CHUNK)
+            };
+            let room = room.get_mut(..len).unwrap_or_default();
+            if room.is_empty() {
+                // No room (not expected): the rest stays in rustls.
+                return;
+            }
+            match tls.reader().read(room) {
                 Ok(0) => {
-                    // close_notify: a clean end of the TLS stream.
                     self.conn.handle_eof(now);
                     return;
                 }
-                Ok(n) => self.conn.handle_input(now, &self.plain[..n]),
+                Ok(n) => {
+                    self.conn.handle_received(now, n);
+                    self.mid_frame = self.conn.stats().frames_in == frames;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => return self.transport_error(now, Error::from_io(e)),
             }
         }
+    }
+
+    /// Reads the socket straight into the core's receive buffer (plain
+    /// connections; the caller saw bytes waiting, so the read cannot block).
+    fn read_into_core(&mut self, now: Instant, mut sock: &TcpStream) -> io::Result<usize> {
+        let frames = self.conn.stats().frames_in;
+        let room = self.conn.receive_buffer(CHUNK);
+        let len = if self.mid_frame {
+            room.len()
+        } else {
+            room.len().min(CHUNK)
+        };
+        let n = sock.read(room.get_mut(..len).unwrap_or_default())?;
+        if n > 0 {
+            self.conn.handle_received(now, n);
+            self.mid_frame = self.conn.stats().frames_in == frames;
+        }
+        Ok(n)
     }
 
     /// The socket's read side ended.
@@ -161,12 +221,15 @@ impl Stack {
     }
 }
 
+/// The wire queue: bytes and large payloads waiting for the socket.
+fn wire_queue() -> WireQueue {
+    WireQueue::new(OUT_CAP, OUT_CAP)
+}
+
 /// Wire bytes waiting for the socket.
-#[derive(Default)]
 struct OutQ {
-    buf: Vec<u8>,
-    /// A `shutdown(Write)` is due once `buf` is written.
-    shutdown: bool,
+    /// Its `shutdown`: a `shutdown(Write)` is due once it is written.
+    q: WireQueue,
     /// The core has more to transmit (the drive stopped at `OUT_CAP`).
     more: bool,
     /// A thread is writing.
@@ -188,6 +251,8 @@ pub(crate) struct Shared {
     out_cv: Condvar,
     /// The write handle (a clone of the reader's socket).
     sock: TcpStream,
+    /// No TLS: the reader may read straight into the core.
+    plain: bool,
     /// Other threads may use the connection (a split or cloned writer, the
     /// event client's threads): the reader waits at most [`TICK`] at a
     /// time.
@@ -204,15 +269,16 @@ impl Shared {
         tls: Option<rustls::Connection>,
     ) -> Shared {
         let mut tls = tls;
+        let tls_none = tls.is_none();
         if let Some(t) = tls.as_mut() {
             // We bound what we hand rustls ourselves (OUT_CAP), and write it
             // out after every chunk, so its own limit would only cause
             // partial writes.
             t.set_buffer_limit(None);
         }
-        // Only TLS connections decrypt into it (`pull_plaintext`): a plain
+        // Only TLS connections copy plaintext out of the core: a plain
         // connection holds no such buffer.
-        let plain = if tls.is_some() {
+        let scratch = if tls.is_some() {
             vec![0; CHUNK].into_boxed_slice()
         } else {
             Box::default()
@@ -224,12 +290,18 @@ impl Shared {
                 tls,
                 closed: false,
                 failure: None,
-                scratch: vec![0; CHUNK].into_boxed_slice(),
-                plain,
+                scratch,
+                mid_frame: false,
                 id,
             }),
             events_cv: Condvar::new(),
-            out: Mutex::new(OutQ::default()),
+            out: Mutex::new(OutQ {
+                q: wire_queue(),
+                more: false,
+                writing: false,
+                dead: false,
+            }),
+            plain: tls_none,
             out_cv: Condvar::new(),
             sock,
             concurrent: AtomicBool::new(false),
@@ -275,39 +347,42 @@ impl Shared {
             {
                 let mut out = lock(&self.out);
                 out.more = false;
+                // Bounded: every round moves output or ends.
                 loop {
                     if let Some(tls) = stack.tls.as_mut() {
                         while tls.wants_write() {
-                            // Writing into a Vec cannot fail.
-                            let _ = tls.write_tls(&mut out.buf);
+                            // Writing into the queue cannot fail.
+                            let _ = tls.write_tls(&mut out.q);
                         }
                     }
-                    if out.buf.len() >= OUT_CAP {
+                    if out.q.queued() >= OUT_CAP {
                         out.more = stack.conn.wants_transmit();
                         break;
                     }
+                    let Some(tls) = stack.tls.as_mut() else {
+                        // Plain: the frames go straight into the queue.
+                        match out.q.pull(&mut stack.conn, now, true) {
+                            ws_net::wire::Pulled::Full => out.more = stack.conn.wants_transmit(),
+                            ws_net::wire::Pulled::Empty | ws_net::wire::Pulled::Shutdown => {}
+                        }
+                        break;
+                    };
                     match stack.conn.poll_transmit(now, &mut stack.scratch) {
-                        Some(Transmit::Data(n)) => match stack.tls.as_mut() {
-                            None => out.buf.extend_from_slice(&stack.scratch[..n]),
-                            Some(tls) => {
-                                if let Err(e) = tls.writer().write_all(&stack.scratch[..n]) {
-                                    wslog!(Debug, stack.id, "TLS refused plaintext: {e}");
-                                }
+                        Some(Transmit::Data(n)) => {
+                            if let Err(e) = tls.writer().write_all(&stack.scratch[..n]) {
+                                wslog!(Debug, stack.id, "TLS refused plaintext: {e}");
                             }
-                        },
+                        }
                         Some(Transmit::Shutdown) => {
-                            if let Some(tls) = stack.tls.as_mut() {
-                                tls.send_close_notify();
-                                let _ = tls.write_tls(&mut out.buf);
-                            }
-                            out.shutdown = true;
+                            tls.send_close_notify();
+                            let _ = tls.write_tls(&mut out.q);
+                            out.q.shutdown = true;
                         }
                         None => break,
                     }
                 }
                 if out.dead {
-                    out.buf.clear();
-                    out.shutdown = false;
+                    out.q.clear();
                 }
             }
             // Events stay in the core until the application takes them
@@ -342,7 +417,7 @@ impl Shared {
         // Ends when the queue is empty and the core has nothing more: every
         // round writes a non-empty chunk or marks the queue dead.
         loop {
-            if out.buf.is_empty() && !out.shutdown {
+            if out.q.is_empty() && !out.q.shutdown {
                 if out.more && !out.dead {
                     drop(out);
                     {
@@ -356,10 +431,10 @@ impl Shared {
                 self.out_cv.notify_all();
                 return;
             }
-            let mut buf = std::mem::take(&mut out.buf);
-            let shutdown = std::mem::take(&mut out.shutdown);
+            let mut q = std::mem::replace(&mut out.q, wire_queue());
+            let shutdown = std::mem::take(&mut q.shutdown);
             drop(out);
-            let mut res = (&self.sock).write_all(&buf);
+            let mut res = q.write_all_to(&mut &self.sock);
             if res.is_ok() && shutdown {
                 res = self.sock.shutdown(Shutdown::Write);
             }
@@ -369,8 +444,7 @@ impl Shared {
             }
             if let Err(e) = res {
                 out.dead = true;
-                out.buf.clear();
-                out.shutdown = false;
+                out.q.clear();
                 drop(out);
                 {
                     let now = Instant::now();
@@ -380,9 +454,10 @@ impl Shared {
                 }
                 out = lock(&self.out);
             }
-            if out.buf.is_empty() {
-                buf.clear();
-                out.buf = buf;
+            if out.q.is_empty() && !out.q.shutdown {
+                // Keep the buffer of the queue just written (no allocation per write).
+                q.clear();
+                out.q = q;
             }
         }
     }
@@ -460,6 +535,9 @@ impl Shared {
 pub(crate) struct Reader {
     sock: TcpStream,
     buf: Box<[u8]>,
+    /// A bulk transfer is under way (the last read was large, or a frame is
+    /// arriving): read straight into the core (see [`Reader::read`]).
+    lend: bool,
     eof: bool,
     timeout_set: Option<Option<Duration>>,
     /// When set, `next_event` gives up (`None`) once it passes.
@@ -471,6 +549,7 @@ impl Reader {
         Reader {
             sock,
             buf: vec![0; CHUNK].into_boxed_slice(),
+            lend: false,
             eof: false,
             timeout_set: None,
             deadline: None,
@@ -537,15 +616,12 @@ impl Reader {
                 }
                 self.timeout_set = Some(timeout);
             }
-            match (&self.sock).read(&mut self.buf) {
+            match self.read(shared) {
                 Ok(0) => {
                     self.eof = true;
                     shared.step(false, |stack, now| stack.input_eof(now));
                 }
-                Ok(n) => {
-                    let data = &self.buf[..n];
-                    shared.step(false, |stack, now| stack.input(now, data));
-                }
+                Ok(_) => {}
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -563,6 +639,38 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// Reads the socket once and hands what came to the core; `Ok(0)` at
+    /// the end of the stream. Small reads go to the reader's buffer outside
+    /// every lock, then are copied into the core. During a bulk transfer on
+    /// a plain connection, the reader waits for bytes with a one-byte `peek`
+    /// (outside every lock), then reads them straight into the core's
+    /// receive buffer under the stack lock: a read that cannot block, since
+    /// only this reader reads the socket.
+    fn read(&mut self, shared: &Shared) -> io::Result<usize> {
+        if self.lend && shared.plain {
+            if self.sock.peek(&mut [0u8; 1])? == 0 {
+                return Ok(0);
+            }
+            let sock = &self.sock;
+            let (r, mid_frame) = shared.step(false, |stack, now| {
+                (stack.read_into_core(now, sock), stack.mid_frame)
+            });
+            let n = r?;
+            self.lend = n >= CHUNK / 2 || mid_frame;
+            return Ok(n);
+        }
+        let n = (&self.sock).read(&mut self.buf)?;
+        if n > 0 {
+            let data = &self.buf[..n];
+            let mid_frame = shared.step(false, |stack, now| {
+                stack.input(now, data);
+                stack.mid_frame
+            });
+            self.lend = n >= CHUNK / 2 || mid_frame;
+        }
+        Ok(n)
     }
 
     /// How long to wait for `deadline`, capped by the tick; `Some(0)` when

@@ -496,12 +496,15 @@ fn large_messages_are_fragmented_automatically() {
 
 #[test]
 fn incomplete_frames_are_delivered_as_they_arrive() {
-    let server = serve(listener(), ServeOptions::default(), |mut ws| {
+    // A server sends a message as one frame unless told otherwise.
+    let mut opts = ServeOptions::default();
+    opts.server.config = opts.server.config.clone().fragment_size(32_767);
+    let server = serve(listener(), opts, |mut ws| {
         let _ = ws.recv();
         ws.send_fragment(MessageKind::Text, "hel", false).unwrap();
         ws.send_fragment(MessageKind::Text, "lo ", false).unwrap();
         ws.send_fragment(MessageKind::Text, "world", true).unwrap();
-        ws.send_binary(vec![1u8; 40_000]).unwrap(); // two frames of the server's 32,767
+        ws.send_binary(vec![1u8; 40_000]).unwrap(); // two frames of 32,767 at most
         let _ = ws.recv();
     })
     .unwrap();

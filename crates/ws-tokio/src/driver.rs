@@ -8,26 +8,38 @@
 //! other's wake-ups.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
-use ws_proto::{Closed, Connection, Event, Message, OpenInfo, Transmit, UpgradeRequest};
+use ws_net::wire::{WireQueue, MAX_SLICES};
+use ws_proto::{Closed, Connection, Event, Message, OpenInfo, UpgradeRequest};
 
 use crate::Error;
 
-/// Bytes read from the socket per read call (one buffer per connection, reused).
-pub(crate) const READ_BUF: usize = 64 << 10;
-/// Most bytes of a read handed to the core at once; the rest waits in the read buffer until
-/// the application has taken the events these made. A read of small frames (a ping flood: over
-/// 4,000 pings in 64 KiB) so never queues more events in the core than this much input makes.
+/// The room of the core's receive buffer lent to one read (`Connection::receive_buffer`):
+/// reads go straight into the core, no driver buffer. Also the most bytes handed to the core
+/// at once unless a frame larger than this is arriving (then the core lends the rest of the
+/// frame, so that one read can take it): a read of small frames (a ping flood: over 2,000
+/// pings in 16 KiB) so never queues more events in the core than this much input makes, and
+/// no read happens while the application has not taken the events of the last one.
 const FEED: usize = 16 << 10;
-/// The write buffer: everything `poll_transmit` hands out after one wake-up is collected here
-/// (up to this size) and goes out in one write.
-pub(crate) const WRITE_BUF: usize = 64 << 10;
+/// A quiet connection reads into a stack buffer of this size first: lending the core's room
+/// would allocate the receive buffer the core freed when the connection went quiet. Once
+/// bytes arrive, reads go to the core's room again.
+const PROBE: usize = 4 << 10;
+/// The write buffer (allocated on first use, freed when the connection is quiet): small
+/// frames and frame headers that `poll_transmit_vectored` hands out after one wake-up are
+/// collected here, large payloads are queued as they are, and everything goes out in one
+/// vectored write.
+/// (Payloads of `VECTORED_MIN` bytes and more are not copied, so this need not be large.)
+pub(crate) const WRITE_BUF: usize = 16 << 10;
+/// Most bytes queued outside the core (payloads included): the rest waits in the core,
+/// counted by its send queue.
+const WRITE_LIMIT: usize = 256 << 10;
 /// Default for [`crate::WebSocketStream::set_send_high_water`].
 pub(crate) const DEFAULT_HIGH_WATER: usize = 64 << 10;
 /// Most read/write/timer rounds in one drive; then the task yields (woken at once) so one busy
@@ -117,17 +129,15 @@ pub(crate) fn now() -> std::time::Instant {
 pub(crate) struct Inner<S> {
     io: S,
     pub(crate) conn: Connection,
-    /// Reads land here, then go to the core (`rbuf[rpos..rlen]` is still to be fed); never
-    /// reallocated.
-    rbuf: Box<[u8]>,
-    rpos: usize,
-    rlen: usize,
-    /// `poll_transmit` output: `wbuf[wpos..wlen]` is still to be written.
-    wbuf: Box<[u8]>,
-    wpos: usize,
-    wlen: usize,
-    /// The core asked for the write side to be shut down once `wbuf` is written.
-    shutdown_due: bool,
+    /// The next read goes to a small stack buffer ([`PROBE`]), not to the core's room: the
+    /// connection is in its handshake or was quiet (a timer fired).
+    probe: bool,
+    /// The last read completed no frame: a frame is arriving, and the core's whole room is
+    /// lent (the rest of that frame), not just [`FEED`] bytes.
+    mid_frame: bool,
+    /// `poll_transmit_vectored` output still to be written (its `shutdown`: the core asked
+    /// for the write side to be shut down once it is written).
+    out: WireQueue,
     /// Written bytes not yet flushed (matters for TLS and buffered streams).
     needs_flush: bool,
     /// The write side is shut down or failed: output is discarded.
@@ -170,13 +180,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Inner {
             io,
             conn,
-            rbuf: vec![0; READ_BUF].into_boxed_slice(),
-            rpos: 0,
-            rlen: 0,
-            wbuf: vec![0; WRITE_BUF].into_boxed_slice(),
-            wpos: 0,
-            wlen: 0,
-            shutdown_due: false,
+            probe: true,
+            mid_frame: false,
+            out: WireQueue::new(WRITE_BUF, WRITE_LIMIT),
             needs_flush: false,
             write_done: false,
             read_done: false,
@@ -206,7 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             Until::Room => self.pending.is_none() && self.conn.buffered_amount() < self.high_water,
             Until::Flushed => {
                 self.pending.is_none()
-                    && self.wlen == 0
+                    && self.out.is_empty()
                     && !self.needs_flush
                     && !self.conn.wants_transmit()
             }
@@ -251,7 +257,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             // Deadlines first: under a steady flood of input the timer step below may never
             // be reached, and a close timeout must still fire.
             if self.conn.poll_timeout().is_some_and(|at| at <= now) {
-                self.conn.handle_timeout(now);
+                self.fire_timers(now);
                 progressed = true;
             }
             progressed |= self.push_pending();
@@ -355,54 +361,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             && self.conn.state() == ws_proto::State::Closing
     }
 
-    /// Collects the core's output into the write buffer and writes it, until the core has
+    /// Collects the core's output into the write queue and writes it, until the core has
     /// nothing more or the socket is full. Returns whether anything moved.
     fn write_out(&mut self, cx: &mut Context<'_>, now: std::time::Instant) -> bool {
         let mut moved = false;
+        // A stream that writes one slice at a time gets the payloads copied into the buffer
+        // instead (one write for many frames still).
+        let vectored = self.io.is_write_vectored();
         // Bounded: every pass either writes bytes, empties the core, or returns.
         for _ in 0..MAX_ROUNDS {
-            if !self.shutdown_due {
-                while self.wlen < self.wbuf.len() {
-                    let Some(room) = self.wbuf.get_mut(self.wlen..) else {
-                        break;
-                    };
-                    match self.conn.poll_transmit(now, room) {
-                        Some(Transmit::Data(n)) => {
-                            self.wlen = self.wlen.saturating_add(n).min(self.wbuf.len());
-                            moved = true;
-                        }
-                        Some(Transmit::Shutdown) => {
-                            self.shutdown_due = true;
-                            moved = true;
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-            }
+            let before = (self.out.queued(), self.out.shutdown);
+            self.out.pull(&mut self.conn, now, vectored);
+            moved |= (self.out.queued(), self.out.shutdown) != before;
             if self.write_done {
                 // Nothing can be written any more: the output is dropped.
-                self.wpos = 0;
-                self.wlen = 0;
-                self.shutdown_due = false;
+                self.out.clear();
                 self.needs_flush = false;
                 if !self.conn.wants_transmit() {
                     return moved;
                 }
                 continue;
             }
-            if self.wpos < self.wlen {
-                let data = self.wbuf.get(self.wpos..self.wlen).unwrap_or_default();
-                match Pin::new(&mut self.io).poll_write(cx, data) {
+            if !self.out.is_empty() {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let k = self.out.io_slices(&mut slices);
+                let slices = slices.get(..k).unwrap_or_default();
+                match Pin::new(&mut self.io).poll_write_vectored(cx, slices) {
                     Poll::Ready(Ok(0)) => {
                         self.fail(now, io::ErrorKind::WriteZero.into());
                         return true;
                     }
                     Poll::Ready(Ok(n)) => {
-                        self.wpos = self.wpos.saturating_add(n).min(self.wlen);
-                        if self.wpos == self.wlen {
-                            self.wpos = 0;
-                            self.wlen = 0;
+                        self.out.advance(n);
+                        if self.out.is_empty() {
+                            self.release_if_quiet();
                         }
                         self.needs_flush = true;
                         moved = true;
@@ -425,10 +417,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     Poll::Pending => return moved,
                 }
             }
-            if self.shutdown_due {
+            if self.out.shutdown {
                 match Pin::new(&mut self.io).poll_shutdown(cx) {
                     Poll::Ready(r) => {
-                        self.shutdown_due = false;
+                        self.out.shutdown = false;
                         self.write_done = true;
                         moved = true;
                         if let Err(e) = r {
@@ -447,31 +439,71 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         moved
     }
 
-    /// Feeds the core the next slice of the last read, or reads once into the reused buffer
-    /// and feeds the first slice; nothing while the application has not taken what was fed
-    /// before (so what the core holds stays bounded by one slice).
+    /// Frees the write buffer when the core holds no buffer either (the handshake is over,
+    /// or the core freed its buffers after `release_buffers_after` of quiet): a busy
+    /// connection keeps it (no allocation per message).
+    fn release_if_quiet(&mut self) {
+        if self.out.is_empty() && self.conn.retained_bytes() == 0 {
+            self.out.release();
+        }
+    }
+
+    /// Fires the core's timers; the connection may have been quiet, so the next read probes
+    /// first (the core may have freed its receive buffer) and the write buffer may go too.
+    fn fire_timers(&mut self, now: std::time::Instant) {
+        self.conn.handle_timeout(now);
+        self.probe = true;
+        self.release_if_quiet();
+    }
+
+    /// Reads once: into the core's receive buffer (the room it lends, see [`FEED`]), or into
+    /// a small stack buffer while the connection is quiet ([`PROBE`]). Nothing while the
+    /// application has not taken the events made before (so what the core holds stays bounded
+    /// by one read).
     fn read_in(&mut self, cx: &mut Context<'_>, now: std::time::Instant) -> bool {
         if self.next.is_some() || self.closed.is_some() || self.conn.has_events() {
             return false;
         }
-        if self.rpos < self.rlen {
-            self.feed(now);
-            return true;
-        }
         if self.read_done {
             return false;
         }
-        let mut buf = ReadBuf::new(&mut self.rbuf);
-        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) => {
-                let n = buf.filled().len();
-                if n == 0 {
-                    self.read_done = true;
-                    self.conn.handle_eof(now);
-                } else {
-                    (self.rpos, self.rlen) = (0, n);
-                    self.feed(now);
+        let frames = self.conn.stats().frames_in;
+        let read = if self.probe {
+            self.read_probe(cx, now)
+        } else {
+            let room = self.conn.receive_buffer(FEED);
+            let len = if self.mid_frame {
+                room.len()
+            } else {
+                room.len().min(FEED)
+            };
+            match room.get_mut(..len) {
+                Some(room) if !room.is_empty() => {
+                    let mut buf = ReadBuf::new(room);
+                    match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                        Poll::Ready(Ok(())) => {
+                            let n = buf.filled().len();
+                            if n > 0 {
+                                self.conn.handle_received(now, n);
+                            }
+                            Poll::Ready(Ok(n))
+                        }
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                        Poll::Pending => Poll::Pending,
+                    }
                 }
+                // No room lent (not expected): read the small way.
+                _ => self.read_probe(cx, now),
+            }
+        };
+        match read {
+            Poll::Ready(Ok(0)) => {
+                self.read_done = true;
+                self.conn.handle_eof(now);
+                true
+            }
+            Poll::Ready(Ok(_)) => {
+                self.mid_frame = self.conn.stats().frames_in == frames;
                 true
             }
             Poll::Ready(Err(e)) => {
@@ -482,14 +514,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
-    /// Hands the core at most [`FEED`] bytes of what was read.
-    fn feed(&mut self, now: std::time::Instant) {
-        let end = self.rlen.min(self.rpos.saturating_add(FEED));
-        let data = self.rbuf.get(self.rpos..end).unwrap_or_default();
-        self.conn.handle_input(now, data);
-        self.rpos = end;
-        if self.rpos >= self.rlen {
-            (self.rpos, self.rlen) = (0, 0);
+    /// Reads into a small stack buffer and feeds what came (copied) to the core; from then on
+    /// reads go to the core's room, once the connection is open.
+    fn read_probe(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: std::time::Instant,
+    ) -> Poll<io::Result<usize>> {
+        let mut probe = [0u8; PROBE];
+        let mut buf = ReadBuf::new(&mut probe);
+        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let data = buf.filled();
+                if !data.is_empty() {
+                    self.conn.handle_input(now, data);
+                    // The handshake is not steady state: its reads stay small.
+                    self.probe = !self.conn.is_open();
+                }
+                Poll::Ready(Ok(data.len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -501,7 +546,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             return false;
         };
         if at <= now {
-            self.conn.handle_timeout(now);
+            self.fire_timers(now);
             return true;
         }
         let want = tokio::time::Instant::from_std(at);
@@ -511,25 +556,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         if want < sleep.deadline() || sleep.is_elapsed() {
             sleep.as_mut().reset(want);
         }
+        let mut reached = false;
         for _ in 0..2 {
             if sleep.as_mut().poll(cx).is_pending() {
-                return false;
+                break;
             }
             // Our clock reached the armed deadline.
             if sleep.deadline() >= want {
-                self.conn.handle_timeout(now.max(at));
-                return true;
+                reached = true;
+                break;
             }
             // It was an earlier deadline that no longer stands: arm the current one.
             sleep.as_mut().reset(want);
         }
-        false
+        if reached {
+            self.fire_timers(now.max(at));
+        }
+        reached
     }
 
     /// The transport failed: the core ends the connection, nothing more is read or written.
     fn fail(&mut self, now: std::time::Instant, e: io::Error) {
         self.read_done = true;
-        (self.rpos, self.rlen) = (0, 0);
         self.write_done = true;
         self.conn.handle_transport_error(now, &e);
     }

@@ -44,7 +44,10 @@ impl Connection {
             || self.rbuf_alt.is_some()
             || a > 0
             || z > 0
-            || self.ext.retained_bytes() > 0;
+            // The extensions' buffers are kept while a message is in
+            // progress (`release_buffers`): not due then, or the deadline
+            // would stay in the past and a driver's timer would spin.
+            || (self.ext.retained_bytes() > 0 && self.msg.is_none());
         (releasable && !self.cfg.release_buffers_after.is_zero())
             .then(|| after(self.last_activity, self.cfg.release_buffers_after))
     }
