@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 use ws_net::wire::{WireQueue, MAX_SLICES};
-use ws_proto::{Closed, Connection, Event, Message, OpenInfo, UpgradeRequest};
+use ws_proto::{Closed, Connection, Event, Message, OpenInfo, PreparedMessage, UpgradeRequest};
 
 use crate::Error;
 
@@ -154,7 +154,7 @@ pub(crate) struct Inner<S> {
     pub(crate) error_reported: bool,
     /// A message the core's send queue had no room for (`Error::Backpressure`); it goes in first
     /// when room is made.
-    pub(crate) pending: Option<Message>,
+    pub(crate) pending: Option<Outgoing>,
     /// The core's `max_send_queue`.
     pub(crate) queue_limit: usize,
     /// The sink is ready while fewer bytes than this are queued.
@@ -295,10 +295,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 
     /// Moves the message the queue refused into the core once it has room.
     fn push_pending(&mut self) -> bool {
-        let fits = self
-            .pending
-            .as_ref()
-            .is_some_and(|m| self.fits(m.data.len()));
+        let fits = self.pending.as_ref().is_some_and(|m| self.fits(m.len()));
         if !fits {
             return false;
         }
@@ -307,7 +304,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         };
         // An error here means the connection started closing meanwhile: the message cannot
         // go, and the application learns of the close from the stream and `close_info`.
-        let _ = self.conn.send(m.kind, m.data);
+        let _ = m.send(&mut self.conn);
         true
     }
 
@@ -587,6 +584,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         match self.closed.as_ref().and_then(|c| c.error.clone()) {
             Some(e) => Error::Connection(e),
             None => Error::Closed,
+        }
+    }
+}
+
+/// A message given to the sink: one of its own, or one prepared for many connections.
+pub(crate) enum Outgoing {
+    One(Message),
+    Prepared(PreparedMessage),
+}
+
+impl Outgoing {
+    /// Its payload's length (before any extension).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Outgoing::One(m) => m.data.len(),
+            Outgoing::Prepared(p) => p.data().len(),
+        }
+    }
+
+    /// Queues it in the core.
+    pub(crate) fn send(self, conn: &mut Connection) -> Result<(), ws_proto::Error> {
+        match self {
+            Outgoing::One(m) => conn.send(m.kind, m.data),
+            Outgoing::Prepared(p) => conn.send_prepared(&p),
         }
     }
 }

@@ -9,9 +9,9 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
 use ws_proto::upgrade::Upgraded;
-use ws_proto::{Bytes, CloseCode, Closed, Config, Connection, Message, OpenInfo};
+use ws_proto::{Bytes, CloseCode, Closed, Config, Connection, Message, OpenInfo, PreparedMessage};
 
-use crate::driver::{now, Inner, Role, Until};
+use crate::driver::{now, Inner, Outgoing, Role, Until};
 use crate::Error;
 
 /// The connection behind a stream or its halves. One lock: whichever half polls drives the
@@ -56,7 +56,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(&self, m: Message) -> Result<(), Error> {
+    fn start_send(&self, m: Outgoing) -> Result<(), Error> {
         let mut g = self.lock();
         if g.closed.is_some() {
             return Err(Error::Closed);
@@ -68,13 +68,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
                 limit: g.queue_limit,
             }));
         }
-        if !g.fits(m.data.len()) {
+        if !g.fits(m.len()) {
             // Over the core's queue limit: held here (one message) and pushed in first when
             // the queue has drained; `poll_ready` stays pending until then.
             g.pending = Some(m);
             return Ok(());
         }
-        g.conn.send(m.kind, m.data).map_err(refused)
+        m.send(&mut g.conn).map_err(refused)
     }
 
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -308,7 +308,7 @@ macro_rules! write_half {
             }
 
             fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-                self.shared.start_send(item)
+                self.shared.start_send(Outgoing::One(item))
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -317,6 +317,24 @@ macro_rules! write_half {
 
             fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
                 self.shared.poll_close(cx)
+            }
+        }
+
+        impl<S: AsyncRead + AsyncWrite + Unpin> $t<S> {
+            /// Queues a message prepared once for many connections (a broadcast; see
+            /// [`PreparedMessage`]: the payload is shared, and compressed once for every
+            /// connection whose deflate parameters allow it), after waiting for the sink's
+            /// readiness, without flushing (as `SinkExt::feed` does for a [`Message`]).
+            pub async fn feed_prepared(&mut self, msg: PreparedMessage) -> Result<(), Error> {
+                poll_fn(|cx| self.shared.poll_ready(cx)).await?;
+                self.shared.start_send(Outgoing::Prepared(msg))
+            }
+
+            /// [`feed_prepared`](Self::feed_prepared), then waits until everything queued
+            /// is written (as `SinkExt::send` does for a [`Message`]).
+            pub async fn send_prepared(&mut self, msg: PreparedMessage) -> Result<(), Error> {
+                self.feed_prepared(msg).await?;
+                poll_fn(|cx| self.shared.poll_flush(cx)).await
             }
         }
     };

@@ -6,9 +6,11 @@
 //!   read go out in one write (ws-tokio writes what was fed when the stream
 //!   next waits for input);
 //! - `--broadcast`: each connection is split; its reader relays every
-//!   message to every *other* member of the room through their bounded
-//!   queues (a member whose queue is full misses the message, with a
-//!   warning), and its writer sends what the others relayed;
+//!   message, prepared once ([`PreparedMessage`]: one payload, one
+//!   compression for every member that can share it), through one
+//!   `tokio::sync::broadcast` channel to every *other* member (a member more
+//!   than 1,024 messages behind misses messages, with a warning), and its
+//!   writer feeds everything waiting before the next write;
 //! - `--max-connections`: a semaphore; over it a client is answered 503 with
 //!   `Retry-After: 1` (after its TLS handshake, for `wss://`), each answer
 //!   bounded to 1 s and at most 128 under way (past that, closed at once),
@@ -21,7 +23,6 @@
 //! With `--exit-after N` it returns once N connections have ended; the
 //! connections still open are cut (the runtime is shut down, 1 s at most).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,10 +32,11 @@ use futures_util::{SinkExt, StreamExt};
 use log::{debug, info, warn};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use ws_net::LogLimiter;
+use ws_proto::PreparedMessage;
 use ws_tokio::{Decision, Message, UpgradeRequest, WebSocketStream};
 
 use super::{announce, fail, origin_allowed, scheme};
@@ -47,7 +49,7 @@ const RETRY_AFTER_SECS: u32 = 1;
 const REJECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most 503 answers under way at once; past it a client is closed at once.
 const REJECT_QUEUE: usize = 128;
-/// Messages waiting for one member of the broadcast room.
+/// Messages the broadcast room keeps for its slowest member.
 const ROOM_QUEUE: usize = 1024;
 /// One line per interval for a repeated warning.
 const LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -61,8 +63,8 @@ struct Server {
     tls: Option<TlsAcceptor>,
     origins: Vec<String>,
     broadcast: bool,
-    /// Broadcast members: connection id → its writer's queue.
-    room: Mutex<HashMap<u64, mpsc::Sender<Message>>>,
+    /// The broadcast room: (sender's connection id, message) to every member.
+    room: broadcast::Sender<(u64, PreparedMessage)>,
     /// Connections that ended (`--exit-after`).
     served: AtomicUsize,
     exit_after: Option<usize>,
@@ -103,7 +105,7 @@ async fn serve(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>, threads: u
         tls: tls.map(TlsAcceptor::from),
         origins: a.origins.clone(),
         broadcast: a.broadcast,
-        room: Mutex::default(),
+        room: broadcast::channel(ROOM_QUEUE).0,
         served: AtomicUsize::new(0),
         exit_after: a.exit_after,
         done: Notify::new(),
@@ -293,55 +295,62 @@ async fn member<S: AsyncRead + AsyncWrite + Unpin>(
     id: u64,
     server: &Server,
 ) -> Option<ws_tokio::Closed> {
-    let (tx, mut rx) = mpsc::channel::<Message>(ROOM_QUEUE);
-    if let Ok(mut room) = server.room.lock() {
-        room.insert(id, tx);
-    }
+    let mut rx = server.room.subscribe();
     let (mut reader, mut writer) = ws.split();
     loop {
         tokio::select! {
             next = reader.next() => match next {
-                Some(Ok(m)) => server.relay(id, &m),
+                Some(Ok(m)) => server.relay(id, m),
                 Some(Err(_)) => {}
                 None => break,
             },
-            Some(m) = rx.recv() => {
-                // Written when the reader next waits for input.
-                let _ = writer.feed(m).await;
+            first = rx.recv() => {
+                // Everything already waiting is fed before the next write
+                // (written when the reader next waits for input).
+                let mut next = first;
+                for _ in 0..ROOM_QUEUE {
+                    match next {
+                        Ok((from, msg)) if from != id => {
+                            let _ = writer.feed_prepared(msg).await;
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(n)) => server.lagged(id, n),
+                        Err(RecvError::Closed) => break,
+                    }
+                    next = match rx.try_recv() {
+                        Ok(m) => Ok(m),
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    };
+                }
             }
         }
-    }
-    if let Ok(mut room) = server.room.lock() {
-        room.remove(&id);
     }
     reader.close_info()
 }
 
 impl Server {
-    /// Queues `m` for every member of the room but `from`.
-    fn relay(&self, from: u64, m: &Message) {
-        let peers: Vec<(u64, mpsc::Sender<Message>)> = match self.room.lock() {
-            Ok(r) => r
-                .iter()
-                .filter(|(k, _)| **k != from)
-                .map(|(k, tx)| (*k, tx.clone()))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        for (to, tx) in peers {
-            if let Err(TrySendError::Full(_)) = tx.try_send(m.clone()) {
-                let logged = self
-                    .room_log
-                    .lock()
-                    .ok()
-                    .and_then(|mut l| l.check(Instant::now()));
-                if let Some(n) = logged {
-                    warn!(
-                        "[ws#{to}] broadcast dropped: {ROOM_QUEUE} messages already waiting{}",
-                        suppressed(n)
-                    );
-                }
-            }
+    /// Sends `m` to every member of the room but `from`.
+    fn relay(&self, from: u64, m: Message) {
+        match PreparedMessage::new(m.kind, m.data) {
+            // An error only means the room has no member left.
+            Ok(msg) => drop(self.room.send((from, msg))),
+            Err(e) => warn!("[ws#{from}] broadcast dropped: {e}"),
+        }
+    }
+
+    /// Member `to` fell `n` messages behind the room and missed them.
+    fn lagged(&self, to: u64, n: u64) {
+        let logged = self
+            .room_log
+            .lock()
+            .ok()
+            .and_then(|mut l| l.check(Instant::now()));
+        if let Some(more) = logged {
+            warn!(
+                "[ws#{to}] broadcast: missed {n} messages ({ROOM_QUEUE} kept for the slowest member){}",
+                suppressed(more)
+            );
         }
     }
 }
