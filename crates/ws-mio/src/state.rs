@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use mio::Poll;
 use ws_net::LogLimiter;
-use ws_proto::{CloseCode, State};
+use ws_proto::{CloseCode, Config, State};
 
+use crate::admit::refusal_config;
 use crate::id::ConnId;
 use crate::net::Listener;
 use crate::options::Options;
@@ -107,6 +108,12 @@ pub(crate) struct LoopState {
     /// socket drains it.
     pub(crate) scratch: Box<[u8]>,
     pub(crate) options: Options,
+    /// `options.config`, shared by every connection of the loop (a
+    /// `Config` is a few hundred bytes: not one copy per connection).
+    pub(crate) config: Arc<Config>,
+    /// The same with the short handshake timeout of a connection taken in
+    /// only to be refused with 503.
+    pub(crate) refusal_config: Arc<Config>,
     /// The command budget ran out with commands still queued.
     pub(crate) commands_carry: bool,
     pub(crate) run: RunState,
@@ -129,6 +136,8 @@ impl LoopState {
             timers: Timers::new(index),
             notices: VecDeque::new(),
             scratch: vec![0u8; options.scratch_size.max(1)].into_boxed_slice(),
+            config: Arc::new(options.config.clone()),
+            refusal_config: Arc::new(refusal_config(&options.config)),
             options,
             commands_carry: false,
             run: RunState::Running,

@@ -54,7 +54,7 @@ impl Connection {
         } else {
             self.initiator.get_or_insert(Initiator::Remote);
             if self.failure.is_none() {
-                self.failure = Some(ConnectionError::ConnectionLost);
+                self.failure = Some(Box::new(ConnectionError::ConnectionLost));
             }
             self.stop_input();
             self.schedule_shutdown(false);
@@ -71,7 +71,7 @@ impl Connection {
             return;
         }
         if self.failure.is_none() {
-            self.failure = Some(ConnectionError::Io(error.into()));
+            self.failure = Some(Box::new(ConnectionError::Io(error.into())));
         }
         self.initiator.get_or_insert(Initiator::Remote);
         self.stop_input();
@@ -80,7 +80,8 @@ impl Connection {
     }
 
     pub(super) fn flush_close_echo(&mut self) {
-        if let Some((_, code, reason)) = self.echo_after_events.take() {
+        if let Some(echo) = self.echo_after_events.take() {
+            let (_, code, reason) = *echo;
             if !self.our_close.queued() {
                 self.queue_close_raw(code, &reason);
             }
@@ -119,10 +120,10 @@ impl Connection {
             if self.events.is_empty() {
                 self.queue_close_raw(echo, &reason);
             } else {
-                self.echo_after_events = Some((self.events.len(), echo, reason.clone()));
+                self.echo_after_events = Some(Box::new((self.events.len(), echo, reason.clone())));
             }
         }
-        self.close_received = Some((code, reason));
+        self.close_received = Some(Box::new((code, reason)));
         self.check_close_complete();
     }
 
@@ -135,14 +136,15 @@ impl Connection {
             let code = e.close_code();
             let mut reason = e.to_string();
             truncate_utf8(&mut reason, 123);
-            self.failure = Some(ConnectionError::Protocol(e));
+            self.failure = Some(Box::new(ConnectionError::Protocol(e)));
             // Data already queued (or sent by the application in answer to
             // the events before the violation) goes out before the close.
             if !self.our_close.queued() && self.echo_after_events.is_none() {
                 if self.events.is_empty() {
                     self.queue_close(code, &reason);
                 } else {
-                    self.echo_after_events = Some((self.events.len(), Some(code), reason));
+                    self.echo_after_events =
+                        Some(Box::new((self.events.len(), Some(code), reason)));
                 }
             }
         }
@@ -221,7 +223,7 @@ impl Connection {
         self.stop_input();
         self.abandon_output();
         let clean = self.our_close == OurClose::Sent && self.close_received.is_some();
-        let (code, reason) = match (&self.failure, &self.close_received) {
+        let (code, reason) = match (self.failure.as_deref(), self.close_received.as_deref()) {
             (Some(ConnectionError::Protocol(e)), _) => {
                 let mut r = e.to_string();
                 truncate_utf8(&mut r, 123);
@@ -235,7 +237,7 @@ impl Connection {
             reason,
             initiator: self.initiator.unwrap_or(Initiator::Remote),
             clean,
-            error: self.failure.clone(),
+            error: self.failure.as_deref().cloned(),
         }));
     }
 }

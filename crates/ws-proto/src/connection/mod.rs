@@ -195,8 +195,10 @@ impl Accept {
 /// `poll_event` until `None`, read `poll_timeout`, then wait for IO.
 pub struct Connection {
     side: Side,
-    cfg: Config,
-    rng: StdRng,
+    /// Shared by every connection made from one configuration.
+    cfg: Arc<Config>,
+    /// Masking keys: a client's only (a server never masks).
+    rng: MaskRng,
     now: Instant,
     hs: Handshake,
 
@@ -235,13 +237,13 @@ pub struct Connection {
 
     // Closing.
     our_close: OurClose,
-    close_received: Option<(CloseCode, String)>,
+    close_received: Option<Box<(CloseCode, String)>>,
     /// Our close frame (an echo of the peer's close, or the one failing the
     /// connection) waits until the application has polled the events that
     /// arrived before it, so it can still answer them: the number of such
     /// events left, and the close frame's code and reason.
-    echo_after_events: Option<(usize, Option<CloseCode>, String)>,
-    failure: Option<ConnectionError>,
+    echo_after_events: Option<Box<(usize, Option<CloseCode>, String)>>,
+    failure: Option<Box<ConnectionError>>,
     initiator: Option<Initiator>,
     /// The write side and the connection's end.
     ending: Ending,
@@ -256,9 +258,40 @@ pub struct Connection {
 
     events: VecDeque<Event>,
     stats: Stats,
-    protocol: Option<String>,
-    /// The negotiated extensions, in the agreed order.
+    protocol: Option<Box<str>>,
+    /// The negotiated extensions, in the agreed order (nothing allocated
+    /// when none were).
     ext: Chain,
+}
+
+/// The RNG of a client's masking keys, allocated only for a client: a
+/// ChaCha generator is 320 bytes, and a server never masks.
+struct MaskRng(Option<Box<StdRng>>);
+
+impl MaskRng {
+    fn new(side: Side, seed: Option<[u8; 32]>) -> MaskRng {
+        MaskRng((side == Side::Client).then(|| Box::new(seeded(seed))))
+    }
+
+    fn get(&mut self) -> &mut StdRng {
+        self.0.get_or_insert_with(|| Box::new(seeded(None)))
+    }
+
+    /// A random `u32` (a masking key).
+    fn next_u32(&mut self) -> u32 {
+        self.get().next_u32()
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.get().fill_bytes(dest);
+    }
+}
+
+fn seeded(seed: Option<[u8; 32]>) -> StdRng {
+    match seed {
+        Some(seed) => StdRng::from_seed(seed),
+        None => StdRng::from_os_rng(),
+    }
 }
 
 enum Handshake {
@@ -266,21 +299,30 @@ enum Handshake {
         upgrade: Box<ClientUpgrade>,
     },
     ClientReadBody {
-        status: u16,
-        reason: String,
-        headers: Vec<(String, String)>,
+        /// The status line and headers of the response.
+        head: Box<ErrorHead>,
         body: Vec<u8>,
         want: usize,
     },
     ServerAwaitRequest,
-    ServerAwaitDecision {
-        key: String,
-        protocols: Vec<String>,
-        /// The `Sec-WebSocket-Extensions` values offered.
-        offers: Vec<String>,
-    },
+    ServerAwaitDecision(Box<Decision>),
     Done,
     Failed,
+}
+
+/// A client's non-101 response, while its body is read.
+struct ErrorHead {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+}
+
+/// A server's upgrade request, while the application decides.
+struct Decision {
+    key: String,
+    protocols: Vec<String>,
+    /// The `Sec-WebSocket-Extensions` values offered.
+    offers: Vec<String>,
 }
 
 struct InMessage {
@@ -318,8 +360,15 @@ impl Connection {
     /// offers: nothing a caller passes can add a header line or break the request line. An
     /// invalid request is an [`Error::InvalidRequest`] naming the field, and no connection (no
     /// byte) is made.
-    pub fn client(cfg: Config, request: &ClientRequest, now: Instant) -> Result<Connection, Error> {
-        let mut conn = Connection::new(Side::Client, cfg, now);
+    ///
+    /// The configuration may be shared: pass an `Arc<Config>` to make many
+    /// connections from one without copying it into each.
+    pub fn client(
+        cfg: impl Into<Arc<Config>>,
+        request: &ClientRequest,
+        now: Instant,
+    ) -> Result<Connection, Error> {
+        let mut conn = Connection::new(Side::Client, cfg.into(), now);
         let mut nonce = [0u8; 16];
         conn.rng.fill_bytes(&mut nonce);
         let upgrade = ClientUpgrade::with_nonce(&conn.cfg, request, Http::V1, &nonce)?;
@@ -333,22 +382,22 @@ impl Connection {
     /// A connection that starts open, for a stream another HTTP stack upgraded (see
     /// [`crate::upgrade`]): its side, subprotocol and extensions come from `upgraded`.
     /// [`Event::Open`] is the first event; frames flow at once.
-    pub fn upgraded(cfg: Config, upgraded: Upgraded, now: Instant) -> Connection {
-        let mut conn = Connection::new(upgraded.side, cfg, now);
+    pub fn upgraded(cfg: impl Into<Arc<Config>>, upgraded: Upgraded, now: Instant) -> Connection {
+        let mut conn = Connection::new(upgraded.side, cfg.into(), now);
         conn.install(upgraded);
         conn
     }
 
     /// A server connection waiting for an upgrade request.
-    pub fn server(cfg: Config, now: Instant) -> Connection {
-        Connection::new(Side::Server, cfg, now)
+    ///
+    /// The configuration may be shared: pass an `Arc<Config>` to make many
+    /// connections from one without copying it into each.
+    pub fn server(cfg: impl Into<Arc<Config>>, now: Instant) -> Connection {
+        Connection::new(Side::Server, cfg.into(), now)
     }
 
-    fn new(side: Side, cfg: Config, now: Instant) -> Connection {
-        let rng = match cfg.rng_seed {
-            Some(seed) => StdRng::from_seed(seed),
-            None => StdRng::from_os_rng(),
-        };
+    fn new(side: Side, cfg: Arc<Config>, now: Instant) -> Connection {
+        let rng = MaskRng::new(side, cfg.rng_seed);
         Connection {
             side,
             timers: Timers::starting(after(now, cfg.handshake_timeout)),
@@ -488,14 +537,52 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         // The application comes back for more only after it has handled the
         // previous event: that is when a deferred close echo may go out.
-        if matches!(self.echo_after_events, Some((0, _, _))) {
+        if matches!(self.echo_after_events.as_deref(), Some((0, _, _))) {
             self.flush_close_echo();
         }
         let e = self.events.pop_front()?;
-        if let Some((left, _, _)) = self.echo_after_events.as_mut() {
+        if let Some((left, _, _)) = self.echo_after_events.as_deref_mut() {
             *left = left.saturating_sub(1);
         }
         Some(e)
+    }
+
+    /// Whether a queue that fills only in answer to input (events, pongs)
+    /// or to our keepalive pings holds an allocation but no item. Such
+    /// spare capacity is freed with the buffers, [`Config::release_buffers_after`]
+    /// after the last input: the queue of a connection that went quiet after
+    /// its handshake (the `UpgradeRequest` and `Open` events) holds nothing.
+    ///
+    /// (The data queue is not among them: an application may send without
+    /// any input, and must not allocate per message for it.)
+    fn queues_have_spare(&self) -> bool {
+        fn spare<T>(q: &VecDeque<T>) -> bool {
+            q.is_empty() && q.capacity() > 0
+        }
+        spare(&self.events)
+            || spare(&self.pending_pongs)
+            || spare(&self.ctrl_q)
+            || spare(&self.pings_out)
+    }
+
+    /// When the spare capacity of the queues is due to be freed, if there is
+    /// any (never with a zero release delay: nothing is scheduled then).
+    pub(super) fn queue_release_at(&self) -> Option<Instant> {
+        let delay = self.cfg.release_buffers_after;
+        (!delay.is_zero() && self.queues_have_spare()).then(|| after(self.last_activity, delay))
+    }
+
+    /// Frees the allocations of the empty queues (see [`Self::queues_have_spare`]).
+    pub(super) fn release_queues(&mut self) {
+        fn free<T>(q: &mut VecDeque<T>) {
+            if q.is_empty() {
+                *q = VecDeque::new();
+            }
+        }
+        free(&mut self.events);
+        free(&mut self.pending_pongs);
+        free(&mut self.ctrl_q);
+        free(&mut self.pings_out);
     }
 
     fn invalid(&self, op: &'static str) -> Error {
@@ -515,3 +602,4 @@ impl std::fmt::Debug for Connection {
             .finish_non_exhaustive()
     }
 }
+

@@ -9,6 +9,9 @@ impl Connection {
         if self.buffer_release_at().is_some_and(|t| now >= t) {
             self.release_buffers();
         }
+        if self.queue_release_at().is_some_and(|t| now >= t) {
+            self.release_queues();
+        }
         if self.ending == Ending::Closed {
             return;
         }
@@ -20,7 +23,7 @@ impl Connection {
                     Handshake::ClientReadBody { .. } => self.finish_error_response(),
                     _ => {
                         self.initiator.get_or_insert(Initiator::Local);
-                        self.failure = Some(ConnectionError::HandshakeTimeout);
+                        self.failure = Some(Box::new(ConnectionError::HandshakeTimeout));
                         self.hs = Handshake::Failed;
                         self.stop_input();
                         self.abandon_output();
@@ -38,7 +41,7 @@ impl Connection {
                     self.schedule_shutdown(false);
                 } else {
                     if self.failure.is_none() {
-                        self.failure = Some(ConnectionError::CloseTimeout);
+                        self.failure = Some(Box::new(ConnectionError::CloseTimeout));
                     }
                     self.stop_input();
                     self.abandon_output();
@@ -52,7 +55,7 @@ impl Connection {
         if let (Some(idle), Some(last)) = (self.cfg.idle_timeout, self.last_received) {
             if now >= after(last, idle) {
                 self.initiator.get_or_insert(Initiator::Local);
-                self.failure = Some(ConnectionError::IdleTimeout);
+                self.failure = Some(Box::new(ConnectionError::IdleTimeout));
                 self.stop_input();
                 self.abandon_output();
                 self.schedule_shutdown(false);
@@ -95,6 +98,7 @@ impl Connection {
             ping,
             idle,
             self.buffer_release_at(),
+            self.queue_release_at(),
         ]
         .into_iter()
         .flatten()
