@@ -41,8 +41,7 @@ impl LoopState {
         self.stats.connections = self.sessions.held();
         // Room for the notices too (see `Sessions::insert`).
         let want = 2 * self.sessions.live();
-        self.notices
-            .reserve(want.saturating_sub(self.notices.len()));
+        self.notices.reserve_total(want);
         self.after_drive(id);
         Ok(id)
     }
@@ -158,7 +157,7 @@ impl LoopState {
             &self.config
         };
         let conn = Connection::server(Arc::clone(config), self.now);
-        let mut sess = Session::new(conn, transport, None);
+        let mut sess = Session::new(conn, transport, false);
         sess.f.refusing = refusing;
         if let Err(e) = self.admit(sess) {
             log::debug!("ws-mio: connection refused: {e}");
@@ -259,7 +258,6 @@ impl LoopState {
         let url = WsUrl::parse(url)?;
         let request = opts.request.build(&url)?;
         let config = opts.config.map_or_else(|| Arc::clone(&self.config), Arc::new);
-        let deadline = self.now + config.handshake_timeout;
         let conn = Connection::client(config, &request, self.now)?;
         let tls = match (url.is_secure(), opts.tls) {
             (false, _) => None,
@@ -280,7 +278,7 @@ impl LoopState {
             Some(c) => Transport::tls(stream, rustls::Connection::Client(c)),
             None => Transport::Plain(stream),
         };
-        self.admit(Session::new(conn, transport, Some(deadline)))
+        self.admit(Session::new(conn, transport, true))
     }
 
     /// The default client TLS configuration, built once per loop.

@@ -28,8 +28,6 @@ pub(crate) struct Session {
     /// The deadline this session has in the heap (possibly earlier than the
     /// core's current one: firing early is harmless).
     pub(crate) timer: Option<Instant>,
-    /// While the TCP connect is in flight: when to give up.
-    pub(crate) connect_deadline: Option<Instant>,
     /// What is registered with the poll.
     pub(crate) interest: Option<Interest>,
     pub(crate) f: Flags,
@@ -66,15 +64,12 @@ pub(crate) struct Flags {
 }
 
 impl Session {
-    /// A new session; `connect_deadline` is given for an outgoing connection
-    /// whose TCP connect is in flight.
-    pub(crate) fn new(
-        conn: Connection,
-        transport: Transport,
-        connect_deadline: Option<Instant>,
-    ) -> Session {
+    /// A new session; `connecting` for an outgoing connection whose TCP
+    /// connect is in flight (it must complete by the core's handshake
+    /// deadline).
+    pub(crate) fn new(conn: Connection, transport: Transport, connecting: bool) -> Session {
         let f = Flags {
-            connecting: connect_deadline.is_some(),
+            connecting,
             ..Flags::default()
         };
         Session {
@@ -82,7 +77,6 @@ impl Session {
             transport,
             pending: None,
             timer: None,
-            connect_deadline,
             interest: None,
             f,
         }

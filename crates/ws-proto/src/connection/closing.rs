@@ -165,7 +165,7 @@ impl Connection {
         }
         let mut f = self.make_frame(OpCode::CLOSE, Rsv::NONE, true, Bytes::from(p), false);
         f.is_close = true;
-        self.close_frame = Some(f);
+        self.close_frame = Some(Box::new(f));
         self.our_close = OurClose::Queued;
         self.pending_pongs.clear();
     }

@@ -231,7 +231,8 @@ pub struct Connection {
     ctrl_q: VecDeque<OutFrame>,
     data_q: VecDeque<OutFrame>,
     pending_pongs: VecDeque<Bytes>,
-    close_frame: Option<OutFrame>,
+    /// Our close frame, until it goes out (boxed: once per connection).
+    close_frame: Option<Box<OutFrame>>,
     tx_fragment: bool,
     buffered: usize,
 
@@ -543,6 +544,13 @@ impl Connection {
         let e = self.events.pop_front()?;
         if let Some((left, _, _)) = self.echo_after_events.as_deref_mut() {
             *left = left.saturating_sub(1);
+        }
+        if matches!(e, Event::Open(_)) && self.events.is_empty() {
+            // The handshake's events are out: give their allocation back at
+            // once (not with the buffers a while later), so that the next
+            // connection's handshake reuses it instead of it being freed
+            // between long-lived connections, where it would stay resident.
+            self.events = VecDeque::new();
         }
         Some(e)
     }

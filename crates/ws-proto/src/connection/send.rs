@@ -284,7 +284,7 @@ impl Connection {
         self.ctrl_q
             .pop_front()
             .or_else(|| self.data_q.pop_front())
-            .or_else(|| self.close_frame.take())
+            .or_else(|| self.close_frame.take().map(|f| *f))
     }
 
     pub(super) fn on_frame_sent(&mut self, f: &OutFrame) {
