@@ -35,13 +35,13 @@ ws_testkit::counting_allocator!();
 /// well under a default open-file limit of 1,024.
 const CONNECTIONS: usize = 400;
 
-/// The bound on heap bytes per idle connection. Measured at 989 (the
-/// session box with the core, about 890 bytes; its slot in the session
+/// The bound on heap bytes per idle connection. Measured at 869 (the
+/// session box with the core, about 770 bytes; its slot in the session
 /// table, room in the work lists and notices, and its timer heap entries,
 /// amortised); the margin is for the amortised growth of the tables, which
 /// depends on how the connections arrive. (It was 3,270 before the core
 /// and the session were slimmed down.)
-const MAX_HEAP_PER_IDLE_CONNECTION: isize = 1100;
+const MAX_HEAP_PER_IDLE_CONNECTION: isize = 960;
 
 /// The server: accepts every upgrade, does nothing with messages.
 struct Quiet;

@@ -12,6 +12,7 @@
 
 mod buffers;
 mod closing;
+mod queue;
 mod recv;
 mod send;
 mod timers;
@@ -19,6 +20,7 @@ mod upgrade;
 
 use buffers::reserve_reused;
 use closing::{Ending, OurClose};
+use queue::LazyQueue;
 use timers::{after, Timer, Timers};
 
 use std::collections::VecDeque;
@@ -228,9 +230,9 @@ pub struct Connection {
     raw_out: Vec<u8>,
     raw_pos: usize,
     current: Option<OutFrame>,
-    ctrl_q: VecDeque<OutFrame>,
+    ctrl_q: LazyQueue<OutFrame>,
     data_q: VecDeque<OutFrame>,
-    pending_pongs: VecDeque<Bytes>,
+    pending_pongs: LazyQueue<Bytes>,
     /// Our close frame, until it goes out (boxed: once per connection).
     close_frame: Option<Box<OutFrame>>,
     tx_fragment: bool,
@@ -253,11 +255,11 @@ pub struct Connection {
     // Timers and keepalive.
     timers: Timers,
     last_received: Option<Instant>,
-    pings_out: VecDeque<(Bytes, Instant)>,
+    pings_out: LazyQueue<(Bytes, Instant)>,
     ping_counter: u64,
     latency: Option<Duration>,
 
-    events: VecDeque<Event>,
+    events: LazyQueue<Event>,
     stats: Stats,
     protocol: Option<Box<str>>,
     /// The negotiated extensions, in the agreed order (nothing allocated
@@ -302,7 +304,7 @@ enum Handshake {
     ClientReadBody {
         /// The status line and headers of the response.
         head: Box<ErrorHead>,
-        body: Vec<u8>,
+        body: Box<Vec<u8>>,
         want: usize,
     },
     ServerAwaitRequest,
@@ -420,9 +422,9 @@ impl Connection {
             raw_out: Vec::new(),
             raw_pos: 0,
             current: None,
-            ctrl_q: VecDeque::new(),
+            ctrl_q: LazyQueue::new(),
             data_q: VecDeque::new(),
-            pending_pongs: VecDeque::new(),
+            pending_pongs: LazyQueue::new(),
             close_frame: None,
             tx_fragment: false,
             buffered: 0,
@@ -434,10 +436,10 @@ impl Connection {
             ending: Ending::Running,
             eof_received: false,
             last_received: None,
-            pings_out: VecDeque::new(),
+            pings_out: LazyQueue::new(),
             ping_counter: 0,
             latency: None,
-            events: VecDeque::new(),
+            events: LazyQueue::new(),
             stats: Stats::default(),
             protocol: None,
             ext: Chain::default(),
@@ -550,7 +552,7 @@ impl Connection {
             // once (not with the buffers a while later), so that the next
             // connection's handshake reuses it instead of it being freed
             // between long-lived connections, where it would stay resident.
-            self.events = VecDeque::new();
+            self.events.release();
         }
         Some(e)
     }
@@ -564,13 +566,10 @@ impl Connection {
     /// (The data queue is not among them: an application may send without
     /// any input, and must not allocate per message for it.)
     fn queues_have_spare(&self) -> bool {
-        fn spare<T>(q: &VecDeque<T>) -> bool {
-            q.is_empty() && q.capacity() > 0
-        }
-        spare(&self.events)
-            || spare(&self.pending_pongs)
-            || spare(&self.ctrl_q)
-            || spare(&self.pings_out)
+        self.events.has_spare()
+            || self.pending_pongs.has_spare()
+            || self.ctrl_q.has_spare()
+            || self.pings_out.has_spare()
     }
 
     /// When the spare capacity of the queues is due to be freed, if there is
@@ -582,15 +581,10 @@ impl Connection {
 
     /// Frees the allocations of the empty queues (see [`Self::queues_have_spare`]).
     pub(super) fn release_queues(&mut self) {
-        fn free<T>(q: &mut VecDeque<T>) {
-            if q.is_empty() {
-                *q = VecDeque::new();
-            }
-        }
-        free(&mut self.events);
-        free(&mut self.pending_pongs);
-        free(&mut self.ctrl_q);
-        free(&mut self.pings_out);
+        self.events.release();
+        self.pending_pongs.release();
+        self.ctrl_q.release();
+        self.pings_out.release();
     }
 
     fn invalid(&self, op: &'static str) -> Error {
@@ -610,4 +604,5 @@ impl std::fmt::Debug for Connection {
             .finish_non_exhaustive()
     }
 }
+
 

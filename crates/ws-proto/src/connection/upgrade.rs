@@ -135,7 +135,7 @@ impl Connection {
                     reason: resp.reason,
                     headers: resp.headers,
                 }),
-                body,
+                body: Box::new(body),
                 want: take,
             };
             if now >= take {
@@ -168,7 +168,7 @@ impl Connection {
                     status,
                     reason,
                     headers,
-                    body,
+                    body: *body,
                 },
                 false,
             );
