@@ -17,6 +17,10 @@ use crate::sessions::{Session, Sessions};
 /// so a stale entry is skipped).
 type Entry = (u64, u32, u32);
 
+/// A session's [`timer`](Session::timer) when it has no entry in the heap
+/// (never a key: keys stop one short of it).
+pub(crate) const NO_TIMER: u64 = u64::MAX;
+
 /// The deadlines of one loop's sessions.
 pub(crate) struct Timers {
     /// The time deadlines are counted from.
@@ -35,7 +39,9 @@ impl Timers {
     /// A deadline as a heap key: nanoseconds since the base (saturating at
     /// both ends; the core's "never" is a century ahead, well within).
     fn key(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+        u64::try_from(t.saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(u64::MAX)
+            .min(NO_TIMER - 1)
     }
 
     /// The instant of a heap key (at or before the deadline it came from).
@@ -54,9 +60,10 @@ impl Timers {
     /// before it is already there.
     pub(crate) fn schedule(&mut self, id: ConnId, sess: &mut Session) {
         if let Some(w) = sess.conn.poll_timeout() {
-            if sess.timer.is_none_or(|t| w < t) {
-                sess.timer = Some(w);
-                self.heap.push(Reverse((self.key(w), id.slot(), id.gen() as u32)));
+            let k = self.key(w);
+            if k < sess.timer {
+                sess.timer = k;
+                self.heap.push(Reverse((k, id.slot(), id.gen() as u32)));
             }
         }
     }
@@ -79,10 +86,10 @@ impl Timers {
         let Some((sess, _)) = sessions.get_mut(id) else {
             return Some(None);
         };
-        if sess.timer.map(|t| self.key(t)) != Some(k) {
+        if sess.timer != k {
             return Some(None);
         }
-        sess.timer = None;
+        sess.timer = NO_TIMER;
         Some(Some(id))
     }
 }
