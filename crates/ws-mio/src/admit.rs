@@ -257,7 +257,9 @@ impl LoopState {
         // `RequestOptions::build`, and checked again by the core).
         let url = WsUrl::parse(url)?;
         let request = opts.request.build(&url)?;
-        let config = opts.config.map_or_else(|| Arc::clone(&self.config), Arc::new);
+        let config = opts
+            .config
+            .map_or_else(|| Arc::clone(&self.config), Arc::new);
         let conn = Connection::client(config, &request, self.now)?;
         let tls = match (url.is_secure(), opts.tls) {
             (false, _) => None,

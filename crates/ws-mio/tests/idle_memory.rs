@@ -152,7 +152,10 @@ fn an_idle_open_connection_holds_about_1_kib_of_heap_on_the_loop() {
     eprintln!("heap per idle connection: {per} bytes ({CONNECTIONS} connections)");
     assert_eq!(held, CONNECTIONS, "every connection is held while measured");
     // The measure is real: a connection costs at least its session.
-    assert!(per >= 256, "{per} bytes per connection is too little to be real");
+    assert!(
+        per >= 256,
+        "{per} bytes per connection is too little to be real"
+    );
     assert!(
         per <= MAX_HEAP_PER_IDLE_CONNECTION,
         "{per} bytes of heap per idle connection (bound {MAX_HEAP_PER_IDLE_CONNECTION})"

@@ -304,6 +304,8 @@ enum Handshake {
     ClientReadBody {
         /// The status line and headers of the response.
         head: Box<ErrorHead>,
+        // Boxed to keep the handshake state (in every connection) small.
+        #[allow(clippy::box_collection)]
         body: Box<Vec<u8>>,
         want: usize,
     },
@@ -604,5 +606,3 @@ impl std::fmt::Debug for Connection {
             .finish_non_exhaustive()
     }
 }
-
-
