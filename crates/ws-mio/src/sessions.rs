@@ -349,10 +349,10 @@ mod tests {
     use super::*;
 
     /// Every connection is a boxed session: its size is most of what an
-    /// idle connection costs. Measured at 760 bytes, the most that fits a
-    /// 768-byte malloc chunk (glibc adds 8 and rounds up to 16); the core
-    /// is 664 of it (see ws-proto's tests/size.rs). The bound leaves room
-    /// for a field or two.
+    /// idle connection costs. Measured at 744 bytes, the most that fits a
+    /// 752-byte malloc chunk (glibc adds 8 and rounds up to 16); the core
+    /// is 656 of it (see ws-proto's tests/size.rs). The bound leaves room
+    /// for a few fields.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_session_is_small() {

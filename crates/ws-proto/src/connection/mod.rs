@@ -261,7 +261,10 @@ pub struct Connection {
 
     events: LazyQueue<Event>,
     stats: Stats,
-    protocol: Option<Box<str>>,
+    /// (Doubly boxed: one pointer in every connection, most of which have
+    /// no subprotocol.)
+    #[allow(clippy::box_collection)]
+    protocol: Option<Box<String>>,
     /// The negotiated extensions, in the agreed order (nothing allocated
     /// when none were).
     ext: Chain,
@@ -485,7 +488,7 @@ impl Connection {
 
     /// The agreed subprotocol.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.protocol.as_deref().map(String::as_str)
     }
 
     /// The agreed `Sec-WebSocket-Extensions` value.

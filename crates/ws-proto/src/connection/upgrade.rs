@@ -189,7 +189,7 @@ impl Connection {
 
     /// Takes what the handshake agreed and opens.
     pub(super) fn install(&mut self, upgraded: Upgraded) {
-        self.protocol = upgraded.protocol.map(String::into_boxed_str);
+        self.protocol = upgraded.protocol.map(Box::new);
         self.ext = upgraded.chain;
         self.open(upgraded.headers);
     }
@@ -202,7 +202,7 @@ impl Connection {
             self.timers.set(Timer::Ping, after(self.now, every));
         }
         self.events.push_back(Event::Open(Box::new(OpenInfo {
-            protocol: self.protocol.as_deref().map(str::to_string),
+            protocol: self.subprotocol().map(str::to_string),
             extensions: self.ext.header().map(str::to_string),
             headers,
         })));
