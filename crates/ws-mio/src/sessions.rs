@@ -349,9 +349,9 @@ mod tests {
     use super::*;
 
     /// Every connection is a boxed session: its size is most of what an
-    /// idle connection costs. Measured at 744 bytes, the most that fits a
-    /// 752-byte malloc chunk (glibc adds 8 and rounds up to 16); the core
-    /// is 656 of it (see ws-proto's tests/size.rs). The bound leaves room
+    /// idle connection costs. Measured at 728 bytes, the most that fits a
+    /// 736-byte malloc chunk (glibc adds 8 and rounds up to 16); the core
+    /// is 640 of it (see ws-proto's tests/size.rs). The bound leaves room
     /// for a few fields.
     #[test]
     #[cfg(target_pointer_width = "64")]

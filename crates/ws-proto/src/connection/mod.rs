@@ -240,13 +240,9 @@ pub struct Connection {
 
     // Closing.
     our_close: OurClose,
-    close_received: Option<Box<(CloseCode, String)>>,
-    /// Our close frame (an echo of the peer's close, or the one failing the
-    /// connection) waits until the application has polled the events that
-    /// arrived before it, so it can still answer them: the number of such
-    /// events left, and the close frame's code and reason.
-    echo_after_events: Option<Box<(usize, Option<CloseCode>, String)>>,
-    failure: Option<Box<ConnectionError>>,
+    /// The received close, the deferred close echo and the failure (boxed:
+    /// none of them exists while a connection is open and well).
+    closing: Option<Box<Closing>>,
     initiator: Option<Initiator>,
     /// The write side and the connection's end.
     ending: Ending,
@@ -316,6 +312,20 @@ enum Handshake {
     ServerAwaitDecision(Box<Decision>),
     Done,
     Failed,
+}
+
+/// What the closing handshake and a failure leave (`Connection::closing`).
+#[derive(Default)]
+struct Closing {
+    /// The peer's close frame: its code and reason.
+    received: Option<(CloseCode, String)>,
+    /// Our close frame (an echo of the peer's close, or the one failing the
+    /// connection) waits until the application has polled the events that
+    /// arrived before it, so it can still answer them: the number of such
+    /// events left, and the close frame's code and reason.
+    echo: Option<(usize, Option<CloseCode>, String)>,
+    /// Why the connection failed, if it did.
+    failure: Option<ConnectionError>,
 }
 
 /// A client's non-101 response, while its body is read.
@@ -434,9 +444,7 @@ impl Connection {
             tx_fragment: false,
             buffered: 0,
             our_close: OurClose::NotQueued,
-            close_received: None,
-            echo_after_events: None,
-            failure: None,
+            closing: None,
             initiator: None,
             ending: Ending::Running,
             eof_received: false,
@@ -463,8 +471,8 @@ impl Connection {
         } else if !matches!(self.hs, Handshake::Done) {
             State::Connecting
         } else if self.our_close.queued()
-            || self.close_received.is_some()
-            || self.failure.is_some()
+            || self.close_received().is_some()
+            || self.failure().is_some()
             || self.ending != Ending::Running
         {
             State::Closing
@@ -545,11 +553,11 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         // The application comes back for more only after it has handled the
         // previous event: that is when a deferred close echo may go out.
-        if matches!(self.echo_after_events.as_deref(), Some((0, _, _))) {
+        if matches!(self.echo_after_events(), Some((0, _, _))) {
             self.flush_close_echo();
         }
         let e = self.events.pop_front()?;
-        if let Some((left, _, _)) = self.echo_after_events.as_deref_mut() {
+        if let Some((left, _, _)) = self.closing.as_mut().and_then(|c| c.echo.as_mut()) {
             *left = left.saturating_sub(1);
         }
         if matches!(e, Event::Open(_)) && self.events.is_empty() {
@@ -590,6 +598,26 @@ impl Connection {
         self.pending_pongs.release();
         self.ctrl_q.release();
         self.pings_out.release();
+    }
+
+    fn closing_mut(&mut self) -> &mut Closing {
+        self.closing.get_or_insert_with(Box::default)
+    }
+
+    pub(super) fn failure(&self) -> Option<&ConnectionError> {
+        self.closing.as_ref()?.failure.as_ref()
+    }
+
+    pub(super) fn set_failure(&mut self, e: ConnectionError) {
+        self.closing_mut().failure = Some(e);
+    }
+
+    pub(super) fn close_received(&self) -> Option<&(CloseCode, String)> {
+        self.closing.as_ref()?.received.as_ref()
+    }
+
+    pub(super) fn echo_after_events(&self) -> Option<&(usize, Option<CloseCode>, String)> {
+        self.closing.as_ref()?.echo.as_ref()
     }
 
     fn invalid(&self, op: &'static str) -> Error {

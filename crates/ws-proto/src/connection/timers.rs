@@ -29,7 +29,7 @@ impl Connection {
                     Handshake::ClientReadBody { .. } => self.finish_error_response(),
                     _ => {
                         self.initiator.get_or_insert(Initiator::Local);
-                        self.failure = Some(Box::new(ConnectionError::HandshakeTimeout));
+                        self.set_failure(ConnectionError::HandshakeTimeout);
                         self.hs = Handshake::Failed;
                         self.stop_input();
                         self.abandon_output();
@@ -43,11 +43,11 @@ impl Connection {
                 self.timers.clear(Timer::Close);
                 if self.ending == Ending::ShutdownSent {
                     self.emit_closed();
-                } else if self.our_close == OurClose::Sent && self.close_received.is_some() {
+                } else if self.our_close == OurClose::Sent && self.close_received().is_some() {
                     self.schedule_shutdown(false);
                 } else {
-                    if self.failure.is_none() {
-                        self.failure = Some(Box::new(ConnectionError::CloseTimeout));
+                    if self.failure().is_none() {
+                        self.set_failure(ConnectionError::CloseTimeout);
                     }
                     self.stop_input();
                     self.abandon_output();
@@ -61,7 +61,7 @@ impl Connection {
         if let (Some(idle), Some(last)) = (self.cfg.idle_timeout, self.last_received) {
             if now >= after(last, idle) {
                 self.initiator.get_or_insert(Initiator::Local);
-                self.failure = Some(Box::new(ConnectionError::IdleTimeout));
+                self.set_failure(ConnectionError::IdleTimeout);
                 self.stop_input();
                 self.abandon_output();
                 self.schedule_shutdown(false);

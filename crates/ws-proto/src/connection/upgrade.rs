@@ -43,9 +43,7 @@ impl Connection {
         crate::upgrade::check_reject(status, headers)?;
         handshake::write_reject(status, headers, body, &mut self.raw_out);
         self.initiator = Some(Initiator::Local);
-        self.failure = Some(Box::new(ConnectionError::Handshake(
-            HandshakeError::Rejected(status),
-        )));
+        self.set_failure(ConnectionError::Handshake(HandshakeError::Rejected(status)));
         self.hs = Handshake::Failed;
         self.stop_input();
         self.schedule_shutdown(true);
@@ -104,7 +102,7 @@ impl Connection {
             &mut self.raw_out,
         );
         self.initiator.get_or_insert(Initiator::Remote);
-        self.failure = Some(Box::new(ConnectionError::Handshake(error)));
+        self.set_failure(ConnectionError::Handshake(error));
         self.hs = Handshake::Failed;
         self.stop_input();
         self.schedule_shutdown(true);
@@ -180,7 +178,7 @@ impl Connection {
             self.initiator.get_or_insert(Initiator::Local);
         }
         self.initiator.get_or_insert(Initiator::Remote);
-        self.failure = Some(Box::new(ConnectionError::Handshake(e)));
+        self.set_failure(ConnectionError::Handshake(e));
         self.hs = Handshake::Failed;
         self.stop_input();
         self.abandon_output();
