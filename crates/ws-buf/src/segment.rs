@@ -27,8 +27,10 @@ pub struct BufferSegment {
     storage: Box<[u8]>,
     /// Number of filled bytes at the start of `storage`.
     len: usize,
-    /// Size class index in the pool, `None` for an oversize (unpooled) segment.
-    class: Option<usize>,
+    /// Size class index in the pool, `None` for an oversize (unpooled) segment
+    /// (a `u32`: a pool has a handful of classes, and a segment waiting in a
+    /// connection's session is 8 bytes smaller for it).
+    class: Option<u32>,
     /// The pool to return the storage to.
     pool: Weak<Inner>,
 }
@@ -70,7 +72,9 @@ impl BufferSegment {
         Self {
             storage,
             len: 0,
-            class,
+            // A class index past u32::MAX cannot exist; were it to, the
+            // storage would be freed instead of pooled.
+            class: class.and_then(|c| u32::try_from(c).ok()),
             pool,
         }
     }
@@ -200,7 +204,8 @@ impl Drop for BufferSegment {
     fn drop(&mut self) {
         let storage = std::mem::take(&mut self.storage);
         if let Some(pool) = self.pool.upgrade() {
-            pool.give_back(self.class, storage);
+            let class = self.class.and_then(|c| usize::try_from(c).ok());
+            pool.give_back(class, storage);
         }
         // Otherwise the pool is gone and `storage` is simply freed here.
     }

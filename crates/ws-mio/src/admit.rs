@@ -11,7 +11,7 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 use ws_net::url::WsUrl;
-use ws_proto::Connection;
+use ws_proto::{Config, Connection};
 
 use crate::error::Error;
 use crate::id::{listener_token, ConnId};
@@ -41,8 +41,7 @@ impl LoopState {
         self.stats.connections = self.sessions.held();
         // Room for the notices too (see `Sessions::insert`).
         let want = 2 * self.sessions.live();
-        self.notices
-            .reserve(want.saturating_sub(self.notices.len()));
+        self.notices.reserve_total(want);
         self.after_drive(id);
         Ok(id)
     }
@@ -152,12 +151,13 @@ impl LoopState {
         let Some(transport) = self.server_transport(stream, tls, refusing) else {
             return;
         };
-        let mut config = self.options.config.clone();
-        if refusing {
-            config.handshake_timeout = config.handshake_timeout.min(REFUSAL_TIMEOUT);
-        }
-        let conn = Connection::server(config, self.now);
-        let mut sess = Session::new(conn, transport, None);
+        let config = if refusing {
+            &self.refusal_config
+        } else {
+            &self.config
+        };
+        let conn = Connection::server(Arc::clone(config), self.now);
+        let mut sess = Session::new(conn, transport, false);
         sess.f.refusing = refusing;
         if let Err(e) = self.admit(sess) {
             log::debug!("ws-mio: connection refused: {e}");
@@ -257,8 +257,9 @@ impl LoopState {
         // `RequestOptions::build`, and checked again by the core).
         let url = WsUrl::parse(url)?;
         let request = opts.request.build(&url)?;
-        let config = opts.config.unwrap_or_else(|| self.options.config.clone());
-        let deadline = self.now + config.handshake_timeout;
+        let config = opts
+            .config
+            .map_or_else(|| Arc::clone(&self.config), Arc::new);
         let conn = Connection::client(config, &request, self.now)?;
         let tls = match (url.is_secure(), opts.tls) {
             (false, _) => None,
@@ -279,7 +280,7 @@ impl LoopState {
             Some(c) => Transport::tls(stream, rustls::Connection::Client(c)),
             None => Transport::Plain(stream),
         };
-        self.admit(Session::new(conn, transport, Some(deadline)))
+        self.admit(Session::new(conn, transport, true))
     }
 
     /// The default client TLS configuration, built once per loop.
@@ -311,4 +312,12 @@ fn resolve(url: &WsUrl, given: Option<SocketAddr>) -> Result<SocketAddr, Error> 
                 format!("host {:?} resolves to no address", url.host()),
             ))
         })
+}
+
+/// The configuration of a connection taken in only to be refused with 503:
+/// the loop's, with a handshake timeout of at most [`REFUSAL_TIMEOUT`].
+pub(crate) fn refusal_config(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.handshake_timeout = c.handshake_timeout.min(REFUSAL_TIMEOUT);
+    c
 }

@@ -115,7 +115,7 @@ impl LoopState {
             if !sess.f.backpressured {
                 sess.f.backpressured = true;
                 self.notices
-                    .push_back((id, Notice::Backpressure(*buffered_amount)));
+                    .push_back(id, Notice::Backpressure(*buffered_amount));
             }
         }
         r.map_err(Error::Command)

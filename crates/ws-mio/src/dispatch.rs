@@ -60,8 +60,15 @@ pub(crate) fn settle<H: Handler>(app: &mut App<H>, state: &mut LoopState) {
             }
             continue;
         }
-        let Some((id, notice)) = state.notices.pop_front() else {
+        let Some((slot, gen, notice)) = state.notices.pop_front() else {
             break;
+        };
+        let Some(id) = state
+            .sessions
+            .id_at(slot)
+            .filter(|id| id.gen() as u32 == gen)
+        else {
+            continue;
         };
         if state.sessions.get(id).is_none_or(|s| s.f.panicked) {
             continue;

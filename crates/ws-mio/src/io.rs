@@ -144,7 +144,6 @@ impl LoopState {
             },
         };
         sess.f.connecting = false;
-        sess.connect_deadline = None;
         match failure {
             None => self.stats.connected += 1,
             Some(e) => {
@@ -198,7 +197,7 @@ impl LoopState {
         };
         if sess.f.backpressured && sess.conn.buffered_amount() == 0 {
             sess.f.backpressured = false;
-            self.notices.push_back((id, Notice::Drain));
+            self.notices.push_back(id, Notice::Drain);
         }
         self.timers.schedule(id, sess);
         self.update_interest(id);

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use mio::Poll;
 use ws_net::LogLimiter;
-use ws_proto::{CloseCode, State};
+use ws_proto::{CloseCode, Config, State};
 
+use crate::admit::refusal_config;
 use crate::id::ConnId;
 use crate::net::Listener;
 use crate::options::Options;
@@ -52,6 +53,43 @@ pub struct LoopStats {
 pub(crate) enum Notice {
     Backpressure(usize),
     Drain,
+}
+
+/// The notices waiting for the handler, 16 bytes each (the loop keeps room
+/// for two per connection): the session's slot, the low 32 bits of its
+/// serial (checked against the slot's occupant when taken out), and the
+/// notice (`u64::MAX` for a drain, else the buffered amount of a
+/// backpressure).
+#[derive(Default)]
+pub(crate) struct Notices(VecDeque<(u32, u32, u64)>);
+
+impl Notices {
+    pub(crate) fn push_back(&mut self, id: ConnId, n: Notice) {
+        let v = match n {
+            Notice::Backpressure(b) => u64::try_from(b).unwrap_or(u64::MAX - 1).min(u64::MAX - 1),
+            Notice::Drain => u64::MAX,
+        };
+        self.0.push_back((id.slot(), id.gen() as u32, v));
+    }
+
+    /// The next notice: the slot, the low bits of the serial, the notice.
+    pub(crate) fn pop_front(&mut self) -> Option<(u32, u32, Notice)> {
+        let (slot, gen, v) = self.0.pop_front()?;
+        let n = match v {
+            u64::MAX => Notice::Drain,
+            b => Notice::Backpressure(usize::try_from(b).unwrap_or(usize::MAX)),
+        };
+        Some((slot, gen, n))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Room for `n` notices in all.
+    pub(crate) fn reserve_total(&mut self, n: usize) {
+        self.0.reserve(n.saturating_sub(self.0.len()));
+    }
 }
 
 /// Where the loop is in its life.
@@ -102,11 +140,17 @@ pub(crate) struct LoopState {
     pub(crate) sessions: Sessions,
     pub(crate) listeners: Vec<Option<Listener>>,
     pub(crate) timers: Timers,
-    pub(crate) notices: VecDeque<(ConnId, Notice)>,
+    pub(crate) notices: Notices,
     /// The one write buffer of the loop: `poll_transmit` fills it, the
     /// socket drains it.
     pub(crate) scratch: Box<[u8]>,
     pub(crate) options: Options,
+    /// `options.config`, shared by every connection of the loop (a
+    /// `Config` is a few hundred bytes: not one copy per connection).
+    pub(crate) config: Arc<Config>,
+    /// The same with the short handshake timeout of a connection taken in
+    /// only to be refused with 503.
+    pub(crate) refusal_config: Arc<Config>,
     /// The command budget ran out with commands still queued.
     pub(crate) commands_carry: bool,
     pub(crate) run: RunState,
@@ -126,9 +170,11 @@ impl LoopState {
             poll,
             sessions: Sessions::new(index),
             listeners: Vec::new(),
-            timers: Timers::new(index),
-            notices: VecDeque::new(),
+            timers: Timers::new(Instant::now()),
+            notices: Notices::default(),
             scratch: vec![0u8; options.scratch_size.max(1)].into_boxed_slice(),
+            config: Arc::new(options.config.clone()),
+            refusal_config: Arc::new(refusal_config(&options.config)),
             options,
             commands_carry: false,
             run: RunState::Running,

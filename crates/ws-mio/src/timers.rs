@@ -1,48 +1,69 @@
-//! The deadline heap: each session's next deadline (its TCP connect's, or
-//! the core's `poll_timeout`), earliest first. A session keeps the deadline
+//! The deadline heap: each session's next deadline (the core's
+//! `poll_timeout`; while the TCP connect is in flight that is the handshake
+//! deadline, which the connect must meet too), earliest first. A session keeps the deadline
 //! it has in the heap; an entry that no longer matches it is stale and
 //! skipped, so moving a deadline never searches the heap.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::id::{ConnId, Gen};
+use crate::id::ConnId;
 use crate::sessions::{Session, Sessions};
+
+/// One heap entry, 16 bytes: the deadline in nanoseconds since the heap's
+/// base, the session's slot and the low 32 bits of its serial (the slot's
+/// occupant is checked against them, and its deadline against the entry's,
+/// so a stale entry is skipped).
+type Entry = (u64, u32, u32);
+
+/// A session's [`timer`](Session::timer) when it has no entry in the heap
+/// (never a key: keys stop one short of it).
+pub(crate) const NO_TIMER: u64 = u64::MAX;
 
 /// The deadlines of one loop's sessions.
 pub(crate) struct Timers {
-    /// The loop's index, to name sessions by id.
-    index: u16,
-    heap: BinaryHeap<Reverse<(Instant, u32, Gen)>>,
+    /// The time deadlines are counted from.
+    base: Instant,
+    heap: BinaryHeap<Reverse<Entry>>,
 }
 
 impl Timers {
-    pub(crate) fn new(index: u16) -> Timers {
+    pub(crate) fn new(base: Instant) -> Timers {
         Timers {
-            index,
+            base,
             heap: BinaryHeap::new(),
         }
+    }
+
+    /// A deadline as a heap key: nanoseconds since the base (saturating at
+    /// both ends; the core's "never" is a century ahead, well within).
+    fn key(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(u64::MAX)
+            .min(NO_TIMER - 1)
+    }
+
+    /// The instant of a heap key (at or before the deadline it came from).
+    fn instant(&self, key: u64) -> Instant {
+        let d = Duration::from_nanos(key);
+        self.base.checked_add(d).unwrap_or(self.base)
     }
 
     /// The earliest deadline in the heap (possibly stale: waking early is
     /// harmless).
     pub(crate) fn earliest(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((t, _, _))| *t)
+        self.heap.peek().map(|Reverse((k, _, _))| self.instant(*k))
     }
 
     /// Puts the session's next deadline in the heap, unless an entry at or
     /// before it is already there.
     pub(crate) fn schedule(&mut self, id: ConnId, sess: &mut Session) {
-        let want = if sess.f.connecting {
-            sess.connect_deadline
-        } else {
-            sess.conn.poll_timeout()
-        };
-        if let Some(w) = want {
-            if sess.timer.is_none_or(|t| w < t) {
-                sess.timer = Some(w);
-                self.heap.push(Reverse((w, id.slot(), id.gen())));
+        if let Some(w) = sess.conn.poll_timeout() {
+            let k = self.key(w);
+            if k < sess.timer {
+                sess.timer = k;
+                self.heap.push(Reverse((k, id.slot(), id.gen() as u32)));
             }
         }
     }
@@ -54,19 +75,21 @@ impl Timers {
         now: Instant,
         sessions: &mut Sessions,
     ) -> Option<Option<ConnId>> {
-        let &Reverse((t, slot, gen)) = self.heap.peek()?;
-        if t > now {
+        let &Reverse((k, slot, gen)) = self.heap.peek()?;
+        if self.instant(k) > now {
             return None;
         }
         self.heap.pop();
-        let id = ConnId::new(self.index, slot, gen);
+        let Some(id) = sessions.id_at(slot).filter(|id| id.gen() as u32 == gen) else {
+            return Some(None);
+        };
         let Some((sess, _)) = sessions.get_mut(id) else {
             return Some(None);
         };
-        if sess.timer != Some(t) {
+        if sess.timer != k {
             return Some(None);
         }
-        sess.timer = None;
+        sess.timer = NO_TIMER;
         Some(Some(id))
     }
 }
@@ -75,10 +98,9 @@ impl Timers {
 /// the core handle its timers.
 pub(crate) fn expire(sess: &mut Session, now: Instant) {
     if sess.f.connecting {
-        if sess.connect_deadline.is_some_and(|d| now >= d) {
+        if sess.conn.poll_timeout().is_some_and(|d| now >= d) {
             sess.f.connecting = false;
             sess.f.eof = true;
-            sess.connect_deadline = None;
             sess.conn.handle_transport_error(now, "connect timed out");
         }
         return;

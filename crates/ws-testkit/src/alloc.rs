@@ -150,6 +150,15 @@ pub fn heap_peak() -> usize {
         .unwrap_or(0)
 }
 
+/// The heap balance of this thread now: bytes allocated minus bytes freed
+/// since [`heap_reset`] (or since it started). Negative when the thread
+/// freed more than it allocated since then. Take the difference of two
+/// reads to measure what the thread holds for something (e.g. idle
+/// connections) without counting transient allocations.
+pub fn heap_balance() -> isize {
+    BALANCE.try_with(Cell::get).unwrap_or(0)
+}
+
 /// Whether [`CountingAlloc`] is this binary's global allocator (an
 /// allocation made now is counted).
 pub fn installed() -> bool {

@@ -46,15 +46,15 @@ impl Connection {
         self.flush_close_echo();
         if self.ending == Ending::ShutdownSent {
             self.emit_closed();
-        } else if self.close_received.is_some() {
+        } else if self.close_received().is_some() {
             // Either the closing handshake is done (a client waiting for the
             // server to close TCP) or the peer half-closed after its close
             // frame: send what is left (our echo), then shut down.
             self.schedule_shutdown(false);
         } else {
             self.initiator.get_or_insert(Initiator::Remote);
-            if self.failure.is_none() {
-                self.failure = Some(ConnectionError::ConnectionLost);
+            if self.failure().is_none() {
+                self.set_failure(ConnectionError::ConnectionLost);
             }
             self.stop_input();
             self.schedule_shutdown(false);
@@ -70,8 +70,8 @@ impl Connection {
         if self.ending == Ending::Closed {
             return;
         }
-        if self.failure.is_none() {
-            self.failure = Some(ConnectionError::Io(error.into()));
+        if self.failure().is_none() {
+            self.set_failure(ConnectionError::Io(error.into()));
         }
         self.initiator.get_or_insert(Initiator::Remote);
         self.stop_input();
@@ -80,7 +80,7 @@ impl Connection {
     }
 
     pub(super) fn flush_close_echo(&mut self) {
-        if let Some((_, code, reason)) = self.echo_after_events.take() {
+        if let Some((_, code, reason)) = self.closing.as_mut().and_then(|c| c.echo.take()) {
             if !self.our_close.queued() {
                 self.queue_close_raw(code, &reason);
             }
@@ -119,10 +119,10 @@ impl Connection {
             if self.events.is_empty() {
                 self.queue_close_raw(echo, &reason);
             } else {
-                self.echo_after_events = Some((self.events.len(), echo, reason.clone()));
+                self.closing_mut().echo = Some((self.events.len(), echo, reason.clone()));
             }
         }
-        self.close_received = Some((code, reason));
+        self.closing_mut().received = Some((code, reason));
         self.check_close_complete();
     }
 
@@ -130,19 +130,19 @@ impl Connection {
     /// shut down once the close frame is out.
     pub(super) fn fail(&mut self, e: ProtocolError) {
         self.stop_input();
-        if self.failure.is_none() {
+        if self.failure().is_none() {
             self.initiator.get_or_insert(Initiator::Local);
             let code = e.close_code();
             let mut reason = e.to_string();
             truncate_utf8(&mut reason, 123);
-            self.failure = Some(ConnectionError::Protocol(e));
+            self.set_failure(ConnectionError::Protocol(e));
             // Data already queued (or sent by the application in answer to
             // the events before the violation) goes out before the close.
-            if !self.our_close.queued() && self.echo_after_events.is_none() {
+            if !self.our_close.queued() && self.echo_after_events().is_none() {
                 if self.events.is_empty() {
                     self.queue_close(code, &reason);
                 } else {
-                    self.echo_after_events = Some((self.events.len(), Some(code), reason));
+                    self.closing_mut().echo = Some((self.events.len(), Some(code), reason));
                 }
             }
         }
@@ -163,13 +163,13 @@ impl Connection {
         }
         let mut f = self.make_frame(OpCode::CLOSE, Rsv::NONE, true, Bytes::from(p), false);
         f.is_close = true;
-        self.close_frame = Some(f);
+        self.close_frame = Some(Box::new(f));
         self.our_close = OurClose::Queued;
         self.pending_pongs.clear();
     }
 
     pub(super) fn check_close_complete(&mut self) {
-        if !(self.our_close == OurClose::Sent && self.close_received.is_some()) {
+        if !(self.our_close == OurClose::Sent && self.close_received().is_some()) {
             return;
         }
         match self.side {
@@ -220,8 +220,8 @@ impl Connection {
         self.timers.clear(Timer::Ping);
         self.stop_input();
         self.abandon_output();
-        let clean = self.our_close == OurClose::Sent && self.close_received.is_some();
-        let (code, reason) = match (&self.failure, &self.close_received) {
+        let clean = self.our_close == OurClose::Sent && self.close_received().is_some();
+        let (code, reason) = match (self.failure(), self.close_received()) {
             (Some(ConnectionError::Protocol(e)), _) => {
                 let mut r = e.to_string();
                 truncate_utf8(&mut r, 123);
@@ -235,7 +235,7 @@ impl Connection {
             reason,
             initiator: self.initiator.unwrap_or(Initiator::Remote),
             clean,
-            error: self.failure.clone(),
+            error: self.failure().cloned(),
         }));
     }
 }

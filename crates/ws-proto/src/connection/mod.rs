@@ -13,6 +13,7 @@
 
 mod buffers;
 mod closing;
+mod queue;
 mod recv;
 mod room;
 mod send;
@@ -21,6 +22,7 @@ mod upgrade;
 
 use buffers::{reserve_reused, AltBuffers};
 use closing::{Ending, OurClose};
+use queue::LazyQueue;
 use room::Room;
 use timers::{after, Timer, Timers};
 
@@ -218,8 +220,10 @@ impl Accept {
 /// `poll_event` until `None`, read `poll_timeout`, then wait for IO.
 pub struct Connection {
     side: Side,
-    cfg: Config,
-    rng: StdRng,
+    /// Shared by every connection made from one configuration.
+    cfg: Arc<Config>,
+    /// Masking keys: a client's only (a server never masks).
+    rng: MaskRng,
     now: Instant,
     hs: Handshake,
 
@@ -253,22 +257,19 @@ pub struct Connection {
     raw_out: Vec<u8>,
     raw_pos: usize,
     current: Option<OutFrame>,
-    ctrl_q: VecDeque<OutFrame>,
+    ctrl_q: LazyQueue<OutFrame>,
     data_q: VecDeque<OutFrame>,
-    pending_pongs: VecDeque<Bytes>,
-    close_frame: Option<OutFrame>,
+    pending_pongs: LazyQueue<Bytes>,
+    /// Our close frame, until it goes out (boxed: once per connection).
+    close_frame: Option<Box<OutFrame>>,
     tx_fragment: bool,
     buffered: usize,
 
     // Closing.
     our_close: OurClose,
-    close_received: Option<(CloseCode, String)>,
-    /// Our close frame (an echo of the peer's close, or the one failing the
-    /// connection) waits until the application has polled the events that
-    /// arrived before it, so it can still answer them: the number of such
-    /// events left, and the close frame's code and reason.
-    echo_after_events: Option<(usize, Option<CloseCode>, String)>,
-    failure: Option<ConnectionError>,
+    /// The received close, the deferred close echo and the failure (boxed:
+    /// none of them exists while a connection is open and well).
+    closing: Option<Box<Closing>>,
     initiator: Option<Initiator>,
     /// The write side and the connection's end.
     ending: Ending,
@@ -277,15 +278,49 @@ pub struct Connection {
     // Timers and keepalive.
     timers: Timers,
     last_received: Option<Instant>,
-    pings_out: VecDeque<(Bytes, Instant)>,
+    pings_out: LazyQueue<(Bytes, Instant)>,
     ping_counter: u64,
     latency: Option<Duration>,
 
-    events: VecDeque<Event>,
+    events: LazyQueue<Event>,
     stats: Stats,
-    protocol: Option<String>,
-    /// The negotiated extensions, in the agreed order.
+    /// (Doubly boxed: one pointer in every connection, most of which have
+    /// no subprotocol.)
+    #[allow(clippy::box_collection)]
+    protocol: Option<Box<String>>,
+    /// The negotiated extensions, in the agreed order (nothing allocated
+    /// when none were).
     ext: Chain,
+}
+
+/// The RNG of a client's masking keys, allocated only for a client: a
+/// ChaCha generator is 320 bytes, and a server never masks.
+struct MaskRng(Option<Box<StdRng>>);
+
+impl MaskRng {
+    fn new(side: Side, seed: Option<[u8; 32]>) -> MaskRng {
+        MaskRng((side == Side::Client).then(|| Box::new(seeded(seed))))
+    }
+
+    fn get(&mut self) -> &mut StdRng {
+        self.0.get_or_insert_with(|| Box::new(seeded(None)))
+    }
+
+    /// A random `u32` (a masking key).
+    fn next_u32(&mut self) -> u32 {
+        self.get().next_u32()
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.get().fill_bytes(dest);
+    }
+}
+
+fn seeded(seed: Option<[u8; 32]>) -> StdRng {
+    match seed {
+        Some(seed) => StdRng::from_seed(seed),
+        None => StdRng::from_os_rng(),
+    }
 }
 
 enum Handshake {
@@ -293,21 +328,46 @@ enum Handshake {
         upgrade: Box<ClientUpgrade>,
     },
     ClientReadBody {
-        status: u16,
-        reason: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
+        /// The status line and headers of the response.
+        head: Box<ErrorHead>,
+        // Boxed to keep the handshake state (in every connection) small.
+        #[allow(clippy::box_collection)]
+        body: Box<Vec<u8>>,
         want: usize,
     },
     ServerAwaitRequest,
-    ServerAwaitDecision {
-        key: String,
-        protocols: Vec<String>,
-        /// The `Sec-WebSocket-Extensions` values offered.
-        offers: Vec<String>,
-    },
+    ServerAwaitDecision(Box<Decision>),
     Done,
     Failed,
+}
+
+/// What the closing handshake and a failure leave (`Connection::closing`).
+#[derive(Default)]
+struct Closing {
+    /// The peer's close frame: its code and reason.
+    received: Option<(CloseCode, String)>,
+    /// Our close frame (an echo of the peer's close, or the one failing the
+    /// connection) waits until the application has polled the events that
+    /// arrived before it, so it can still answer them: the number of such
+    /// events left, and the close frame's code and reason.
+    echo: Option<(usize, Option<CloseCode>, String)>,
+    /// Why the connection failed, if it did.
+    failure: Option<ConnectionError>,
+}
+
+/// A client's non-101 response, while its body is read.
+struct ErrorHead {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+}
+
+/// A server's upgrade request, while the application decides.
+struct Decision {
+    key: String,
+    protocols: Vec<String>,
+    /// The `Sec-WebSocket-Extensions` values offered.
+    offers: Vec<String>,
 }
 
 struct InMessage {
@@ -345,8 +405,15 @@ impl Connection {
     /// offers: nothing a caller passes can add a header line or break the request line. An
     /// invalid request is an [`Error::InvalidRequest`] naming the field, and no connection (no
     /// byte) is made.
-    pub fn client(cfg: Config, request: &ClientRequest, now: Instant) -> Result<Connection, Error> {
-        let mut conn = Connection::new(Side::Client, cfg, now);
+    ///
+    /// The configuration may be shared: pass an `Arc<Config>` to make many
+    /// connections from one without copying it into each.
+    pub fn client(
+        cfg: impl Into<Arc<Config>>,
+        request: &ClientRequest,
+        now: Instant,
+    ) -> Result<Connection, Error> {
+        let mut conn = Connection::new(Side::Client, cfg.into(), now);
         let mut nonce = [0u8; 16];
         conn.rng.fill_bytes(&mut nonce);
         let upgrade = ClientUpgrade::with_nonce(&conn.cfg, request, Http::V1, &nonce)?;
@@ -360,22 +427,22 @@ impl Connection {
     /// A connection that starts open, for a stream another HTTP stack upgraded (see
     /// [`crate::upgrade`]): its side, subprotocol and extensions come from `upgraded`.
     /// [`Event::Open`] is the first event; frames flow at once.
-    pub fn upgraded(cfg: Config, upgraded: Upgraded, now: Instant) -> Connection {
-        let mut conn = Connection::new(upgraded.side, cfg, now);
+    pub fn upgraded(cfg: impl Into<Arc<Config>>, upgraded: Upgraded, now: Instant) -> Connection {
+        let mut conn = Connection::new(upgraded.side, cfg.into(), now);
         conn.install(upgraded);
         conn
     }
 
     /// A server connection waiting for an upgrade request.
-    pub fn server(cfg: Config, now: Instant) -> Connection {
-        Connection::new(Side::Server, cfg, now)
+    ///
+    /// The configuration may be shared: pass an `Arc<Config>` to make many
+    /// connections from one without copying it into each.
+    pub fn server(cfg: impl Into<Arc<Config>>, now: Instant) -> Connection {
+        Connection::new(Side::Server, cfg.into(), now)
     }
 
-    fn new(side: Side, cfg: Config, now: Instant) -> Connection {
-        let rng = match cfg.rng_seed {
-            Some(seed) => StdRng::from_seed(seed),
-            None => StdRng::from_os_rng(),
-        };
+    fn new(side: Side, cfg: Arc<Config>, now: Instant) -> Connection {
+        let rng = MaskRng::new(side, cfg.rng_seed);
         Connection {
             side,
             timers: Timers::starting(after(now, cfg.handshake_timeout)),
@@ -399,24 +466,22 @@ impl Connection {
             raw_out: Vec::new(),
             raw_pos: 0,
             current: None,
-            ctrl_q: VecDeque::new(),
+            ctrl_q: LazyQueue::new(),
             data_q: VecDeque::new(),
-            pending_pongs: VecDeque::new(),
+            pending_pongs: LazyQueue::new(),
             close_frame: None,
             tx_fragment: false,
             buffered: 0,
             our_close: OurClose::NotQueued,
-            close_received: None,
-            echo_after_events: None,
-            failure: None,
+            closing: None,
             initiator: None,
             ending: Ending::Running,
             eof_received: false,
             last_received: None,
-            pings_out: VecDeque::new(),
+            pings_out: LazyQueue::new(),
             ping_counter: 0,
             latency: None,
-            events: VecDeque::new(),
+            events: LazyQueue::new(),
             stats: Stats::default(),
             protocol: None,
             ext: Chain::default(),
@@ -435,8 +500,8 @@ impl Connection {
         } else if !matches!(self.hs, Handshake::Done) {
             State::Connecting
         } else if self.our_close.queued()
-            || self.close_received.is_some()
-            || self.failure.is_some()
+            || self.close_received().is_some()
+            || self.failure().is_some()
             || self.ending != Ending::Running
         {
             State::Closing
@@ -460,7 +525,7 @@ impl Connection {
 
     /// The agreed subprotocol.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.protocol.as_deref().map(String::as_str)
     }
 
     /// The agreed `Sec-WebSocket-Extensions` value.
@@ -517,14 +582,71 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         // The application comes back for more only after it has handled the
         // previous event: that is when a deferred close echo may go out.
-        if matches!(self.echo_after_events, Some((0, _, _))) {
+        if matches!(self.echo_after_events(), Some((0, _, _))) {
             self.flush_close_echo();
         }
         let e = self.events.pop_front()?;
-        if let Some((left, _, _)) = self.echo_after_events.as_mut() {
+        if let Some((left, _, _)) = self.closing.as_mut().and_then(|c| c.echo.as_mut()) {
             *left = left.saturating_sub(1);
         }
+        if matches!(e, Event::Open(_)) && self.events.is_empty() {
+            // The handshake's events are out: give their allocation back at
+            // once (not with the buffers a while later), so that the next
+            // connection's handshake reuses it instead of it being freed
+            // between long-lived connections, where it would stay resident.
+            self.events.release();
+        }
         Some(e)
+    }
+
+    /// Whether a queue that fills only in answer to input (events, pongs)
+    /// or to our keepalive pings holds an allocation but no item. Such
+    /// spare capacity is freed with the buffers, [`Config::release_buffers_after`]
+    /// after the last input: the queue of a connection that went quiet after
+    /// its handshake (the `UpgradeRequest` and `Open` events) holds nothing.
+    ///
+    /// (The data queue is not among them: an application may send without
+    /// any input, and must not allocate per message for it.)
+    fn queues_have_spare(&self) -> bool {
+        self.events.has_spare()
+            || self.pending_pongs.has_spare()
+            || self.ctrl_q.has_spare()
+            || self.pings_out.has_spare()
+    }
+
+    /// When the spare capacity of the queues is due to be freed, if there is
+    /// any (never with a zero release delay: nothing is scheduled then).
+    pub(super) fn queue_release_at(&self) -> Option<Instant> {
+        let delay = self.cfg.release_buffers_after;
+        (!delay.is_zero() && self.queues_have_spare()).then(|| after(self.last_activity, delay))
+    }
+
+    /// Frees the allocations of the empty queues (see [`Self::queues_have_spare`]).
+    pub(super) fn release_queues(&mut self) {
+        self.events.release();
+        self.pending_pongs.release();
+        self.ctrl_q.release();
+        self.pings_out.release();
+    }
+
+    fn closing_mut(&mut self) -> &mut Closing {
+        self.closing.get_or_insert_with(Box::default)
+    }
+
+    pub(super) fn failure(&self) -> Option<&ConnectionError> {
+        self.closing.as_ref()?.failure.as_ref()
+    }
+
+    pub(super) fn set_failure(&mut self, e: ConnectionError) {
+        self.closing_mut().failure = Some(e);
+    }
+
+    pub(super) fn close_received(&self) -> Option<&(CloseCode, String)> {
+        self.closing.as_ref()?.received.as_ref()
+    }
+
+    pub(super) fn echo_after_events(&self) -> Option<&(usize, Option<CloseCode>, String)> {
+        self.closing.as_ref()?.echo.as_ref()
     }
 
     fn invalid(&self, op: &'static str) -> Error {

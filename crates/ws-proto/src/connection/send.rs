@@ -382,7 +382,7 @@ impl Connection {
         self.ctrl_q
             .pop_front()
             .or_else(|| self.data_q.pop_front())
-            .or_else(|| self.close_frame.take())
+            .or_else(|| self.close_frame.take().map(|f| *f))
     }
 
     pub(super) fn on_frame_sent(&mut self, f: &OutFrame) {
@@ -390,7 +390,7 @@ impl Connection {
         if f.is_close {
             self.our_close = OurClose::Sent;
             self.ctrl_q.clear();
-            if self.failure.is_some() {
+            if self.failure().is_some() {
                 self.schedule_shutdown(true);
             } else {
                 self.check_close_complete();
@@ -420,7 +420,7 @@ impl Connection {
     pub(super) fn check_can_send(&self, op: &'static str) -> Result<(), Error> {
         // Open, or the peer's close waits for the application to read the
         // messages before it (it may still answer them).
-        let answering = self.echo_after_events.is_some();
+        let answering = self.echo_after_events().is_some();
         if self.state() == State::Open || answering {
             Ok(())
         } else {

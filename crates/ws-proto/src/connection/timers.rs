@@ -9,10 +9,19 @@ impl Connection {
         if self.buffer_release_at().is_some_and(|t| now >= t) {
             self.release_buffers();
         }
+        if self.queue_release_at().is_some_and(|t| now >= t) {
+            self.release_queues();
+        }
         if self.ending == Ending::Closed {
             return;
         }
-        if let Some(d) = self.timers.get(Timer::Handshake) {
+        // (The handshake and ping deadlines share a slot: it is the ping's
+        // once open.)
+        let handshake = self
+            .timers
+            .get(Timer::Handshake)
+            .filter(|_| !matches!(self.hs, Handshake::Done));
+        if let Some(d) = handshake {
             if now >= d {
                 self.timers.clear(Timer::Handshake);
                 match self.hs {
@@ -20,7 +29,7 @@ impl Connection {
                     Handshake::ClientReadBody { .. } => self.finish_error_response(),
                     _ => {
                         self.initiator.get_or_insert(Initiator::Local);
-                        self.failure = Some(ConnectionError::HandshakeTimeout);
+                        self.set_failure(ConnectionError::HandshakeTimeout);
                         self.hs = Handshake::Failed;
                         self.stop_input();
                         self.abandon_output();
@@ -34,11 +43,11 @@ impl Connection {
                 self.timers.clear(Timer::Close);
                 if self.ending == Ending::ShutdownSent {
                     self.emit_closed();
-                } else if self.our_close == OurClose::Sent && self.close_received.is_some() {
+                } else if self.our_close == OurClose::Sent && self.close_received().is_some() {
                     self.schedule_shutdown(false);
                 } else {
-                    if self.failure.is_none() {
-                        self.failure = Some(ConnectionError::CloseTimeout);
+                    if self.failure().is_none() {
+                        self.set_failure(ConnectionError::CloseTimeout);
                     }
                     self.stop_input();
                     self.abandon_output();
@@ -52,7 +61,7 @@ impl Connection {
         if let (Some(idle), Some(last)) = (self.cfg.idle_timeout, self.last_received) {
             if now >= after(last, idle) {
                 self.initiator.get_or_insert(Initiator::Local);
-                self.failure = Some(ConnectionError::IdleTimeout);
+                self.set_failure(ConnectionError::IdleTimeout);
                 self.stop_input();
                 self.abandon_output();
                 self.schedule_shutdown(false);
@@ -95,6 +104,7 @@ impl Connection {
             ping,
             idle,
             self.buffer_release_at(),
+            self.queue_release_at(),
         ]
         .into_iter()
         .flatten()
@@ -110,22 +120,34 @@ pub(super) fn after(now: Instant, d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// The deadlines the connection sets, one slot each. (The idle deadline and
-/// the buffer release are derived from the last input and activity instead.)
+/// The deadlines the connection sets. (The idle deadline and the buffer
+/// release are derived from the last input and activity instead.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Timer {
-    /// The opening handshake must be done by then.
+    /// The opening handshake must be done by then (shares its slot with
+    /// `Ping`: it is cleared when the connection opens, before a ping is
+    /// due, and read only before).
     Handshake,
     /// The closing handshake (or the peer's FIN after it) must be done by then.
     Close,
-    /// The next keepalive ping is due.
+    /// The next keepalive ping is due (read only while open).
     Ping,
 }
 
-/// The table of deadlines, indexed by [`Timer`].
+impl Timer {
+    /// The slot of the deadline.
+    fn slot(self) -> usize {
+        match self {
+            Timer::Handshake | Timer::Ping => 0,
+            Timer::Close => 1,
+        }
+    }
+}
+
+/// The table of deadlines, indexed by [`Timer::slot`].
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Timers {
-    at: [Option<Instant>; 3],
+    at: [Option<Instant>; 2],
 }
 
 impl Timers {
@@ -137,17 +159,17 @@ impl Timers {
     }
 
     pub(super) fn get(&self, t: Timer) -> Option<Instant> {
-        self.at.get(t as usize).copied().flatten()
+        self.at.get(t.slot()).copied().flatten()
     }
 
     pub(super) fn set(&mut self, t: Timer, at: Instant) {
-        if let Some(slot) = self.at.get_mut(t as usize) {
+        if let Some(slot) = self.at.get_mut(t.slot()) {
             *slot = Some(at);
         }
     }
 
     pub(super) fn clear(&mut self, t: Timer) {
-        if let Some(slot) = self.at.get_mut(t as usize) {
+        if let Some(slot) = self.at.get_mut(t.slot()) {
             *slot = None;
         }
     }

@@ -8,14 +8,14 @@ impl Connection {
     /// other) are negotiated from the configuration, or from what `accept`
     /// chose for this request ([`Accept::extensions`], [`Accept::decline`]).
     pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
-        let Handshake::ServerAwaitDecision {
+        let Handshake::ServerAwaitDecision(d) = &self.hs else {
+            return Err(self.invalid("accept"));
+        };
+        let Decision {
             key,
             protocols,
             offers,
-        } = &self.hs
-        else {
-            return Err(self.invalid("accept"));
-        };
+        } = &**d;
         let (headers, chain) =
             crate::upgrade::accept_response(&self.cfg, Http::V1, key, protocols, offers, &accept)?;
         handshake::write_switching(&headers, &mut self.raw_out);
@@ -37,13 +37,13 @@ impl Connection {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<(), Error> {
-        if !matches!(self.hs, Handshake::ServerAwaitDecision { .. }) {
+        if !matches!(self.hs, Handshake::ServerAwaitDecision(_)) {
             return Err(self.invalid("reject"));
         }
         crate::upgrade::check_reject(status, headers)?;
         handshake::write_reject(status, headers, body, &mut self.raw_out);
         self.initiator = Some(Initiator::Local);
-        self.failure = Some(ConnectionError::Handshake(HandshakeError::Rejected(status)));
+        self.set_failure(ConnectionError::Handshake(HandshakeError::Rejected(status)));
         self.hs = Handshake::Failed;
         self.stop_input();
         self.schedule_shutdown(true);
@@ -55,7 +55,7 @@ impl Connection {
             Handshake::Done => self.process_frames(),
             Handshake::ServerAwaitRequest => self.process_request(),
             Handshake::ClientAwaitResponse { .. } => self.process_response(),
-            Handshake::ServerAwaitDecision { .. } => {
+            Handshake::ServerAwaitDecision(_) => {
                 // Bytes after the request wait for the application's answer,
                 // but never more than one maximal frame.
                 let most = self.cfg.limits.frame_payload_limit();
@@ -78,11 +78,11 @@ impl Connection {
             Ok(None) => {}
             Ok(Some((parsed, n))) => {
                 self.rbuf.advance(n);
-                self.hs = Handshake::ServerAwaitDecision {
+                self.hs = Handshake::ServerAwaitDecision(Box::new(Decision {
                     key: parsed.key,
                     protocols: parsed.request.protocols.clone(),
                     offers: parsed.request.extensions.clone(),
-                };
+                }));
                 self.events
                     .push_back(Event::UpgradeRequest(Box::new(parsed.request)));
                 self.process();
@@ -102,7 +102,7 @@ impl Connection {
             &mut self.raw_out,
         );
         self.initiator.get_or_insert(Initiator::Remote);
-        self.failure = Some(ConnectionError::Handshake(error));
+        self.set_failure(ConnectionError::Handshake(error));
         self.hs = Handshake::Failed;
         self.stop_input();
         self.schedule_shutdown(true);
@@ -128,10 +128,12 @@ impl Connection {
             body.extend_from_slice(self.rbuf.get(..now).unwrap_or_default());
             self.rbuf.clear();
             self.hs = Handshake::ClientReadBody {
-                status: resp.status,
-                reason: resp.reason,
-                headers: resp.headers,
-                body,
+                head: Box::new(ErrorHead {
+                    status: resp.status,
+                    reason: resp.reason,
+                    headers: resp.headers,
+                }),
+                body: Box::new(body),
                 want: take,
             };
             if now >= take {
@@ -153,20 +155,18 @@ impl Connection {
 
     pub(super) fn finish_error_response(&mut self) {
         let hs = std::mem::replace(&mut self.hs, Handshake::Failed);
-        if let Handshake::ClientReadBody {
-            status,
-            reason,
-            headers,
-            body,
-            ..
-        } = hs
-        {
+        if let Handshake::ClientReadBody { head, body, .. } = hs {
+            let ErrorHead {
+                status,
+                reason,
+                headers,
+            } = *head;
             self.fail_handshake(
                 HandshakeError::Status {
                     status,
                     reason,
                     headers,
-                    body,
+                    body: *body,
                 },
                 false,
             );
@@ -178,7 +178,7 @@ impl Connection {
             self.initiator.get_or_insert(Initiator::Local);
         }
         self.initiator.get_or_insert(Initiator::Remote);
-        self.failure = Some(ConnectionError::Handshake(e));
+        self.set_failure(ConnectionError::Handshake(e));
         self.hs = Handshake::Failed;
         self.stop_input();
         self.abandon_output();
@@ -187,7 +187,7 @@ impl Connection {
 
     /// Takes what the handshake agreed and opens.
     pub(super) fn install(&mut self, upgraded: Upgraded) {
-        self.protocol = upgraded.protocol;
+        self.protocol = upgraded.protocol.map(Box::new);
         self.ext = upgraded.chain;
         self.open(upgraded.headers);
     }
@@ -200,7 +200,7 @@ impl Connection {
             self.timers.set(Timer::Ping, after(self.now, every));
         }
         self.events.push_back(Event::Open(Box::new(OpenInfo {
-            protocol: self.protocol.clone(),
+            protocol: self.subprotocol().map(str::to_string),
             extensions: self.ext.header().map(str::to_string),
             headers,
         })));

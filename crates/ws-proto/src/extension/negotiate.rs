@@ -7,9 +7,15 @@ use bytes::BytesMut;
 use super::{parse_extensions, Extension, ExtensionFactory, Params, Rsv};
 
 /// The extensions a connection agreed on, in the agreed order (the order outgoing messages go
-/// through them), with the `Sec-WebSocket-Extensions` value that says so.
+/// through them), with the `Sec-WebSocket-Extensions` value that says so. Nothing is allocated
+/// when no extension was agreed (the usual case: a connection without extensions pays one
+/// pointer for it).
 #[derive(Debug, Default)]
-pub(crate) struct Chain {
+pub(crate) struct Chain(Option<Box<Agreed>>);
+
+/// What a non-empty [`Chain`] holds.
+#[derive(Debug, Default)]
+struct Agreed {
     exts: Vec<Box<dyn Extension>>,
     owned: Rsv,
     header: Option<String>,
@@ -19,72 +25,90 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
+    /// The agreed state, made on first use.
+    fn agreed(&mut self) -> &mut Agreed {
+        self.0.get_or_insert_with(Box::default)
+    }
+
     /// Adds the next extension; refuses one without bits or with a bit already owned.
     fn push(&mut self, ext: Box<dyn Extension>) -> Result<(), String> {
         let bits = ext.rsv();
         if bits.is_empty() {
             return Err(format!("extension {:?} uses no RSV bit", ext.name()));
         }
-        if !self.owned.intersection(bits).is_empty() {
+        if !self.owned().intersection(bits).is_empty() {
             return Err(format!(
                 "extension {:?} wants an RSV bit another extension owns",
                 ext.name()
             ));
         }
-        self.owned = self.owned.union(bits);
-        self.exts.push(ext);
+        let a = self.agreed();
+        a.owned = a.owned.union(bits);
+        a.exts.push(ext);
         Ok(())
+    }
+
+    /// Sets the agreed `Sec-WebSocket-Extensions` value.
+    fn set_header(&mut self, header: String) {
+        self.agreed().header = Some(header);
     }
 
     /// Every RSV bit a negotiated extension owns.
     pub(crate) fn owned(&self) -> Rsv {
-        self.owned
+        self.0.as_ref().map_or(Rsv::NONE, |a| a.owned)
     }
 
     /// The agreed `Sec-WebSocket-Extensions` value.
     pub(crate) fn header(&self) -> Option<&str> {
-        self.header.as_deref()
+        self.0.as_ref()?.header.as_deref()
     }
 
     /// The negotiated extensions in the agreed order.
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &dyn Extension> {
-        self.exts.iter().map(|e| &**e)
+        self.0.iter().flat_map(|a| a.exts.iter()).map(|e| &**e)
     }
 
     /// The negotiated extensions in the agreed order, mutably.
     pub(crate) fn iter_mut(
         &mut self,
     ) -> impl DoubleEndedIterator<Item = &mut Box<dyn Extension>> + '_ {
-        self.exts.iter_mut()
+        self.0.iter_mut().flat_map(|a| a.exts.iter_mut())
     }
 
     /// Whether no extension was agreed.
     pub(crate) fn is_empty(&self) -> bool {
-        self.exts.is_empty()
+        self.0.as_ref().is_none_or(|a| a.exts.is_empty())
     }
 
     /// The one agreed extension, when exactly one was.
     pub(crate) fn single_mut(&mut self) -> Option<&mut Box<dyn Extension>> {
-        match self.exts.as_mut_slice() {
+        match self.0.as_mut()?.exts.as_mut_slice() {
             [only] => Some(only),
             _ => None,
         }
     }
 
-    /// The extensions and the two scratch buffers, borrowed separately.
+    /// The extensions and the two scratch buffers, borrowed separately (only
+    /// asked for a message an extension transformed, so never of an empty
+    /// chain).
     pub(crate) fn parts(&mut self) -> (&mut Vec<Box<dyn Extension>>, [&mut BytesMut; 2]) {
-        let [a, b] = &mut self.scratch;
-        (&mut self.exts, [a, b])
+        let a = self.agreed();
+        let [x, y] = &mut a.scratch;
+        (&mut a.exts, [x, y])
     }
 
     /// Capacity held by the scratch buffers.
     pub(crate) fn retained_bytes(&self) -> usize {
-        self.scratch.iter().map(BytesMut::capacity).sum()
+        self.0
+            .as_ref()
+            .map_or(0, |a| a.scratch.iter().map(BytesMut::capacity).sum())
     }
 
     /// Frees the scratch buffers.
     pub(crate) fn release_buffers(&mut self) {
-        self.scratch = Default::default();
+        if let Some(a) = self.0.as_mut() {
+            a.scratch = Default::default();
+        }
     }
 }
 
@@ -154,7 +178,7 @@ pub(crate) fn client_accept(
         chain.push(ext)?;
     }
     if !list.is_empty() {
-        chain.header = Some(values.join(", "));
+        chain.set_header(values.join(", "));
     }
     Ok(chain)
 }
@@ -194,7 +218,7 @@ pub(crate) fn server_negotiate(factories: &[Arc<dyn ExtensionFactory>], values: 
         }
     }
     if !parts.is_empty() {
-        chain.header = Some(parts.join(", "));
+        chain.set_header(parts.join(", "));
     }
     chain
 }
