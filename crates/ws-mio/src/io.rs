@@ -56,7 +56,17 @@ impl LoopState {
         if !self.options.pool.can_get(self.options.read_size) {
             return ReadStep::Paused;
         }
-        let room = sess.conn.receive_buffer(self.options.read_size);
+        // Into the core's receive buffer when it has one (no copy); a
+        // connection that holds none (new, or idle) reads into the loop's
+        // scratch buffer instead, so a wake-up that finds nothing allocates
+        // nothing, and the core keeps only what arrived.
+        let direct = sess.conn.receive_capacity() > 0;
+        let room = if direct {
+            sess.conn.receive_buffer(self.options.read_size)
+        } else {
+            let size = self.options.read_size.min(self.scratch.len());
+            self.scratch.get_mut(..size).unwrap_or_default()
+        };
         match sess.transport.read(room) {
             Ok(0) => {
                 sess.f.eof = true;
@@ -64,7 +74,12 @@ impl LoopState {
                 ReadStep::Ended
             }
             Ok(n) => {
-                sess.conn.handle_received(now, n);
+                if direct {
+                    sess.conn.handle_received(now, n);
+                } else {
+                    sess.conn
+                        .handle_input(now, self.scratch.get(..n).unwrap_or_default());
+                }
                 *total += n;
                 self.stats.bytes_read += n as u64;
                 ReadStep::Fed

@@ -46,6 +46,16 @@ impl Connection {
         self.room.lend(&mut self.rbuf, want)
     }
 
+    /// Bytes the receive buffer can take now without allocating: 0 while the
+    /// connection holds no receive buffer (new, or idle since its buffers were
+    /// released). A driver then reads into memory of its own and feeds it with
+    /// [`handle_input`](Self::handle_input), so that a wake-up that finds
+    /// nothing to read (or a handshake) costs no buffer; once the core holds
+    /// one, [`receive_buffer`](Self::receive_buffer) avoids the copy.
+    pub fn receive_capacity(&self) -> usize {
+        self.rbuf.capacity().saturating_sub(self.rbuf.len())
+    }
+
     /// Takes the first `n` bytes of the room [`receive_buffer`](Self::receive_buffer)
     /// lent as received input (as [`handle_input`](Self::handle_input) would).
     /// More than was lent is never taken.
