@@ -74,11 +74,22 @@ impl Connection {
         if open && !fits && !self.rbuf.try_reclaim(n) {
             let alts = self.rbuf_alt.get_or_insert_with(Box::default);
             let want = len.saturating_add(n);
-            if let Some(alt) = alts
-                .bufs
-                .iter_mut()
-                .find_map(|a| a.buf.try_reclaim(want).then_some(a))
-            {
+            // The most recently kept first: its memory is the likeliest to
+            // be in the cache still.
+            let k = alts.bufs.len();
+            let recent_first = (1..=k).map(|back| {
+                alts.next
+                    .wrapping_add(k)
+                    .wrapping_sub(back)
+                    .checked_rem(k)
+                    .unwrap_or(0)
+            });
+            let free = recent_first.into_iter().find(|&i| {
+                alts.bufs
+                    .get_mut(i)
+                    .is_some_and(|a| a.buf.try_reclaim(want))
+            });
+            if let Some(alt) = free.and_then(|i| alts.bufs.get_mut(i)) {
                 // An earlier allocation is free again: the bytes of the
                 // frame in progress move over.
                 alt.buf.extend_from_slice(&self.rbuf);
@@ -92,6 +103,15 @@ impl Connection {
             // kept (which is freed once its messages are).
             let held = std::mem::take(&mut self.rbuf);
             let (peak, epoch) = (&mut self.buf_sizes[0], &mut self.epochs[0]);
+            // For a large frame, an allocation about its size (one message
+            // and the start of the next), not twice the burst: the few kept
+            // allocations then cover a window of held messages with little
+            // memory, and stay warm in the cache.
+            let ceiling = if want >= LARGE_ROOM {
+                ceiling.min(want.saturating_add(LARGE_SLACK))
+            } else {
+                ceiling
+            };
             reserve_reused(&mut self.rbuf, want, peak, epoch, ceiling);
             self.rbuf.extend_from_slice(&held);
             let slot = alts.next.checked_rem(alts.bufs.len()).unwrap_or(0);
@@ -122,13 +142,19 @@ impl Connection {
     }
 }
 
+/// Room asked for from which a new receive allocation is sized to it (plus
+/// [`LARGE_SLACK`]) rather than doubled.
+const LARGE_ROOM: usize = 256 << 10;
+/// What a large-frame allocation holds beyond the room asked for.
+const LARGE_SLACK: usize = 64 << 10;
+
 /// Earlier allocations of the receive buffer, still held by delivered
 /// messages, taken up again once free (see [`Connection::make_room`]): with
 /// the current one, enough for a window of large messages the application
-/// holds (each allocation fits about three messages at the frame limit).
+/// holds (an allocation for large frames holds about one message).
 #[derive(Default)]
 pub(super) struct AltBuffers {
-    bufs: [AltBuffer; 3],
+    bufs: [AltBuffer; 5],
     /// The slot the next held allocation goes to.
     next: usize,
 }
