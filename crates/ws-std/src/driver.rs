@@ -122,13 +122,7 @@ impl Stack {
                 Err(e) => return self.transport_error(now, Error::Tls(e)),
             }
             let frames = self.conn.stats().frames_in;
-            let room = self.conn.receive_buffer(CHUNK);
-            let len = if self.mid_frame {
-                room.len()
-            } else {
-                room.len().min(CHUNK)
-            };
-            let room = room.get_mut(..len).unwrap_or_default();
+            let room = lend_room(&mut self.conn, self.mid_frame);
             if room.is_empty() {
                 // No room (not expected): the rest stays in rustls.
                 return;
@@ -152,13 +146,7 @@ impl Stack {
     /// connections; the caller saw bytes waiting, so the read cannot block).
     fn read_into_core(&mut self, now: Instant, mut sock: &TcpStream) -> io::Result<usize> {
         let frames = self.conn.stats().frames_in;
-        let room = self.conn.receive_buffer(CHUNK);
-        let len = if self.mid_frame {
-            room.len()
-        } else {
-            room.len().min(CHUNK)
-        };
-        let n = sock.read(room.get_mut(..len).unwrap_or_default())?;
+        let n = sock.read(lend_room(&mut self.conn, self.mid_frame))?;
         if n > 0 {
             self.conn.handle_received(now, n);
             self.mid_frame = self.conn.stats().frames_in == frames;
@@ -691,4 +679,16 @@ impl Reader {
         let tick = shared.concurrent.load(Ordering::Relaxed).then_some(TICK);
         [until, tick, own].into_iter().flatten().min()
     }
+}
+
+/// The core's receive room for the next read: all of it while a frame is half
+/// received (one read can take the rest), else at most `CHUNK`.
+fn lend_room(conn: &mut Connection, mid_frame: bool) -> &mut [u8] {
+    let room = conn.receive_buffer(CHUNK);
+    let len = if mid_frame {
+        room.len()
+    } else {
+        room.len().min(CHUNK)
+    };
+    room.get_mut(..len).unwrap_or_default()
 }

@@ -498,13 +498,7 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
 /// the exit code: 1 when a delivery is missing or anything failed.
 fn report(a: &BenchArgs, b: &Broadcast, elapsed: f64, mut lat: Vec<u32>, errors: u64) -> i32 {
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((lat.len() - 1) as f64 * p).round() as usize;
-        f64::from(lat[i]) / 1000.0
-    };
+    let pct = |p: f64| super::percentile_ms(&lat, p);
     let rate = |n: f64| if elapsed > 0.0 { n / elapsed } else { 0.0 };
     let cols = [
         b.subscribers.to_string(),

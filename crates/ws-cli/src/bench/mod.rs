@@ -107,13 +107,7 @@ fn report(
     errors: u64,
 ) -> i32 {
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((lat.len() - 1) as f64 * p).round() as usize;
-        f64::from(lat[i]) / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&lat, p);
     // One set of figures, printed as a table row and, with --csv, as a line.
     let cols = [
         a.conns.to_string(),
@@ -169,4 +163,16 @@ fn make_payload(n: usize) -> Vec<u8> {
             b'a' + (x % 16) as u8
         })
         .collect()
+}
+
+/// The `p` quantile (0..=1) of sorted latencies in microseconds, in
+/// milliseconds (NaN when there are none).
+pub(crate) fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted_us.len() - 1) as f64 * p).round() as usize;
+    sorted_us
+        .get(i)
+        .map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
 }
