@@ -11,7 +11,7 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 use ws_net::url::WsUrl;
-use ws_proto::{Config, Connection};
+use ws_proto::Connection;
 
 use crate::error::Error;
 use crate::id::{listener_token, ConnId};
@@ -29,9 +29,6 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// `Retry-After` (seconds) of the 503 answer to a connection over
 /// `max_connections`.
 const RETRY_AFTER_SECS: &str = "1";
-
-/// Most time a refused connection may take to send its upgrade request.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl LoopState {
     /// Takes a session into the table: counted, its work lists given room,
@@ -312,12 +309,4 @@ fn resolve(url: &WsUrl, given: Option<SocketAddr>) -> Result<SocketAddr, Error> 
                 format!("host {:?} resolves to no address", url.host()),
             ))
         })
-}
-
-/// The configuration of a connection taken in only to be refused with 503:
-/// the loop's, with a handshake timeout of at most [`REFUSAL_TIMEOUT`].
-pub(crate) fn refusal_config(config: &Config) -> Config {
-    let mut c = config.clone();
-    c.handshake_timeout = c.handshake_timeout.min(REFUSAL_TIMEOUT);
-    c
 }

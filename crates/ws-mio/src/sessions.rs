@@ -17,6 +17,9 @@ use crate::error::Error;
 use crate::id::{next_serial, ConnId, Gen, FIRST_RESERVED_SLOT};
 use crate::transport::Transport;
 
+/// A session's `timer` when it has no deadline in the heap.
+pub(crate) const NO_TIMER: u64 = u64::MAX;
+
 /// Per-connection state of the driver (besides the protocol core's
 /// [`Connection`]): no read or write buffer unless a write is pending.
 pub(crate) struct Session {
@@ -29,7 +32,7 @@ pub(crate) struct Session {
     /// whole (a vectored write); empty when there is none.
     pub(crate) pending_payload: Bytes,
     /// The deadline this session has in the heap, as its heap key
-    /// ([`NO_TIMER`](crate::timers::NO_TIMER) when none; possibly earlier
+    /// ([`NO_TIMER`] when none; possibly earlier
     /// than the core's current one: firing early is harmless).
     pub(crate) timer: u64,
     /// What is registered with the poll.
@@ -81,7 +84,7 @@ impl Session {
             transport,
             pending: None,
             pending_payload: Bytes::new(),
-            timer: crate::timers::NO_TIMER,
+            timer: NO_TIMER,
             interest: None,
             f,
         }

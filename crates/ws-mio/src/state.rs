@@ -12,7 +12,6 @@ use mio::Poll;
 use ws_net::LogLimiter;
 use ws_proto::{CloseCode, Config, State};
 
-use crate::admit::refusal_config;
 use crate::id::ConnId;
 use crate::net::Listener;
 use crate::options::Options;
@@ -286,4 +285,15 @@ impl LoopState {
         }
         self.close_listeners();
     }
+}
+
+/// Most time a refused connection may take to send its upgrade request.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The configuration of a connection taken in only to be refused with 503:
+/// the loop's, with a handshake timeout of at most [`REFUSAL_TIMEOUT`].
+pub(crate) fn refusal_config(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.handshake_timeout = c.handshake_timeout.min(REFUSAL_TIMEOUT);
+    c
 }

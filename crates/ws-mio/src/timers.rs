@@ -17,9 +17,9 @@ use crate::sessions::{Session, Sessions};
 /// so a stale entry is skipped).
 type Entry = (u64, u32, u32);
 
-/// A session's [`timer`](Session::timer) when it has no entry in the heap
-/// (never a key: keys stop one short of it).
-pub(crate) const NO_TIMER: u64 = u64::MAX;
+// A session's `timer` when it has no entry in the heap (never a key: keys
+// stop one short of it); defined with the session.
+use crate::sessions::NO_TIMER;
 
 /// The deadlines of one loop's sessions.
 pub(crate) struct Timers {
