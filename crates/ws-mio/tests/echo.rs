@@ -7,7 +7,8 @@ mod common;
 
 use common::*;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use ws_mio::{tls, ConnectOptions, Options};
+use std::time::Duration;
+use ws_mio::{tls, ConnId, ConnectOptions, Options};
 use ws_proto::{Config, DeflateConfig, MessageKind};
 
 #[test]
@@ -239,4 +240,32 @@ fn idle_connection_memory_is_reported() {
     );
     let pool = on_loop(&sh, 0, |ctx| ctx.pool().stats());
     assert_eq!(pool.outstanding_bytes, 0, "{pool:?}");
+}
+
+/// A connection that has received nothing since its upgrade holds no
+/// receive buffer, even before the idle release (a read that finds nothing
+/// must not leave the core's read room allocated: at 10,000 idle
+/// connections that cost 9 KB each).
+#[test]
+fn an_open_connection_that_received_nothing_holds_no_buffer() {
+    let cfg = Config::default().release_buffers_after(Duration::from_secs(3600));
+    let (server, srx) = echo_server(1, Options::default().config(cfg));
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let (client, rx) = client();
+    let h = client.handle().clone();
+    let ids: Vec<ConnId> = (0..20)
+        .map(|_| connect(&h, &url, ConnectOptions::default()))
+        .collect();
+    wait_all_open(&rx, &ids);
+    let sids: Vec<ConnId> = ids.iter().map(|_| wait_any_open(&srx)).collect();
+    let sh = server.handle().clone();
+    let held = on_loop(&sh, 0, move |ctx| {
+        sids.iter()
+            .map(|&sid| ctx.retained_bytes(sid).unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        held.iter().all(|&b| b == 0),
+        "bytes held per idle connection: {held:?}"
+    );
 }
