@@ -50,10 +50,24 @@ fuzz_target!(|input: Input| {
     let mut pos = 0;
     let mut chunks = input.chunks.iter().cycle();
     let mut closed = 0;
-    while pos < stream.len() {
-        let n = (usize::from(chunks.next().copied().unwrap_or(u16::MAX)) % 2048 + 1).min(stream.len() - pos);
-        conn.handle_input(now, &stream[pos..pos + n]);
-        pos += n;
+    let mut steps = 0;
+    while pos < stream.len() && steps < 10_000 {
+        steps += 1;
+        let len = chunks.next().copied().unwrap_or(u16::MAX);
+        let n = (usize::from(len) % 2048 + 1).min(stream.len() - pos);
+        if len % 2 == 1 {
+            // The zero-copy paths: read into the lent room (a read may fill
+            // less than the room).
+            let room = conn.receive_buffer(usize::from(len) % 4096);
+            let k = room.len().min(n);
+            room[..k].copy_from_slice(&stream[pos..pos + k]);
+            conn.handle_received(now, k);
+            pos += k;
+            while conn.poll_transmit_vectored(now, &mut buf).is_some() {}
+        } else {
+            conn.handle_input(now, &stream[pos..pos + n]);
+            pos += n;
+        }
         while conn.poll_transmit(now, &mut buf).is_some() {}
         while let Some(e) = conn.poll_event() {
             assert_eq!(closed, 0, "event after Closed");
