@@ -114,15 +114,19 @@ impl Connection {
             };
             reserve_reused(&mut self.rbuf, want, peak, epoch, ceiling);
             self.rbuf.extend_from_slice(&held);
+            // The new allocation starts with nothing known of its room.
+            let mut held_room = Room::default();
+            self.room.swap_buffer_state(&mut held_room);
+            if held.capacity() > MAX_KEPT {
+                // Too large to keep for reuse: freed once its messages are.
+                return;
+            }
             let slot = alts.next.checked_rem(alts.bufs.len()).unwrap_or(0);
             alts.next = slot.wrapping_add(1);
             if let Some(alt) = alts.bufs.get_mut(slot) {
                 alt.buf = held;
                 alt.buf.clear();
-                // The held buffer's room state goes with it; the new
-                // allocation starts with nothing known.
-                alt.room = Room::default();
-                self.room.swap_buffer_state(&mut alt.room);
+                alt.room = held_room;
             }
             return;
         }
@@ -147,6 +151,10 @@ impl Connection {
 const LARGE_ROOM: usize = 256 << 10;
 /// What a large-frame allocation holds beyond the room asked for.
 const LARGE_SLACK: usize = 64 << 10;
+/// Larger receive allocations are not kept for reuse once their messages
+/// are dropped: at most the kept ones (five of at most this size) outlive
+/// the messages, until the buffers are released.
+const MAX_KEPT: usize = 8 << 20;
 
 /// Earlier allocations of the receive buffer, still held by delivered
 /// messages, taken up again once free (see [`Connection::make_room`]): with
