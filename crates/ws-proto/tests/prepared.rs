@@ -6,9 +6,8 @@ use std::time::Instant;
 
 use ws_proto::{
     Bytes, Config, Connection, DeflateConfig, Error, Event, Message, MessageKind, PreparedMessage,
-    VectoredTransmit,
 };
-use ws_testkit::pair::open_pair;
+use ws_testkit::pair::{drain_vectored, open_pair};
 
 fn deflate(no_context_takeover: bool, window_bits: u8) -> Config {
     let mut d = DeflateConfig::default();
@@ -17,22 +16,11 @@ fn deflate(no_context_takeover: bool, window_bits: u8) -> Config {
     Config::default().deflate(Some(d))
 }
 
-/// The server's output (frames only: the handshake was pumped by open_pair).
+/// The server's output (frames only: the handshake was pumped by open_pair)
+/// and the payloads it handed out whole.
 fn server_wire(s: &mut Connection, now: Instant) -> (Vec<u8>, Vec<Bytes>) {
-    let mut buf = vec![0u8; 64 << 10];
-    let (mut out, mut lent) = (Vec::new(), Vec::new());
-    while let Some(t) = s.poll_transmit_vectored(now, &mut buf) {
-        match t {
-            VectoredTransmit::Data(n) => out.extend_from_slice(&buf[..n]),
-            VectoredTransmit::DataThen(n, p) => {
-                out.extend_from_slice(&buf[..n]);
-                out.extend_from_slice(&p);
-                lent.push(p);
-            }
-            VectoredTransmit::Shutdown => panic!("no shutdown expected"),
-        }
-    }
-    (out, lent)
+    let d = drain_vectored(s, now, &mut vec![0u8; 64 << 10]);
+    (d.wire, d.payloads)
 }
 
 fn received(c: &mut Connection, now: Instant, wire: &[u8]) -> Vec<Message> {

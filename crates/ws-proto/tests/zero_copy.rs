@@ -8,7 +8,7 @@ use ws_proto::{
     Bytes, Config, Connection, Event, Message, MessageKind, Transmit, VectoredTransmit,
     CLIENT_FRAGMENT_SIZE, VECTORED_MIN,
 };
-use ws_testkit::pair::open_pair;
+use ws_testkit::pair::{drain_vectored, open_pair, Drained};
 
 fn config() -> Config {
     Config::default().limits(ws_proto::Limits::default().max_message_size(4 << 20))
@@ -109,21 +109,11 @@ fn a_server_hands_large_payloads_out_without_copying_them() {
     }
     s.send_binary(Bytes::from(vec![9u8; VECTORED_MIN])).unwrap();
     let mut buf = vec![0u8; 16 << 10];
-    let mut out = Vec::new();
-    let mut lent = Vec::new();
-    let mut calls = 0;
-    while let Some(t) = s.poll_transmit_vectored(now, &mut buf) {
-        calls += 1;
-        match t {
-            VectoredTransmit::Data(n) => out.extend_from_slice(&buf[..n]),
-            VectoredTransmit::DataThen(n, p) => {
-                out.extend_from_slice(&buf[..n]);
-                out.extend_from_slice(&p);
-                lent.push(p);
-            }
-            VectoredTransmit::Shutdown => panic!("no shutdown"),
-        }
-    }
+    let Drained {
+        wire: out,
+        payloads: lent,
+        calls,
+    } = drain_vectored(&mut s, now, &mut buf);
     assert_eq!(s.buffered_amount(), 0);
     assert_eq!(
         lent.len(),

@@ -47,3 +47,36 @@ pub fn open_pair(cfg: Config) -> (Connection, Connection, Instant) {
     );
     (c, s, now)
 }
+
+/// What [`drain_vectored`] took out of a connection.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// The bytes on the wire, in order (copied bytes and handed-out payloads).
+    pub wire: Vec<u8>,
+    /// The payloads handed out whole (`VectoredTransmit::DataThen`), as they were.
+    pub payloads: Vec<ws_proto::Bytes>,
+    /// How many `poll_transmit_vectored` calls produced output.
+    pub calls: usize,
+}
+
+/// Drains `conn`'s output through `poll_transmit_vectored` into `buf`.
+///
+/// # Panics
+///
+/// On a shutdown (the callers expect frames only).
+pub fn drain_vectored(conn: &mut Connection, now: Instant, buf: &mut [u8]) -> Drained {
+    let mut d = Drained::default();
+    while let Some(t) = conn.poll_transmit_vectored(now, buf) {
+        d.calls += 1;
+        match t {
+            ws_proto::VectoredTransmit::Data(n) => d.wire.extend_from_slice(&buf[..n]),
+            ws_proto::VectoredTransmit::DataThen(n, p) => {
+                d.wire.extend_from_slice(&buf[..n]);
+                d.wire.extend_from_slice(&p);
+                d.payloads.push(p);
+            }
+            ws_proto::VectoredTransmit::Shutdown => panic!("a shutdown where frames were expected"),
+        }
+    }
+    d
+}
