@@ -27,8 +27,9 @@ use crate::Error;
 /// pings in 16 KiB) so never queues more events in the core than this much input makes, and
 /// no read happens while the application has not taken the events of the last one.
 const FEED: usize = 16 << 10;
-/// A quiet connection reads into a stack buffer of this size first: lending the core's room
-/// would allocate the receive buffer the core freed when the connection went quiet. Once
+/// A connection whose core holds no receive buffer (in its handshake, or quiet since the core
+/// freed it: `Connection::receive_capacity` is 0) reads into a stack buffer of this size:
+/// lending the core's room would allocate a buffer for a read that may find nothing. Once
 /// bytes arrive, reads go to the core's room again.
 const PROBE: usize = 4 << 10;
 /// The write buffer (allocated on first use, freed when the connection is quiet): small
@@ -129,9 +130,6 @@ pub(crate) fn now() -> std::time::Instant {
 pub(crate) struct Inner<S> {
     io: S,
     pub(crate) conn: Connection,
-    /// The next read goes to a small stack buffer ([`PROBE`]), not to the core's room: the
-    /// connection is in its handshake or was quiet (a timer fired).
-    probe: bool,
     /// The last read completed no frame: a frame is arriving, and the core's whole room is
     /// lent (the rest of that frame), not just [`FEED`] bytes.
     mid_frame: bool,
@@ -180,7 +178,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Inner {
             io,
             conn,
-            probe: true,
             mid_frame: false,
             out: WireQueue::new(WRITE_BUF, WRITE_LIMIT),
             needs_flush: false,
@@ -445,11 +442,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
-    /// Fires the core's timers; the connection may have been quiet, so the next read probes
-    /// first (the core may have freed its receive buffer) and the write buffer may go too.
+    /// Fires the core's timers; the connection may have been quiet, so the write buffer may
+    /// go too.
     fn fire_timers(&mut self, now: std::time::Instant) {
         self.conn.handle_timeout(now);
-        self.probe = true;
         self.release_if_quiet();
     }
 
@@ -465,7 +461,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             return false;
         }
         let frames = self.conn.stats().frames_in;
-        let read = if self.probe {
+        // The handshake is not steady state: its reads stay small too.
+        let read = if self.conn.receive_capacity() == 0 || !self.conn.is_open() {
             self.read_probe(cx, now)
         } else {
             let room = self.conn.receive_buffer(FEED);
@@ -511,8 +508,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
-    /// Reads into a small stack buffer and feeds what came (copied) to the core; from then on
-    /// reads go to the core's room, once the connection is open.
+    /// Reads into a small stack buffer and feeds what came (copied) to the core, which then
+    /// holds a receive buffer: the next reads go to its room, once the connection is open.
     fn read_probe(
         &mut self,
         cx: &mut Context<'_>,
@@ -525,8 +522,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 let data = buf.filled();
                 if !data.is_empty() {
                     self.conn.handle_input(now, data);
-                    // The handshake is not steady state: its reads stay small.
-                    self.probe = !self.conn.is_open();
                 }
                 Poll::Ready(Ok(data.len()))
             }
