@@ -5,9 +5,22 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ws_proto::{DeflateConfig, Limits};
 
+/// The exit codes, listed under every `--help`.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success (connect: the connection closed normally, 1000/1001 or no status)
+  1  a connection or server error (refused, TLS, handshake, I/O), or a benchmark that failed
+  2  bad arguments (the reason is printed)
+  3  connect: the peer closed with another close code";
+
 /// wsx: a WebSocket server, client and load generator.
 #[derive(Parser, Debug)]
-#[command(name = "wsx", version, about, propagate_version = true)]
+#[command(
+    name = "wsx",
+    version,
+    about,
+    propagate_version = true,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -17,10 +30,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run an echo server (or a broadcast chat room) on ADDR.
+    #[command(after_help = EXIT_CODES)]
     Serve(ServeArgs),
     /// Connect to URL: stdin lines are sent as text, messages are printed.
+    #[command(after_help = EXIT_CODES)]
     Connect(ConnectArgs),
     /// Load-test an echo server at URL and print a summary table.
+    #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
 }
 
@@ -88,7 +104,9 @@ impl ProtoArgs {
 /// `wsx serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on, e.g. 127.0.0.1:9001.
+    /// Address to listen on, HOST:PORT: an IP address or a host name
+    /// (e.g. 127.0.0.1:9001, localhost:9001, [::1]:9001; port 0 picks a
+    /// free one, announced on stdout).
     #[arg(default_value = "127.0.0.1:9001")]
     pub addr: String,
     /// Which driver serves connections.
@@ -98,7 +116,8 @@ pub struct ServeArgs {
     /// driver; one by default, like mio's one loop).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
-    /// Relay every message to every other connection instead of echoing.
+    /// Relay every message to every other connection (the sender does not
+    /// get its own messages back) instead of echoing.
     #[arg(long)]
     pub broadcast: bool,
     /// Most connections at once (std driver: one thread each); over it, a
@@ -141,12 +160,8 @@ pub struct ConnectArgs {
     /// Which driver runs the connection.
     #[arg(long, value_enum, default_value_t = Driver::Std)]
     pub driver: Driver,
-    /// wss: accept any server certificate (testing only).
-    #[arg(long)]
-    pub insecure: bool,
-    /// wss: trust this CA certificate (PEM) in addition to the web roots.
-    #[arg(long, value_name = "PEM")]
-    pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// Send a ping every SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub ping: Option<f64>,
@@ -166,10 +181,21 @@ pub struct ConnectArgs {
     pub proto: ProtoArgs,
 }
 
+/// Trust for `wss://` URLs (connect and bench).
+#[derive(Args, Debug, Clone)]
+pub struct TlsClientArgs {
+    /// wss: accept any server certificate (testing only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// wss: trust this CA certificate (PEM) in addition to the web roots.
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+}
+
 /// `wsx bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// ws:// URL of an echo server.
+    /// ws:// or wss:// URL of an echo server.
     pub url: String,
     /// Concurrent connections.
     #[arg(long, value_name = "N", default_value_t = 10)]
@@ -205,6 +231,12 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Draw the progress bar even when stderr is not a terminal (by
+    /// default it is drawn on a terminal only, never into a log).
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// Broadcast benchmark against a `wsx serve --broadcast` room (or any
     /// server that relays every message to the other clients): one
     /// publisher sends --messages messages of --size bytes, --window of them

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{watch, Barrier};
 use ws_proto::{CloseCode, Message};
-use ws_tokio::ConnectOptions;
+use ws_tokio::{ConnectOptions, TlsOptions};
 
-use super::{config, kind, make_payload, progress, report, MAX_SAMPLES};
+use super::{config, kind, make_payload, progress, report, show_progress, MAX_SAMPLES};
 use crate::opts::BenchArgs;
 
 /// How long a connection may take to close once time is up.
@@ -48,7 +48,7 @@ struct Load {
 }
 
 /// Runs the benchmark on a current-thread runtime; returns the exit code.
-pub(super) fn run(a: &BenchArgs) -> i32 {
+pub(super) fn run(a: &BenchArgs, tls: Option<Arc<rustls::ClientConfig>>) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -59,13 +59,18 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
             return 1;
         }
     };
-    rt.block_on(bench(a))
+    rt.block_on(bench(a, tls))
 }
 
-async fn bench(a: &BenchArgs) -> i32 {
+async fn bench(a: &BenchArgs, tls: Option<Arc<rustls::ClientConfig>>) -> i32 {
+    let mut options = ConnectOptions::default().config(config(a));
+    if let Some(t) = tls {
+        options = options.tls(TlsOptions::default().config(t));
+    }
+    let show = show_progress(a);
     let load = Arc::new(Load {
         url: a.url.clone(),
-        options: ConnectOptions::default().config(config(a)),
+        options,
         message: Message {
             kind: kind(a),
             data: bytes::Bytes::from(make_payload(a.size)),
@@ -85,7 +90,7 @@ async fn bench(a: &BenchArgs) -> i32 {
     while start.elapsed() < total {
         tokio::time::sleep(Duration::from_millis(250).min(total.saturating_sub(start.elapsed())))
             .await;
-        if !a.quiet {
+        if show {
             progress(
                 start.elapsed(),
                 total,
@@ -102,7 +107,7 @@ async fn bench(a: &BenchArgs) -> i32 {
             totals.error();
         }
     }
-    if !a.quiet {
+    if show {
         eprintln!();
     }
     let lat = match totals.latencies.lock() {

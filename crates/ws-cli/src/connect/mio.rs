@@ -6,7 +6,7 @@ use std::time::Duration;
 use ws_mio::{ConnId, ConnectOptions, Ctx, EventLoop, Handler, Options};
 use ws_proto::{CloseCode, Closed, Message, OpenInfo};
 
-use super::{connected, exit_code, printable, Output, Settings};
+use super::{connected, exit_code, failed, Output, Settings};
 use crate::opts::ConnectArgs;
 
 struct Client {
@@ -51,10 +51,7 @@ impl Handler for Client {
                 }
                 exit_code(c)
             }
-            Some(e) => {
-                eprintln!("wsx: {e}");
-                1
-            }
+            Some(e) => failed(e),
         });
         ctx.stop();
     }
@@ -84,8 +81,7 @@ pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
         }
     };
     if let Err(e) = ev.connect(&a.url, co) {
-        eprintln!("wsx: {}", printable(&e.to_string()));
-        return 1;
+        return failed(&e);
     }
     loop {
         match ev.turn(Some(Duration::from_millis(200))) {

@@ -114,7 +114,7 @@ fn settings(a: &ConnectArgs) -> Result<Settings, String> {
     request.protocols = a.protocols.clone();
     let url = ws_net::url::WsUrl::parse(&a.url).map_err(|e| e.to_string())?;
     request.build(&url).map_err(|e| e.to_string())?;
-    let tls = crate::tls::client(a)?;
+    let tls = crate::tls::client(&a.tls)?;
     Ok(Settings {
         config,
         request,
@@ -134,6 +134,14 @@ fn printable(msg: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Prints a connection error (on one line, with the fix when it is the
+/// server's certificate that was refused) and returns its exit code, 1.
+fn failed(e: &dyn ::std::fmt::Display) -> i32 {
+    let msg = printable(&e.to_string());
+    eprintln!("wsx: {msg}{}", crate::tls::hint(&msg));
+    1
 }
 
 /// Runs the client; returns the exit code.

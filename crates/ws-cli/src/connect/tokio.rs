@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use ws_proto::{CloseCode, Closed};
 use ws_tokio::{ConnectOptions, MaybeTlsStream, TlsOptions, WebSocketStream};
 
-use super::{connected, exit_code, printable, Output, Settings};
+use super::{connected, exit_code, failed, Output, Settings};
 use crate::opts::ConnectArgs;
 
 /// Lines read from stdin waiting to be sent.
@@ -49,8 +49,7 @@ async fn client(a: &ConnectArgs, s: Settings) -> i32 {
     let ws = match ws_tokio::connect_with(&a.url, &options(s)).await {
         Ok(ws) => ws,
         Err(e) => {
-            eprintln!("wsx: {}", printable(&e.to_string()));
-            return 1;
+            return failed(&e);
         }
     };
     if a.echo {

@@ -67,11 +67,7 @@ impl Handler for Server {
 }
 
 /// Runs the mio server until killed (or `--exit-after`).
-pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
-    let addr: SocketAddr = match a.addr.parse() {
-        Ok(x) => x,
-        Err(e) => return fail(&format!("{}: {e} (the mio driver takes IP:PORT)", a.addr)),
-    };
+pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
     let scheme = scheme(tls.as_ref());
     let served = Arc::new(AtomicUsize::new(0));
     let origins = Arc::new(a.origins.clone());
@@ -92,7 +88,7 @@ pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 
         served: served2.clone(),
     }) {
         Ok(g) => g,
-        Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
+        Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
     };
     let Some(local) = group.local_addr() else {
         return fail("no local address");

@@ -2,7 +2,7 @@
 //! connection; `--broadcast` keeps every connection's writer in a shared room.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,10 +16,10 @@ use crate::opts::ServeArgs;
 type Room = Arc<Mutex<HashMap<String, WsWriter>>>;
 
 /// Runs the std server until killed (or `--exit-after`).
-pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
-    let listener = match TcpListener::bind(&a.addr) {
+pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+    let listener = match TcpListener::bind(addr) {
         Ok(l) => l,
-        Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
+        Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
     };
     let Ok(local) = listener.local_addr() else {
         return fail("no local address");

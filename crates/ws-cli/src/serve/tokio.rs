@@ -75,7 +75,7 @@ struct Server {
 }
 
 /// Runs the tokio server until killed (or `--exit-after`).
-pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
     let threads = a.threads.max(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -86,15 +86,20 @@ pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the tokio runtime: {e}")),
     };
-    let code = rt.block_on(serve(a, tls, threads));
+    let code = rt.block_on(serve(a, addr, tls, threads));
     rt.shutdown_timeout(Duration::from_secs(1));
     code
 }
 
-async fn serve(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>, threads: usize) -> i32 {
-    let listener = match TcpListener::bind(&a.addr).await {
+async fn serve(
+    a: &ServeArgs,
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    threads: usize,
+) -> i32 {
+    let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
-        Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
+        Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
     };
     let Ok(local) = listener.local_addr() else {
         return fail("no local address");
