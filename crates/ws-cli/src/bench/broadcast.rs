@@ -338,7 +338,7 @@ impl Handler for Broadcast {
         }
         let why = match &c.error {
             Some(e) => e.to_string(),
-            None => format!("the server closed: {} {}", c.code, c.reason),
+            None => format!("the server closed: {}", crate::describe::closed(c)),
         };
         if Some(id) == self.publisher {
             self.publisher_open = false;

@@ -130,7 +130,7 @@ impl Handler for Bench {
         if let Some(e) = &c.error {
             eprintln!("wsx: {e}");
         } else {
-            eprintln!("wsx: the server closed: {} {}", c.code, c.reason);
+            eprintln!("wsx: the server closed: {}", crate::describe::closed(c));
         }
         self.errors += 1;
         if !was_open {

@@ -179,7 +179,7 @@ async fn worker(load: Arc<Load>, mut stop: watch::Receiver<bool>) {
                 }
                 None => {
                     if let Some(c) = ws.close_info() {
-                        eprintln!("wsx: the server closed: {} {}", c.code, c.reason);
+                        eprintln!("wsx: the server closed: {}", crate::describe::closed(&c));
                     }
                     totals.error();
                     break;

@@ -47,7 +47,7 @@ impl Handler for Client {
         self.exit = Some(match &c.error {
             None => {
                 if !self.echo {
-                    eprintln!("wsx: closed: {} {}", c.code, c.reason);
+                    eprintln!("wsx: closed: {}", crate::describe::closed(c));
                 }
                 exit_code(c)
             }

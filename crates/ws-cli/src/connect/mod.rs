@@ -165,8 +165,8 @@ pub fn run(a: ConnectArgs) -> i32 {
 /// mode).
 fn connected(url: &str, info: &OpenInfo) {
     eprintln!(
-        "wsx: connected to {} (protocol {:?}, extensions {:?}); type lines to send, EOF to close",
-        url, info.protocol, info.extensions
+        "wsx: connected to {url} ({}); type lines to send, end with EOF (Ctrl-D) to close",
+        crate::describe::negotiated(info)
     );
 }
 

@@ -60,7 +60,7 @@ pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
         match ws.recv() {
             Ok(Received::Message(m)) => out.message(m.kind, &m.data),
             Ok(Received::Closed(c)) => {
-                eprintln!("wsx: closed: {} {}", c.code, c.reason);
+                eprintln!("wsx: closed: {}", crate::describe::closed(&c));
                 return exit_code(&c);
             }
             Ok(_) => {}

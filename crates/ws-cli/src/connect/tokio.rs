@@ -117,7 +117,7 @@ fn finish(closed: Option<Closed>, interactive: bool) -> i32 {
         Some(c) => match &c.error {
             None => {
                 if interactive {
-                    eprintln!("wsx: closed: {} {}", c.code, c.reason);
+                    eprintln!("wsx: closed: {}", crate::describe::closed(&c));
                 }
                 exit_code(&c)
             }

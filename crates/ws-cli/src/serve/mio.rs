@@ -23,16 +23,21 @@ impl Handler for Server {
         if origin_allowed(&self.origins, req.origin.as_deref()) {
             Decision::accept()
         } else {
-            warn!("{id} rejected origin {:?}", req.origin);
+            warn!(
+                "{id} rejected origin {}",
+                req.origin.as_deref().unwrap_or("(none)")
+            );
             Decision::reject(403, "origin not allowed")
         }
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, info: &OpenInfo) {
+        let peer = ctx
+            .peer_addr(id)
+            .map_or_else(|| "?".to_string(), |a| a.to_string());
         info!(
-            "{id} open from {:?} extensions={:?}",
-            ctx.peer_addr(id),
-            info.extensions
+            "{id} open from {peer} ({})",
+            crate::describe::negotiated(info)
         );
     }
 
@@ -55,13 +60,7 @@ impl Handler for Server {
     }
 
     fn on_close(&mut self, _ctx: &mut Ctx<'_>, id: ConnId, c: &Closed) {
-        match &c.error {
-            None => info!(
-                "{id} closed code={} reason={:?} clean={}",
-                c.code, c.reason, c.clean
-            ),
-            Some(e) => info!("{id} closed with error: {e}"),
-        }
+        info!("{id} closed: {}", crate::describe::closed(c));
         self.served.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -95,7 +94,7 @@ pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::Serve
     };
     announce(scheme, local);
     info!(
-        "serving (mio driver, {} loops, {})",
+        "serving (mio driver, {} event loop(s), {})",
         a.threads.max(1),
         if a.broadcast { "broadcast" } else { "echo" }
     );

@@ -31,7 +31,10 @@ pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::Serve
             if origin_allowed(&origins, req.origin.as_deref()) {
                 UpgradeResponse::accept()
             } else {
-                warn!("rejected origin {:?}", req.origin);
+                warn!(
+                    "rejected origin {}",
+                    req.origin.as_deref().unwrap_or("(none)")
+                );
                 UpgradeResponse::reject(403, "origin not allowed")
             }
         });
@@ -77,8 +80,8 @@ fn connection(mut ws: WebSocket, broadcast: bool, room: &Room) {
     let id = ws.id().to_string();
     let path = ws.request().map(|r| r.path.clone()).unwrap_or_default();
     info!(
-        "{id} open {path} extensions={:?}",
-        ws.open_info().extensions
+        "{id} open {path} ({})",
+        crate::describe::negotiated(ws.open_info())
     );
     if broadcast {
         if let Ok(mut r) = room.lock() {
@@ -105,10 +108,7 @@ fn connection(mut ws: WebSocket, broadcast: bool, room: &Room) {
                 }
             }
             Ok(Received::Closed(c)) => {
-                info!(
-                    "{id} closed code={} reason={:?} clean={}",
-                    c.code, c.reason, c.clean
-                );
+                info!("{id} closed: {}", crate::describe::closed(&c));
                 break;
             }
             Ok(_) => {}

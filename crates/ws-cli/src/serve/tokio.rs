@@ -205,7 +205,10 @@ impl Server {
         if origin_allowed(&self.origins, req.origin.as_deref()) {
             Decision::accept()
         } else {
-            warn!("[ws#{id}] rejected origin {:?}", req.origin);
+            warn!(
+                "[ws#{id}] rejected origin {}",
+                req.origin.as_deref().unwrap_or("(none)")
+            );
             Decision::reject(403, "origin not allowed")
         }
     }
@@ -258,23 +261,18 @@ where
             return;
         }
     };
-    info!(
-        "[ws#{id}] open {path} from {peer} extensions={:?}",
-        ws.open_info().and_then(|i| i.extensions)
-    );
+    let negotiated = match ws.open_info() {
+        Some(info) => crate::describe::negotiated(&info),
+        None => crate::describe::negotiated_parts(None, None),
+    };
+    info!("[ws#{id}] open {path} from {peer} ({negotiated})");
     let closed = if server.broadcast {
         member(ws, id, server).await
     } else {
         echo(ws).await
     };
     match closed {
-        Some(c) => match &c.error {
-            None => info!(
-                "[ws#{id}] closed code={} reason={:?} clean={}",
-                c.code, c.reason, c.clean
-            ),
-            Some(e) => info!("[ws#{id}] closed with error: {e}"),
-        },
+        Some(c) => info!("[ws#{id}] closed: {}", crate::describe::closed(&c)),
         None => info!("[ws#{id}] closed"),
     }
 }
