@@ -155,7 +155,20 @@ impl RequestOptions {
     /// [`ws_proto::Error::InvalidRequest`] naming the field; a driver calls
     /// this before it resolves or connects anything.
     pub fn build(&self, url: &WsUrl) -> Result<ClientRequest, ws_proto::Error> {
+        self.build_for(url, ws_proto::upgrade::Http::V1)
+    }
+
+    /// As [`build`](Self::build), for an attempt over `http` (HTTP/2 for an RFC 8441
+    /// extended CONNECT): the hook sees it in [`ClientRequest::http`]. A driver that falls
+    /// back from HTTP/2 to HTTP/1.1 calls this once per attempt, so the hook runs once per
+    /// attempt.
+    pub fn build_for(
+        &self,
+        url: &WsUrl,
+        http: ws_proto::upgrade::Http,
+    ) -> Result<ClientRequest, ws_proto::Error> {
         let mut request = self.assemble(url)?;
+        request.http = http;
         if let Some(hook) = &self.request_hook {
             hook(&mut request);
             request.validate()?;

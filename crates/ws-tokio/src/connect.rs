@@ -126,7 +126,7 @@ impl TlsOptions {
     }
 
     /// The rustls configuration to connect with.
-    fn build(&self) -> Result<Arc<ClientConfig>, Error> {
+    pub(crate) fn build(&self) -> Result<Arc<ClientConfig>, Error> {
         if let Some(c) = &self.config {
             return Ok(Arc::clone(c));
         }
@@ -251,17 +251,9 @@ pub async fn connect_with(
 ) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
     let start = now();
     let url = WsUrl::parse(url)?;
-    let request = options.request.build(&url)?;
-    let config = options.config.clone().streaming(false);
-    let limit = config.limits.max_send_queue;
-    let deadline = tokio::time::Instant::from_std(start) + config.handshake_timeout;
-    // The core's handshake timer starts with the attempt.
-    let conn = Connection::client(config, &request, start)?;
-    let tls = if url.is_secure() {
-        Some((options.tls.build()?, ws_net::tls::server_name(url.host())?))
-    } else {
-        None
-    };
+    let deadline = tokio::time::Instant::from_std(start) + options.config.handshake_timeout;
+    let (conn, limit) = http1_connection(&url, options, start)?;
+    let tls = tls_target(&url, options)?;
     let stream = match tokio::time::timeout_at(deadline, open(&url, options.connect_to, tls)).await
     {
         Ok(stream) => stream?,
@@ -270,8 +262,36 @@ pub async fn connect_with(
     crate::client_handshake(stream, conn, limit).await
 }
 
+/// The core's client connection for an HTTP/1.1 attempt on `url` (the request built, edited
+/// by the hook and validated here) and its send-queue limit. The core's handshake timer
+/// starts at `start`, with the attempt.
+pub(crate) fn http1_connection(
+    url: &WsUrl,
+    options: &ConnectOptions,
+    start: std::time::Instant,
+) -> Result<(Connection, usize), Error> {
+    let request = options.request.build(url)?;
+    let config = options.config.clone().streaming(false);
+    let limit = config.limits.max_send_queue;
+    Ok((Connection::client(config, &request, start)?, limit))
+}
+
+/// For `wss://`: the rustls configuration and the server name to check; `None` for `ws://`.
+pub(crate) fn tls_target(
+    url: &WsUrl,
+    options: &ConnectOptions,
+) -> Result<Option<(Arc<ClientConfig>, ServerName<'static>)>, Error> {
+    if !url.is_secure() {
+        return Ok(None);
+    }
+    Ok(Some((
+        options.tls.build()?,
+        ws_net::tls::server_name(url.host())?,
+    )))
+}
+
 /// Resolves, connects and (for `wss://`) runs the TLS handshake.
-async fn open(
+pub(crate) async fn open(
     url: &WsUrl,
     connect_to: Option<SocketAddr>,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
