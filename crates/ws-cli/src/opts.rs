@@ -105,17 +105,23 @@ impl ProtoArgs {
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on, HOST:PORT: an IP address or a host name
-    /// (e.g. 127.0.0.1:9001, localhost:9001, [::1]:9001; port 0 picks a
-    /// free one, announced on stdout).
+    /// (e.g. `127.0.0.1:9001`, `localhost:9001`, `[::1]:9001`; port 0 picks
+    /// a free one, announced on stdout).
     #[arg(default_value = "127.0.0.1:9001")]
     pub addr: String,
-    /// Which driver serves connections.
-    #[arg(long, value_enum, default_value_t = Driver::Mio)]
+    /// Which driver serves connections (tokio with --http2).
+    #[arg(long, value_enum, default_value_t = Driver::Mio, default_value_if("http2", "true", "tokio"))]
     pub driver: Driver,
     /// Event-loop threads (mio driver) or runtime worker threads (tokio
     /// driver; one by default, like mio's one loop).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
+    /// Also serve WebSockets over HTTP/2 (RFC 8441 extended CONNECT): with
+    /// TLS when the client picks `h2` in ALPN, without TLS when it starts
+    /// with the HTTP/2 preface (prior knowledge); HTTP/1.1 upgrades as
+    /// always. Tokio driver only.
+    #[arg(long)]
+    pub http2: bool,
     /// Relay every message to every other connection (the sender does not
     /// get its own messages back) instead of echoing.
     #[arg(long)]
@@ -157,9 +163,14 @@ pub struct ConnectArgs {
     /// Offer this subprotocol (repeatable, in order of preference).
     #[arg(long = "protocol", value_name = "P")]
     pub protocols: Vec<String>,
-    /// Which driver runs the connection.
-    #[arg(long, value_enum, default_value_t = Driver::Std)]
+    /// Which driver runs the connection (tokio with --http2).
+    #[arg(long, value_enum, default_value_t = Driver::Std, default_value_if("http2", "true", "tokio"))]
     pub driver: Driver,
+    /// Try HTTP/2 (RFC 8441) first: `wss://` offers `h2` in ALPN and falls
+    /// back to HTTP/1.1 when the server has no extended CONNECT; `ws://`
+    /// speaks HTTP/2 by prior knowledge (no fallback). Tokio driver only.
+    #[arg(long)]
+    pub http2: bool,
     #[command(flatten)]
     pub tls: TlsClientArgs,
     /// Send a ping every SECS seconds.
@@ -222,6 +233,11 @@ pub struct BenchArgs {
     /// them).
     #[arg(long, value_name = "BYTES")]
     pub fragment_size: Option<usize>,
+    /// Tokio driver: every connection is a WebSocket on one shared HTTP/2
+    /// connection (RFC 8441; `wss://` with ALPN `h2`, `ws://` by prior
+    /// knowledge), against `wsx serve --driver tokio --http2`.
+    #[arg(long)]
+    pub http2: bool,
     /// Send text messages instead of binary.
     #[arg(long)]
     pub text: bool,

@@ -65,6 +65,10 @@ pub fn run(a: BenchArgs) -> i32 {
         eprintln!("wsx: --conns, --window and --secs must be positive");
         return 2;
     }
+    if a.http2 && (a.driver != Driver::Tokio || a.broadcast) {
+        eprintln!("wsx: bench --http2 needs --driver tokio (and no --broadcast)");
+        return 2;
+    }
     if let Err(e) = ws_net::url::WsUrl::parse(&a.url) {
         eprintln!("wsx: {e}");
         return 2;

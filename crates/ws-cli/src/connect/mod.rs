@@ -112,6 +112,9 @@ fn settings(a: &ConnectArgs) -> Result<Settings, String> {
         }
     }
     request.protocols = a.protocols.clone();
+    if a.http2 && a.driver != Driver::Tokio {
+        return Err("--http2 needs --driver tokio (HTTP/2 is spoken by ws-tokio)".to_string());
+    }
     let url = ws_net::url::WsUrl::parse(&a.url).map_err(|e| e.to_string())?;
     request.build(&url).map_err(|e| e.to_string())?;
     let tls = crate::tls::client(&a.tls)?;

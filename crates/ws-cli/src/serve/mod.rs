@@ -45,6 +45,10 @@ use crate::opts::{Driver, ServeArgs};
 
 /// Runs the server until killed (or until `--exit-after` connections ended).
 pub fn run(a: ServeArgs) -> i32 {
+    if a.http2 && a.driver != Driver::Tokio {
+        eprintln!("wsx: --http2 needs --driver tokio (HTTP/2 is served by ws-tokio)");
+        return 2;
+    }
     // Exit code 2: an address that is not HOST:PORT or names no host.
     let addr = match resolve(&a.addr) {
         Ok(addr) => addr,

@@ -67,6 +67,9 @@ impl AsyncRead for H2Stream {
         while this.pending.is_empty() {
             match ready!(this.recv.poll_data(cx)) {
                 Some(Ok(data)) => this.pending = data,
+                // After our END_STREAM (sent once the closing handshake is done), a peer
+                // that drops the stream or the connection has simply gone: the end.
+                Some(Err(_)) if this.ended => return Poll::Ready(Ok(())),
                 Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
                 // END_STREAM: the peer's side of the WebSocket ended.
                 None => return Poll::Ready(Ok(())),
@@ -126,7 +129,9 @@ impl AsyncWrite for H2Stream {
         let this = &mut *self;
         if !this.ended {
             this.ended = true;
-            this.send.send_data(Bytes::new(), true).map_err(io_error)?;
+            // A stream the peer already reset or a connection already gone has nothing left
+            // to end: not an error.
+            let _ = this.send.send_data(Bytes::new(), true);
         }
         Poll::Ready(Ok(()))
     }
