@@ -13,7 +13,6 @@ mod logger;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ws_proto::CloseCode;
 use ws_std::WebSocketClient;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             received += 1;
             println!("< {text} (latency {:?})", ws.latency());
             if received == count {
-                let _ = ws.close(CloseCode::NORMAL, "done");
+                let _ = ws.close_with(1000, "done");
             }
         })
         .on_binary(|_, data| println!("< {} binary bytes", data.len()))

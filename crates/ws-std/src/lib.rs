@@ -123,8 +123,8 @@ pub use ws_proto;
 
 pub use error::{Error, Timeout};
 pub use event_client::{
-    ClientBuilder, ReadyState, WebSocketClient, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED,
-    DEFAULT_PING_INTERVAL,
+    ClientBuilder, Delivery, HandlerId, Payload, ReadyState, WebSocketClient, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PENDING, DEFAULT_PING_INTERVAL,
 };
 pub use handshake::{accept, connect};
 pub use logctx::ConnId;

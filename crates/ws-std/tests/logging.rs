@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
-use ws_proto::CloseCode;
 use ws_std::{connect, serve, ClientOptions, ServeOptions, ServerOptions, WebSocketClient};
 
 struct Capture(Mutex<Vec<(String, String)>>);
@@ -47,7 +46,7 @@ fn every_line_names_its_connection() {
     assert!(rec.wait(Duration::from_secs(3), |e| e
         .iter()
         .any(|e| matches!(e, Ev::Open(_)))));
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     assert!(rec.wait_terminal(Duration::from_secs(3)).is_some());
     // A failing connection logs too.
     let failing = rec_error("ws://nowhere.invalid/");
