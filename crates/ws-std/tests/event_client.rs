@@ -579,9 +579,6 @@ fn request_hook_origin_and_subprotocols_reach_the_server() {
 
 /// Whether the permessage-deflate module of ws-proto is the real one (it is
 /// a stub while being integrated).
-fn deflate_available() -> bool {
-    !ws_proto::deflate::client_offer_header(&DeflateConfig::default()).is_empty()
-}
 
 #[test]
 fn permessage_deflate_on_and_off() {
@@ -700,32 +697,6 @@ fn default_keepalive_pings_every_second_and_two_seconds_of_silence_end_it() {
 }
 
 // ----- panicking callbacks ----------------------------------------------------
-
-/// An echo server that reports, per connection, the close it received:
-/// `(code, reason)`, or `(0, error)` when the connection failed.
-fn reporting_echo_server() -> (ws_std::ServerHandle, mpsc::Receiver<(u16, String)>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    // Echoes in frames of 4 bytes: messages of more reach a client's
-    // incomplete-frame handlers.
-    let mut opts = ServeOptions::default();
-    opts.server.config = opts.server.config.clone().fragment_size(4);
-    let server = serve(listener(), opts, move |mut ws| {
-        let end = loop {
-            match ws.recv() {
-                Ok(Received::Message(m)) => {
-                    let _ = ws.send(m.kind, m.data);
-                }
-                Ok(Received::Closed(c)) => break (c.code.as_u16(), c.reason),
-                Ok(_) => {}
-                Err(e) => break (0, e.to_string()),
-            }
-        };
-        let _ = tx.lock().unwrap().send(end);
-    })
-    .unwrap();
-    (server, rx)
-}
 
 /// Which callback panics.
 #[derive(Clone, Copy, Debug)]
