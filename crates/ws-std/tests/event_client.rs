@@ -654,47 +654,7 @@ fn wss_event_client() {
     assert!(server.shutdown());
 }
 
-#[test]
-fn default_keepalive_pings_every_second_and_two_seconds_of_silence_end_it() {
-    // The server reads (and sees the client's pings) but never answers them,
-    // so from the client's side it is silent.
-    let (tx, rx) = mpsc::channel();
-    let options = ServerOptions::default().config(Config::default().auto_pong(false));
-    let server = serve(
-        listener(),
-        ServeOptions::default().server(options),
-        move |mut ws| {
-            let start = Instant::now();
-            for _ in 0..10 {
-                match ws.recv() {
-                    Ok(Received::Ping(_)) => tx.send(start.elapsed()).unwrap(),
-                    Ok(_) => {}
-                    Err(_) => return,
-                }
-            }
-        },
-    )
-    .unwrap();
-    let rec = Recorder::default();
-    let t = Instant::now();
-    let client = open_client(
-        &rec,
-        WebSocketClient::builder(ws_url(server.local_addr(), "/")).keepalive(true),
-    );
-    let first_ping = rx.recv_timeout(T).unwrap();
-    assert!(
-        first_ping >= Duration::from_millis(900) && first_ping < Duration::from_millis(1600),
-        "{first_ping:?}"
-    );
-    assert_eq!(terminal(&rec), Ev::Error("timeout:Idle".into()));
-    let took = t.elapsed();
-    assert!(
-        took >= Duration::from_millis(1950) && took < Duration::from_millis(3500),
-        "{took:?}"
-    );
-    assert!(client.latency().is_none());
-    assert!(server.shutdown());
-}
+// The keepalive switch against a silent server: tests/event_client_seed.rs.
 
 // ----- panicking callbacks ----------------------------------------------------
 

@@ -577,7 +577,7 @@ fn ping_on_ping_and_on_pong() {
     client.send_text("ping me").unwrap();
     assert!(rec.wait(T, |e| e.contains(&Ev::Text("ping:from server".into()))));
     // A control payload is at most 125 bytes.
-    let e = client.ping(&[0u8; 126]).unwrap_err();
+    let e = client.ping([0u8; 126]).unwrap_err();
     assert!(
         matches!(
             e,
