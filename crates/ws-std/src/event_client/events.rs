@@ -26,6 +26,12 @@ pub enum Delivery {
     /// [`WebSocketClient::dispatch`]: events wait in a queue (bounded by
     /// [`ClientBuilder::max_pending`](super::ClientBuilder::max_pending))
     /// until then. Like Best.HTTP's callbacks on Unity's main thread.
+    ///
+    /// Keep calling `dispatch` until
+    /// [`is_finished`](WebSocketClient::is_finished): while the queue is
+    /// full the client reads nothing (not even the server's close), and
+    /// the handlers, which may hold clones of the client, are only dropped
+    /// once the terminal event has been dispatched.
     Dispatch,
 }
 
