@@ -7,6 +7,8 @@
 //! Sends COUNT (default 3) messages (the first ones before the handshake
 //! completes: they are queued), prints the echoes, then closes.
 
+#[path = "common/args.rs"]
+mod args;
 #[path = "common/logger.rs"]
 mod logger;
 
@@ -16,16 +18,11 @@ use std::time::Duration;
 use ws_std::WebSocketClient;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut url = None;
-    let mut count = 3usize;
-    let mut verbose = false;
-    for a in std::env::args().skip(1) {
-        match a.as_str() {
-            "-v" => verbose = true,
-            n if n.parse::<usize>().is_ok() => count = n.parse()?,
-            u => url = Some(u.to_string()),
-        }
-    }
+    let args::Args {
+        url,
+        count,
+        verbose,
+    } = args::parse(3);
     logger::init(verbose);
     let url = url.ok_or("usage: event_client URL [COUNT] [-v]")?;
     let (done_tx, done_rx) = mpsc::channel();

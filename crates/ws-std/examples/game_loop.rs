@@ -11,6 +11,8 @@
 //! at the close event. Without a URL it starts its own echo server on a
 //! loopback port. `cargo test -p ws-std --example game_loop` runs it.
 
+#[path = "common/args.rs"]
+mod args;
 #[path = "common/logger.rs"]
 mod logger;
 
@@ -114,16 +116,11 @@ fn local_echo_server() -> std::io::Result<ServerHandle> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut url = None;
-    let mut count = 5usize;
-    let mut verbose = false;
-    for a in std::env::args().skip(1) {
-        match a.as_str() {
-            "-v" => verbose = true,
-            n if n.parse::<usize>().is_ok() => count = n.parse()?,
-            u => url = Some(u.to_string()),
-        }
-    }
+    let args::Args {
+        url,
+        count,
+        verbose,
+    } = args::parse(5);
     logger::init(verbose);
     let (url, server) = match url {
         Some(u) => (u, None),

@@ -27,8 +27,7 @@ fn terminal(rec: &Recorder) -> Ev {
 }
 
 fn open_client(rec: &Recorder, b: ws_std::ClientBuilder) -> WebSocketClient {
-    let client = rec.attach(b, false).build().unwrap();
-    client.open().unwrap();
+    let client = open_recorded(rec, b, false);
     assert!(rec.wait(T, |e| e
         .iter()
         .any(|e| matches!(e, Ev::Open(_)) || is_terminal(e))));

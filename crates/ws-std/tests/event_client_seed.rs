@@ -43,6 +43,18 @@ fn finished(rec: &Recorder, client: &WebSocketClient) -> Ev {
     rec.events().into_iter().find(is_terminal).unwrap()
 }
 
+/// What a game loop does, event-driven: dispatch whenever something is
+/// queued, until the terminal event has been delivered (bounded).
+fn dispatch_until_finished(client: &WebSocketClient) {
+    for _ in 0..1000 {
+        if client.is_finished() {
+            break;
+        }
+        wait_until(T, || client.pending_events() > 0 || client.is_finished());
+        client.dispatch();
+    }
+}
+
 // ----- 1. handlers like C# events -----------------------------------------------
 
 #[test]
@@ -201,13 +213,7 @@ fn dispatch_runs_every_handler_on_the_calling_thread_in_order_with_one_terminal_
     assert_eq!(rec.events(), vec![Ev::Open(None)]);
 
     // A game loop: dispatch whenever something is queued, until the end.
-    for _ in 0..1000 {
-        if client.is_finished() {
-            break;
-        }
-        wait_until(T, || client.pending_events() > 0);
-        client.dispatch();
-    }
+    dispatch_until_finished(&client);
     assert_eq!(finished(&rec, &client), Ev::Closed(1000, "done".into()));
     assert_eq!(
         rec.events(),
@@ -264,13 +270,7 @@ fn a_panic_in_dispatch_fails_the_connection_with_1011_and_one_error() {
     client.open().unwrap();
     client.send_text("one").unwrap();
     client.send_text("two").unwrap();
-    for _ in 0..1000 {
-        if client.is_finished() {
-            break;
-        }
-        wait_until(T, || client.pending_events() > 0);
-        client.dispatch();
-    }
+    dispatch_until_finished(&client);
     assert_eq!(
         finished(&rec, &client),
         Ev::Error("panicked:boom in dispatch".into())
@@ -330,13 +330,7 @@ fn the_dispatch_queue_is_bounded_and_loses_nothing() {
     assert!(most <= 8, "{most} events queued");
     assert_eq!(*got.lock().unwrap(), (0..COUNT).collect::<Vec<_>>());
     client.close().unwrap();
-    for _ in 0..1000 {
-        if client.is_finished() {
-            break;
-        }
-        wait_until(T, || client.pending_events() > 0);
-        client.dispatch();
-    }
+    dispatch_until_finished(&client);
     assert_eq!(finished(&rec, &client), Ev::Closed(1000, String::new()));
     assert!(server.shutdown());
 }
@@ -360,14 +354,11 @@ fn only_fragmented_messages_go_to_the_incomplete_frame_handler() {
     })
     .unwrap();
     let rec = Recorder::default();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/")),
-            true,
-        )
-        .build()
-        .unwrap();
-    client.open().unwrap();
+    let client = open_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/")),
+        true,
+    );
     client.send_text("go").unwrap();
     assert!(rec.wait(T, |e| e.contains(&Ev::Text("end".into()))));
     let frag = |d: &[u8], first, fin| Ev::Fragment {
@@ -410,15 +401,11 @@ fn silent_server() -> (ws_std::ServerHandle, mpsc::Receiver<Duration>) {
         ServeOptions::default().server(options),
         move |mut ws| {
             let start = Instant::now();
-            for _ in 0..1000 {
-                match ws.recv() {
-                    Ok(Received::Ping(_)) => {
-                        let _ = tx.send(start.elapsed());
-                    }
-                    Ok(_) => {}
-                    Err(_) => return,
+            recv_each(&mut ws, |_, r| {
+                if let Received::Ping(_) = r {
+                    let _ = tx.send(start.elapsed());
                 }
-            }
+            });
         },
     )
     .unwrap();
@@ -438,14 +425,11 @@ fn keepalive_alone_pings_every_second_and_ends_a_silent_link_after_two() {
     let (server, pings) = silent_server();
     let rec = Recorder::default();
     let t = Instant::now();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/")).keepalive(true),
-            false,
-        )
-        .build()
-        .unwrap();
-    client.open().unwrap();
+    let _client = open_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/")).keepalive(true),
+        false,
+    );
     let first = pings.recv_timeout(T).unwrap();
     assert!(
         first >= Duration::from_millis(900) && first < Duration::from_secs(10),
@@ -466,17 +450,14 @@ fn keepalive_intervals_are_adjustable() {
     let rec = Recorder::default();
     let silence = Duration::from_millis(600);
     let t = Instant::now();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/"))
-                .keepalive(true)
-                .ping_interval(Some(Duration::from_millis(100)))
-                .idle_timeout(Some(silence)),
-            false,
-        )
-        .build()
-        .unwrap();
-    client.open().unwrap();
+    let _client = open_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/"))
+            .keepalive(true)
+            .ping_interval(Some(Duration::from_millis(100)))
+            .idle_timeout(Some(silence)),
+        false,
+    );
     let first = pings.recv_timeout(T).unwrap();
     assert!(first >= Duration::from_millis(90), "{first:?}");
     assert_eq!(terminal_within(&rec, T), Ev::Error("timeout:Idle".into()));
@@ -492,17 +473,14 @@ fn keepalive_intervals_are_adjustable() {
 fn keepalive_without_the_idle_limit_keeps_a_silent_link_open() {
     let (server, pings) = silent_server();
     let rec = Recorder::default();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/"))
-                .keepalive(true)
-                .ping_interval(Some(Duration::from_millis(250)))
-                .idle_timeout(None),
-            false,
-        )
-        .build()
-        .unwrap();
-    client.open().unwrap();
+    let client = open_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/"))
+            .keepalive(true)
+            .ping_interval(Some(Duration::from_millis(250)))
+            .idle_timeout(None),
+        false,
+    );
     // Ten pings take 2.5 s or more: past the 2 s the switch alone allows.
     let mut last = Duration::ZERO;
     for _ in 0..10 {
@@ -522,16 +500,13 @@ fn keepalive_without_pings_still_ends_a_silent_link() {
     let (server, pings) = silent_server();
     let rec = Recorder::default();
     let t = Instant::now();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/"))
-                .keepalive(true)
-                .ping_interval(None),
-            false,
-        )
-        .build()
-        .unwrap();
-    client.open().unwrap();
+    let client = open_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/"))
+            .keepalive(true)
+            .ping_interval(None),
+        false,
+    );
     assert_eq!(terminal_within(&rec, T), Ev::Error("timeout:Idle".into()));
     assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(pings.try_recv().is_err(), "a ping was sent");
@@ -545,24 +520,19 @@ fn keepalive_without_pings_still_ends_a_silent_link() {
 fn ping_on_ping_and_on_pong() {
     let (tx, rx) = mpsc::channel();
     let server = serve(listener(), ServeOptions::default(), move |mut ws| {
-        for _ in 0..100 {
-            match ws.recv() {
-                Ok(Received::Ping(p)) => tx.send(p.to_vec()).unwrap(),
-                Ok(Received::Message(_)) => ws.ping("from server").unwrap(),
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
+        recv_each(&mut ws, |ws, r| match r {
+            Received::Ping(p) => tx.send(p.to_vec()).unwrap(),
+            Received::Message(_) => ws.ping("from server").unwrap(),
+            _ => {}
+        })
     })
     .unwrap();
     let rec = Recorder::default();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/")),
-            false,
-        )
-        .build()
-        .unwrap();
+    let client = build_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/")),
+        false,
+    );
     let r = rec.clone();
     client.on_pong(move |_, p| r.push(Ev::Text(format!("pong:{}", String::from_utf8_lossy(p)))));
     let r = rec.clone();
@@ -598,24 +568,20 @@ fn fragment_wise_sends_are_ordered_checked_and_bounded_by_the_queue() {
         listener(),
         ServeOptions::default().server(options),
         move |mut ws| {
-            for _ in 0..100 {
-                match ws.recv() {
-                    Ok(Received::Fragment(f)) => tx.send((f.data.to_vec(), f.fin)).unwrap(),
-                    Ok(_) => {}
-                    Err(_) => return,
+            recv_each(&mut ws, |_, r| {
+                if let Received::Fragment(f) = r {
+                    tx.send((f.data.to_vec(), f.fin)).unwrap();
                 }
-            }
+            })
         },
     )
     .unwrap();
     let rec = Recorder::default();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/")).max_buffered(10),
-            false,
-        )
-        .build()
-        .unwrap();
+    let client = build_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/")).max_buffered(10),
+        false,
+    );
     // Before open: the pieces wait in the queue and count against its limit.
     client.send_binary_fragment(&[1u8; 6][..], false).unwrap();
     assert_eq!(client.buffered_amount(), 6);
@@ -663,29 +629,25 @@ fn send_uncompressed_skips_permessage_deflate() {
         listener(),
         ServeOptions::default().server(options),
         move |mut ws| {
-            for _ in 0..100 {
-                let before = ws.stats().bytes_in;
-                match ws.recv() {
-                    Ok(Received::Message(m)) => tx
-                        .send((m.data.len() as u64, ws.stats().bytes_in - before))
-                        .unwrap(),
-                    Ok(_) => {}
-                    Err(_) => return,
+            // Wire bytes per message (the client sends nothing else between).
+            let mut last = ws.stats().bytes_in;
+            recv_each(&mut ws, |ws, r| {
+                if let Received::Message(m) = r {
+                    let now = ws.stats().bytes_in;
+                    tx.send((m.data.len() as u64, now - last)).unwrap();
+                    last = now;
                 }
-            }
+            })
         },
     )
     .unwrap();
     let rec = Recorder::default();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/"))
-                .deflate(Some(DeflateConfig::default())),
-            false,
-        )
-        .build()
-        .unwrap();
-    client.open().unwrap();
+    let client = open_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/"))
+            .deflate(Some(DeflateConfig::default())),
+        false,
+    );
     let text = "squeeze me ".repeat(1000);
     client.send_text(&text).unwrap();
     let (len, wire) = rx.recv_timeout(T).unwrap();
@@ -773,14 +735,11 @@ fn close_defaults_to_1000_and_integer_codes_are_validated() {
 fn send_binary_takes_a_borrowed_slice() {
     let server = echo_server(ServerOptions::default());
     let rec = Recorder::default();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/")),
-            false,
-        )
-        .build()
-        .unwrap();
-    client.open().unwrap();
+    let client = open_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/")),
+        false,
+    );
     {
         // Not 'static: a local buffer, sent from a sub-slice, then dropped.
         let local: Vec<u8> = (0u8..10).collect();

@@ -35,13 +35,11 @@ fn every_line_names_its_connection() {
 
     let server = echo_server(ServerOptions::default());
     let rec = Recorder::default();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/")),
-            false,
-        )
-        .build()
-        .unwrap();
+    let client = build_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/")),
+        false,
+    );
     client.open().unwrap();
     assert!(rec.wait(Duration::from_secs(3), |e| e
         .iter()

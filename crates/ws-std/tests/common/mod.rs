@@ -317,6 +317,34 @@ pub fn reporting_echo_server() -> (ServerHandle, std::sync::mpsc::Receiver<(u16,
     (server, rx)
 }
 
+/// Attaches `rec` to the builder (see [`Recorder::attach`]), builds the
+/// client and opens it.
+pub fn open_recorded(rec: &Recorder, b: ClientBuilder, fragments: bool) -> ws_std::WebSocketClient {
+    let client = build_recorded(rec, b, fragments);
+    client.open().unwrap();
+    client
+}
+
+/// Attaches `rec` to the builder and builds the client, not opened yet.
+pub fn build_recorded(
+    rec: &Recorder,
+    b: ClientBuilder,
+    fragments: bool,
+) -> ws_std::WebSocketClient {
+    rec.attach(b, fragments).build().unwrap()
+}
+
+/// Server side: hands everything received to `f` until the connection
+/// ends (at most 10,000 receives).
+pub fn recv_each(ws: &mut WebSocket, mut f: impl FnMut(&mut WebSocket, Received)) {
+    for _ in 0..10_000 {
+        match ws.recv() {
+            Ok(r) => f(ws, r),
+            Err(_) => return,
+        }
+    }
+}
+
 /// Whether this build's permessage-deflate is real (not the stub).
 pub fn deflate_available() -> bool {
     !ws_proto::deflate::client_offer_header(&ws_proto::DeflateConfig::default()).is_empty()
