@@ -2,15 +2,22 @@
 //! first handlers of a [`WebSocketClient`].
 
 use std::fmt;
+
+use bytes::Bytes;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+use ws_buf::BufferSegment;
+use ws_proto::{CloseCode, Fragment, OpenInfo};
 
 use ws_buf::BufferPool;
 use ws_net::url::WsUrl;
 use ws_proto::{Config, DeflateConfig};
 
 use super::events::{Delivery, Pending};
-use super::handlers::Handlers;
+use super::handlers::{
+    with_events, HandlerId, Handlers, List, OnBinary, OnClosed, OnControl, OnError, OnFragment,
+    OnMessage, OnOpen, OnSegment,
+};
 use super::queue::Queue;
 use super::{Inner, WebSocketClient};
 use super::{
@@ -204,3 +211,40 @@ impl fmt::Debug for ClientBuilder {
             .finish_non_exhaustive()
     }
 }
+
+impl ClientBuilder {
+    fn add_handler<F: ?Sized + Send + 'static>(
+        mut self,
+        pick: fn(&mut Handlers) -> &mut List<F>,
+        f: Box<F>,
+    ) -> Self {
+        // A builder's registry is never retired: nothing is handed back.
+        let _ = self.handlers.add(pick, HandlerId::next(), f);
+        self
+    }
+}
+
+/// The builder's `on_*` methods.
+macro_rules! builder_methods {
+    ($(
+        $(#[$doc:meta])*
+        $method:ident => $field:ident: $alias:ident ($($arg:ty),*);
+    )*) => {
+        /// Handlers added on the builder are called before those added on
+        /// the client, each in the order added; to remove one later, add it
+        /// with the client's method of the same name, which returns its id.
+        impl ClientBuilder {
+            $(
+                $(#[$doc])*
+                pub fn $method(
+                    self,
+                    f: impl FnMut(&WebSocketClient, $($arg),*) + Send + 'static,
+                ) -> Self {
+                    self.add_handler::<$alias>(|h| &mut h.$field, Box::new(f))
+                }
+            )*
+        }
+    };
+}
+
+with_events!(builder_methods);

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ws_buf::BufferSegment;
 use ws_proto::{CloseCode, Fragment, OpenInfo};
 
-use super::{ClientBuilder, WebSocketClient};
+use super::WebSocketClient;
 use crate::driver::lock;
 use crate::error::Error;
 
@@ -23,7 +23,7 @@ use crate::error::Error;
 pub struct HandlerId(u64);
 
 impl HandlerId {
-    fn next() -> HandlerId {
+    pub(super) fn next() -> HandlerId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         HandlerId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
@@ -116,7 +116,7 @@ pub(super) type Dropped = Box<dyn Send>;
 impl Handlers {
     /// Adds `f` to the list `pick` chooses; a retired registry hands it back
     /// to be dropped.
-    fn add<F: ?Sized + Send + 'static>(
+    pub(super) fn add<F: ?Sized + Send + 'static>(
         &mut self,
         pick: fn(&mut Handlers) -> &mut List<F>,
         id: HandlerId,
@@ -180,41 +180,56 @@ impl WebSocketClient {
     }
 }
 
-impl ClientBuilder {
-    fn add_handler<F: ?Sized + Send + 'static>(
-        mut self,
-        pick: fn(&mut Handlers) -> &mut List<F>,
-        f: Box<F>,
-    ) -> Self {
-        // A builder's registry is never retired.
-        let _ = self.handlers.add(pick, HandlerId::next(), f);
-        self
-    }
+/// Calls `$m!` with the description of every event (method, field of
+/// [`Handlers`], handler type, arguments): the client's `on_*` methods
+/// (here) and the builder's (in `builder`) are made from this one list.
+macro_rules! with_events {
+    ($m:ident) => {
+        $m! {
+            /// Adds a handler called once the handshake completes.
+            on_open => open: OnOpen (&OpenInfo);
+            /// Adds a handler called with each text message (with an
+            /// incomplete-frame handler: each text message that came in one frame).
+            on_message => message: OnMessage (&str);
+            /// Adds a handler called with each binary message, as owned bytes (with
+            /// an incomplete-frame handler: each one that came in one frame).
+            on_binary => binary: OnBinary (Bytes);
+            /// Adds a handler called with each binary message in a segment of the
+            /// client's [`BufferPool`](ws_buf::BufferPool); the segment goes back to
+            /// the pool once every such handler has returned. (`on_binary` handlers
+            /// are called too.)
+            on_binary_segment => segment: OnSegment (&BufferSegment);
+            /// Adds a handler called with each frame of a *fragmented* message as it
+            /// arrives, without reassembly: the fragments are neither joined nor
+            /// stored. Messages that come in one frame still go to the message
+            /// handlers. Whether fragments are streamed is decided when the client
+            /// opens: add this handler before [`open`](WebSocketClient::open).
+            on_incomplete_frame => fragment: OnFragment (&Fragment);
+            /// Adds a handler called with the payload of each ping from the server
+            /// (answered automatically).
+            on_ping => ping: OnControl (&[u8]);
+            /// Adds a handler called with the payload of each pong from the server
+            /// (answers to [`ping`](WebSocketClient::ping) and to keepalive pings).
+            on_pong => pong: OnControl (&[u8]);
+            /// Adds a handler called when the connection ended without error
+            /// (closing handshake, either side starting it), with the close code and
+            /// reason. Exactly one terminal event, closed or error, is delivered,
+            /// once, for every opened client.
+            on_closed => closed: OnClosed (CloseCode, &str);
+            /// Adds a handler called when the connection could not be made or ended
+            /// with an error; the [`Error`] says what happened.
+            on_error => error: OnError (&Error);
+        }
+    };
 }
+pub(super) use with_events;
 
-/// Defines, for each event, the builder method (adds a handler, returns the
-/// builder) and the client method (adds a handler, returns its
-/// [`HandlerId`]) from one description.
-macro_rules! handler_methods {
+/// The client's `on_*` methods.
+macro_rules! client_methods {
     ($(
         $(#[$doc:meta])*
         $method:ident => $field:ident: $alias:ident ($($arg:ty),*);
     )*) => {
-        /// Handlers added on the builder are called before those added on
-        /// the client, each in the order added; to remove one later, add it
-        /// with the client's method of the same name, which returns its id.
-        impl ClientBuilder {
-            $(
-                $(#[$doc])*
-                pub fn $method(
-                    self,
-                    f: impl FnMut(&WebSocketClient, $($arg),*) + Send + 'static,
-                ) -> Self {
-                    self.add_handler::<$alias>(|h| &mut h.$field, Box::new(f))
-                }
-            )*
-        }
-
         /// Adding handlers: any number per event, called in the order added,
         /// each removable with [`remove_handler`](WebSocketClient::remove_handler).
         /// Add them before [`open`](WebSocketClient::open) to see every
@@ -234,38 +249,4 @@ macro_rules! handler_methods {
     };
 }
 
-handler_methods! {
-    /// Adds a handler called once the handshake completes.
-    on_open => open: OnOpen (&OpenInfo);
-    /// Adds a handler called with each text message (with an
-    /// incomplete-frame handler: each text message that came in one frame).
-    on_message => message: OnMessage (&str);
-    /// Adds a handler called with each binary message, as owned bytes (with
-    /// an incomplete-frame handler: each one that came in one frame).
-    on_binary => binary: OnBinary (Bytes);
-    /// Adds a handler called with each binary message in a segment of the
-    /// client's [`BufferPool`](ws_buf::BufferPool); the segment goes back to
-    /// the pool once every such handler has returned. (`on_binary` handlers
-    /// are called too.)
-    on_binary_segment => segment: OnSegment (&BufferSegment);
-    /// Adds a handler called with each frame of a *fragmented* message as it
-    /// arrives, without reassembly: the fragments are neither joined nor
-    /// stored. Messages that come in one frame still go to the message
-    /// handlers. Whether fragments are streamed is decided when the client
-    /// opens: add this handler before [`open`](WebSocketClient::open).
-    on_incomplete_frame => fragment: OnFragment (&Fragment);
-    /// Adds a handler called with the payload of each ping from the server
-    /// (answered automatically).
-    on_ping => ping: OnControl (&[u8]);
-    /// Adds a handler called with the payload of each pong from the server
-    /// (answers to [`ping`](WebSocketClient::ping) and to keepalive pings).
-    on_pong => pong: OnControl (&[u8]);
-    /// Adds a handler called when the connection ended without error
-    /// (closing handshake, either side starting it), with the close code and
-    /// reason. Exactly one terminal event, closed or error, is delivered,
-    /// once, for every opened client.
-    on_closed => closed: OnClosed (CloseCode, &str);
-    /// Adds a handler called when the connection could not be made or ended
-    /// with an error; the [`Error`] says what happened.
-    on_error => error: OnError (&Error);
-}
+with_events!(client_methods);
