@@ -272,14 +272,27 @@ fn keepalive_defaults_and_latency() {
     let idle = Duration::from_millis(1500);
     let server = echo_server(ServerOptions::default());
     let rec = Recorder::default();
-    let client = open_client(
+    let client = build_recorded(
         &rec,
         WebSocketClient::builder(ws_url(server.local_addr(), "/"))
             .ping_interval(Some(Duration::from_millis(50)))
             .idle_timeout(Some(idle)),
+        false,
     );
-    // Without the pings' pongs, the idle limit would end it within this.
-    thread::sleep(idle + Duration::from_millis(500));
+    let (pong_tx, pongs) = mpsc::channel();
+    client.on_pong(move |_, _| {
+        let _ = pong_tx.send(());
+    });
+    let t = Instant::now();
+    client.open().unwrap();
+    // Pongs keep arriving past the point where, without them, the idle
+    // limit would have ended the connection.
+    for _ in 0..10_000 {
+        if t.elapsed() >= idle + Duration::from_millis(500) {
+            break;
+        }
+        pongs.recv_timeout(T).expect("the pongs stopped");
+    }
     assert!(client.is_open(), "{:?}", rec.events());
     let latency = client.latency().expect("no ping round trip measured");
     assert!(latency < idle, "{latency:?}");
