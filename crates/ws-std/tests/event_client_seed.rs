@@ -66,7 +66,7 @@ fn several_handlers_per_event_run_in_the_order_added_and_can_be_removed() {
         .on_message(label(&rec, "builder"))
         .build()
         .unwrap();
-    client.on_message(label(&rec, "a"));
+    let a = client.on_message(label(&rec, "a"));
     let b = client.on_message(label(&rec, "b"));
     client.on_message(label(&rec, "c"));
     for n in ["1", "2"] {
@@ -80,6 +80,10 @@ fn several_handlers_per_event_run_in_the_order_added_and_can_be_removed() {
     client.open().unwrap();
     client.send_text("x").unwrap();
     assert!(rec.wait(T, |e| e.contains(&Ev::Text("c:x".into()))));
+    // Delivered on the IO thread: nothing waits for `dispatch`.
+    assert_eq!(client.delivery(), Delivery::IoThread);
+    assert_eq!(client.pending_events(), 0);
+    assert_eq!(client.dispatch(), 0);
     assert_eq!(
         rec.events(),
         vec![
@@ -125,6 +129,12 @@ fn several_handlers_per_event_run_in_the_order_added_and_can_be_removed() {
             "e:z"
         ]
     );
+
+    // Removed while open: not called for later messages.
+    assert!(client.remove_handler(a));
+    client.send_text("w").unwrap();
+    assert!(rec.wait(T, |e| e.contains(&Ev::Text("e:w".into()))));
+    assert!(!rec.events().contains(&Ev::Text("a:w".into())));
 
     client.close().unwrap();
     assert_eq!(finished(&rec, &client), Ev::Closed(1000, String::new()));
