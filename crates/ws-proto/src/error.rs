@@ -60,16 +60,11 @@ impl fmt::Display for Error {
                 write!(f, "control frame payload of {n} bytes (at most 125)")
             }
             Error::InvalidCloseCode(c) => {
-                let why = match c {
-                    1005 => "it is reserved to report a close without a status code",
-                    1006 => "it is reserved to report a connection lost without a close frame",
-                    1015 => "it is reserved to report a failed TLS handshake",
-                    1000..=2999 => "it is reserved by RFC 6455",
-                    _ => "it is out of range",
-                };
+                let (what, why) = crate::CloseCode::refusal(*c);
                 write!(
                     f,
-                    "close code {c} may not be sent: {why} (allowed: 1000-1003, 1007-1014, 3000-4999)"
+                    "close code {c} ({what}) may not be sent: {why} \
+                     (allowed: 1000-1003, 1007-1014, 3000-4999)"
                 )
             }
             Error::CloseReasonTooLong(n) => write!(f, "close reason of {n} bytes (at most 123)"),

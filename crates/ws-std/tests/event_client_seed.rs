@@ -688,9 +688,18 @@ fn send_uncompressed_skips_permessage_deflate() {
 fn close_defaults_to_1000_and_integer_codes_are_validated() {
     let client = WebSocketClient::new("ws://127.0.0.1:1/").unwrap();
     for (code, why) in [
-        (1005, "without a status code"),
-        (1006, "without a close frame"),
-        (1015, "TLS"),
+        (
+            1005,
+            "(no status code) may not be sent: it is only reported",
+        ),
+        (
+            1006,
+            "(abnormal closure, no close frame) may not be sent: it is only reported",
+        ),
+        (
+            1015,
+            "(TLS handshake failure) may not be sent: it is only reported",
+        ),
         (1004, "reserved by RFC 6455"),
         (2999, "reserved by RFC 6455"),
         (0, "out of range"),
