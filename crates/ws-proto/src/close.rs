@@ -97,6 +97,18 @@ impl CloseCode {
         }
     }
 
+    /// For the error refusing `code` (see [`is_sendable`](Self::is_sendable)):
+    /// what it means ([`description`](Self::description)) and why it may not
+    /// be sent.
+    pub(crate) fn refusal(code: u16) -> (&'static str, &'static str) {
+        let why = match code {
+            1005 | 1006 | 1015 => "it is only reported, never sent",
+            1000..=2999 => "it is reserved by RFC 6455",
+            _ => "it is out of range",
+        };
+        (CloseCode(code).description(), why)
+    }
+
     /// Whether this code may appear in a close frame.
     pub fn is_sendable(code: u16) -> bool {
         matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
