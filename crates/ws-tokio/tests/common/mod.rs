@@ -155,6 +155,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountWrites<S> {
 pub struct Cert {
     pub der: rustls::pki_types::CertificateDer<'static>,
     pub pem: String,
+    /// The private key, PEM (for a peer in another process).
+    pub key_pem: String,
     pub server: Arc<rustls::ServerConfig>,
 }
 
@@ -169,6 +171,7 @@ pub fn cert() -> Cert {
     Cert {
         der: ck.cert.der().clone(),
         pem: ck.cert.pem(),
+        key_pem: ck.signing_key.serialize_pem(),
         server,
     }
 }
