@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::ArgPredicate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ws_proto::{DeflateConfig, Limits};
 
@@ -109,8 +110,14 @@ pub struct ServeArgs {
     /// a free one, announced on stdout).
     #[arg(default_value = "127.0.0.1:9001")]
     pub addr: String,
-    /// Which driver serves connections (tokio with --http2).
-    #[arg(long, value_enum, default_value_t = Driver::Mio, default_value_if("http2", "true", "tokio"))]
+    /// Which driver serves connections (tokio with --http2 or --redis).
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = Driver::Mio,
+        default_value_if("http2", "true", "tokio"),
+        default_value_if("redis", ArgPredicate::IsPresent, "tokio")
+    )]
     pub driver: Driver,
     /// Event-loop threads (mio driver) or runtime worker threads (tokio
     /// driver; one by default, like mio's one loop).
@@ -126,6 +133,13 @@ pub struct ServeArgs {
     /// get its own messages back) instead of echoing.
     #[arg(long)]
     pub broadcast: bool,
+    /// --broadcast across processes: rooms are request paths, and every
+    /// message also goes to the room's members on every other server
+    /// subscribed to the same Redis (pub/sub channel `wsx:room:PATH`, see
+    /// docs/scale-out.md). Tokio driver only. Without it there is one room
+    /// per server, whatever the path.
+    #[arg(long, value_name = "redis://HOST:PORT", requires = "broadcast")]
+    pub redis: Option<String>,
     /// Most connections at once (std driver: one thread each); over it, a
     /// client is answered 503 with Retry-After (every driver).
     #[arg(long, value_name = "N", default_value_t = 1024)]

@@ -49,6 +49,12 @@ pub fn run(a: ServeArgs) -> i32 {
         eprintln!("wsx: --http2 needs --driver tokio (HTTP/2 is served by ws-tokio)");
         return 2;
     }
+    if a.redis.is_some() && a.driver != Driver::Tokio {
+        eprintln!(
+            "wsx: --redis needs --driver tokio (the std and mio drivers have no Redis bridge)"
+        );
+        return 2;
+    }
     // Exit code 2: an address that is not HOST:PORT or names no host.
     let addr = match resolve(&a.addr) {
         Ok(addr) => addr,

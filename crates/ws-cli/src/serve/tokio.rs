@@ -7,10 +7,15 @@
 //!   next waits for input);
 //! - `--broadcast`: each connection is split; its reader relays every
 //!   message, prepared once ([`PreparedMessage`]: one payload, one
-//!   compression for every member that can share it), through one
+//!   compression for every member that can share it), through its room's
 //!   `tokio::sync::broadcast` channel to every *other* member (a member more
 //!   than 1,024 messages behind misses messages, with a warning), and its
-//!   writer feeds everything waiting before the next write;
+//!   writer feeds everything waiting before the next write. One room for
+//!   the whole server; with `--redis`, one room per request path, joined to
+//!   the same room on every other server through Redis pub/sub
+//!   ([`ws_redis::Bridge`]): a message is delivered here at once and
+//!   published once; messages of other servers arrive on the bridge's
+//!   thread and go through the same room channel (docs/scale-out.md);
 //! - `--max-connections`: a semaphore; over it a client is answered 503 with
 //!   `Retry-After: 1` (after its TLS handshake, for `wss://`), each answer
 //!   bounded to 1 s and at most 128 under way (past that, closed at once),
@@ -23,6 +28,7 @@
 //! With `--exit-after N` it returns once N connections have ended; the
 //! connections still open are cut (the runtime is shut down, 1 s at most).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,8 +71,10 @@ struct Server {
     tls: Option<TlsAcceptor>,
     origins: Vec<String>,
     broadcast: bool,
-    /// The broadcast room: (sender's connection id, message) to every member.
-    room: broadcast::Sender<(u64, PreparedMessage)>,
+    /// The broadcast rooms (shared with the Redis bridge's thread).
+    rooms: Arc<Rooms>,
+    /// `--redis`: the bridge to the other servers' rooms.
+    redis: Option<ws_redis::Bridge>,
     /// Connections that ended (`--exit-after`).
     served: AtomicUsize,
     exit_after: Option<usize>,
@@ -76,8 +84,81 @@ struct Server {
     room_log: Mutex<LogLimiter>,
 }
 
+/// A room's channel: (sender's connection id, message) to every member.
+type RoomTx = broadcast::Sender<(u64, PreparedMessage)>;
+
+/// Connection id of messages from other servers (no local connection has
+/// it: ids start at 1), so that every local member gets them.
+const REMOTE: u64 = 0;
+
+/// The broadcast rooms: one channel per room key, made by its first member
+/// and removed with its last. The key is the request path with `--redis`,
+/// the empty string (one room) without.
+struct Rooms {
+    per_path: bool,
+    map: Mutex<HashMap<String, RoomTx>>,
+}
+
+impl Rooms {
+    /// The room a request path belongs to (the query is not part of it).
+    fn key(&self, path: &str) -> String {
+        match self.per_path {
+            true => path.split('?').next().unwrap_or(path).to_string(),
+            false => String::new(),
+        }
+    }
+
+    /// Joins room `key`, made if needed.
+    fn join(&self, key: &str) -> (RoomTx, broadcast::Receiver<(u64, PreparedMessage)>) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = map
+            .entry(key.to_string())
+            .or_insert_with(|| broadcast::channel(ROOM_QUEUE).0)
+            .clone();
+        let rx = tx.subscribe();
+        (tx, rx)
+    }
+
+    /// Removes room `key` once its last member left (its receiver dropped).
+    fn leave(&self, key: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(key).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(key);
+        }
+    }
+
+    /// A message from another server to every local member of room `key`
+    /// (none: nobody here to get it).
+    fn deliver(&self, key: &str, msg: PreparedMessage) {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = map.get(key) {
+            let _ = tx.send((REMOTE, msg));
+        }
+    }
+}
+
 /// Runs the tokio server until killed (or `--exit-after`).
 pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+    let rooms = Arc::new(Rooms {
+        per_path: a.redis.is_some(),
+        map: Mutex::new(HashMap::new()),
+    });
+    // The bridge first: Redis unreachable is an error before we listen.
+    let redis = match &a.redis {
+        None => None,
+        Some(url) => {
+            let mut opts = ws_redis::BridgeOptions::new(url.as_str());
+            opts.max_payload = a.proto.max_message;
+            let to = Arc::clone(&rooms);
+            match ws_redis::Bridge::start(opts, move |room, msg| to.deliver(room, msg)) {
+                Ok(b) => {
+                    info!("redis: joined {url} as server {:016x}", b.id());
+                    Some(b)
+                }
+                Err(e) => return fail(&format!("--redis {url}: {e}")),
+            }
+        }
+    };
     let threads = a.threads.max(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -88,7 +169,7 @@ pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::Serve
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the tokio runtime: {e}")),
     };
-    let code = rt.block_on(serve(a, addr, tls, threads));
+    let code = rt.block_on(serve(a, addr, tls, threads, rooms, redis));
     rt.shutdown_timeout(Duration::from_secs(1));
     code
 }
@@ -98,6 +179,8 @@ async fn serve(
     addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
     threads: usize,
+    rooms: Arc<Rooms>,
+    redis: Option<ws_redis::Bridge>,
 ) -> i32 {
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -118,7 +201,8 @@ async fn serve(
             .map(TlsAcceptor::from),
         origins: a.origins.clone(),
         broadcast: a.broadcast,
-        room: broadcast::channel(ROOM_QUEUE).0,
+        rooms,
+        redis,
         served: AtomicUsize::new(0),
         exit_after: a.exit_after,
         done: Notify::new(),
@@ -127,7 +211,11 @@ async fn serve(
     announce(scheme, local);
     info!(
         "serving (tokio driver, {threads} worker thread(s), {})",
-        if a.broadcast { "broadcast" } else { "echo" }
+        match (a.broadcast, a.redis.is_some()) {
+            (true, true) => "broadcast, rooms by path over Redis",
+            (true, false) => "broadcast",
+            _ => "echo",
+        }
     );
     let max = a.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
@@ -290,9 +378,9 @@ where
         |ws| {
             let n = streams.fetch_add(1, Ordering::Relaxed) + 1;
             let path = path.lock().map(|p| p.clone()).unwrap_or_default();
-            let path = format!("{path} (HTTP/2 stream {n})");
+            let label = format!("{path} (HTTP/2 stream {n})");
             let server = Arc::clone(server);
-            tokio::spawn(async move { serve_ws(ws, &path, peer, id, &server).await });
+            tokio::spawn(async move { serve_ws(ws, &path, &label, peer, id, &server).await });
         },
     )
     .await;
@@ -313,23 +401,30 @@ where
     })
     .await;
     match accepted {
-        Ok(ws) => serve_ws(ws, &path, peer, id, server).await,
+        Ok(ws) => serve_ws(ws, &path, &path, peer, id, server).await,
         Err(e) => debug!("[ws#{id}] handshake with {peer} failed: {e}"),
     }
 }
 
-/// An open WebSocket: the open line, the echo or the room, the close line.
-async fn serve_ws<S>(ws: WebSocketStream<S>, path: &str, peer: SocketAddr, id: u64, server: &Server)
-where
+/// An open WebSocket: the open line, the echo or the room (`path`'s), the
+/// close line (`label`: the path, and the HTTP/2 stream).
+async fn serve_ws<S>(
+    ws: WebSocketStream<S>,
+    path: &str,
+    label: &str,
+    peer: SocketAddr,
+    id: u64,
+    server: &Server,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let negotiated = match ws.open_info() {
         Some(info) => crate::describe::negotiated(&info),
         None => crate::describe::negotiated_parts(None, None),
     };
-    info!("[ws#{id}] open {path} from {peer} ({negotiated})");
+    info!("[ws#{id}] open {label} from {peer} ({negotiated})");
     let closed = if server.broadcast {
-        member(ws, id, server).await
+        member(ws, &server.rooms.key(path), id, server).await
     } else {
         echo(ws).await
     };
@@ -353,19 +448,20 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
     ws.close_info()
 }
 
-/// A member of the broadcast room until its stream ends; returns how it
+/// A member of broadcast room `room` until its stream ends; returns how it
 /// ended.
 async fn member<S: AsyncRead + AsyncWrite + Unpin>(
     ws: WebSocketStream<S>,
+    room: &str,
     id: u64,
     server: &Server,
 ) -> Option<ws_tokio::Closed> {
-    let mut rx = server.room.subscribe();
+    let (tx, mut rx) = server.rooms.join(room);
     let (mut reader, mut writer) = ws.split();
     loop {
         tokio::select! {
             next = reader.next() => match next {
-                Some(Ok(m)) => server.relay(id, m),
+                Some(Ok(m)) => server.relay(room, &tx, id, m),
                 Some(Err(_)) => {}
                 None => break,
             },
@@ -391,16 +487,23 @@ async fn member<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+    drop(rx);
+    server.rooms.leave(room);
     reader.close_info()
 }
 
 impl Server {
-    /// Sends `m` to every member of the room but `from`.
-    fn relay(&self, from: u64, m: Message) {
-        match PreparedMessage::new(m.kind, m.data) {
+    /// Sends `m` to every member of the room (`tx`) but `from`, and to the
+    /// other servers' members of `room` through Redis (`--redis`).
+    fn relay(&self, room: &str, tx: &RoomTx, from: u64, m: Message) {
+        match PreparedMessage::new(m.kind, m.data.clone()) {
             // An error only means the room has no member left.
-            Ok(msg) => drop(self.room.send((from, msg))),
-            Err(e) => warn!("[ws#{from}] broadcast dropped: {e}"),
+            Ok(msg) => drop(tx.send((from, msg))),
+            Err(e) => return warn!("[ws#{from}] broadcast dropped: {e}"),
+        }
+        if let Some(redis) = &self.redis {
+            // Full queue: counted and logged by the bridge.
+            redis.publish(room, from, m.kind, m.data);
         }
     }
 
