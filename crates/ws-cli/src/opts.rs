@@ -292,6 +292,17 @@ pub struct BenchArgs {
         requires = "broadcast"
     )]
     pub sources: Vec<std::net::IpAddr>,
+    /// --broadcast: more servers of the same rooms (repeatable or
+    /// comma-separated URLs, e.g. other `wsx serve --broadcast --redis`
+    /// processes): the subscribers connect to URL and these in turn, the
+    /// publisher to URL; every delivery is checked as usual.
+    #[arg(
+        long = "also",
+        value_name = "URL",
+        value_delimiter = ',',
+        requires = "broadcast"
+    )]
+    pub also: Vec<String>,
     /// --broadcast: most seconds for the whole run (connecting, sync,
     /// publishing); past it the run stops and fails.
     #[arg(

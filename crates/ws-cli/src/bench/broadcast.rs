@@ -6,7 +6,9 @@
 //! thread (whatever `--driver` says). The run:
 //!
 //! 1. opens the subscribers (at most [`CONNECTING`] handshakes at a time,
-//!    spread over the `--source` addresses in turn), then the publisher;
+//!    spread over the `--source` addresses in turn, and over URL and the
+//!    `--also` URLs in turn: several servers sharing rooms, e.g. `wsx serve
+//!    --broadcast --redis`), then the publisher (on URL);
 //! 2. sync: the publisher sends a sync message every [`SYNC_EVERY`] until
 //!    every subscriber has received one, so the server has registered every
 //!    subscriber before the clock starts (a server may add a connection to
@@ -71,7 +73,8 @@ struct Sub {
 
 /// The load generator's side of the loop.
 struct Broadcast {
-    url: String,
+    /// The publisher's URL (the first) and the subscribers' (in turn).
+    urls: Vec<String>,
     subscribers: usize,
     messages: u64,
     window: usize,
@@ -143,8 +146,9 @@ impl Broadcast {
             if !self.sources.is_empty() {
                 opts = opts.bind(self.sources[self.requested % self.sources.len()]);
             }
+            let url = self.urls[self.requested % self.urls.len()].clone();
             self.requested += 1;
-            match ctx.connect(&self.url, opts) {
+            match ctx.connect(&url, opts) {
                 Ok(_) => self.pending += 1,
                 Err(e) => {
                     self.error(&format!("connect: {e}"));
@@ -154,7 +158,7 @@ impl Broadcast {
         }
         if self.requested == self.subscribers && self.pending == 0 && self.publisher.is_none() {
             let opts = super::mio_options(&self.config, self.tls.as_ref());
-            match ctx.connect(&self.url, opts) {
+            match ctx.connect(&self.urls[0], opts) {
                 Ok(id) => self.publisher = Some(id),
                 Err(e) => {
                     self.error(&format!("connect (publisher): {e}"));
@@ -373,7 +377,7 @@ pub(super) fn run(a: &BenchArgs, tls: Option<std::sync::Arc<rustls::ClientConfig
     // Every subscriber's window of messages, and more, may wait at once.
     cfg.limits.max_send_queue = cfg.limits.max_send_queue.max(a.size * a.window * 4);
     let b = Broadcast {
-        url: a.url.clone(),
+        urls: std::iter::once(&a.url).chain(&a.also).cloned().collect(),
         subscribers: a.subscribers,
         messages: a.messages,
         window: a.window,
