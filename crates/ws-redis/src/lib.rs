@@ -33,6 +33,10 @@
 //! Built with the default feature `bridge`; without it only [`wire`] (the
 //! format, no Redis client) is built.
 
+// Without `bridge` the links to the bridge's items have nothing to point at.
+#![cfg_attr(not(feature = "bridge"), allow(rustdoc::broken_intra_doc_links))]
+#![forbid(unsafe_code)]
+
 pub mod wire;
 
 #[cfg(feature = "bridge")]
