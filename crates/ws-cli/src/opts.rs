@@ -110,7 +110,8 @@ pub struct ServeArgs {
     /// a free one, announced on stdout).
     #[arg(default_value = "127.0.0.1:9001")]
     pub addr: String,
-    /// Which driver serves connections (tokio with --http2 or --redis).
+    /// Which driver serves connections (tokio with --http2, and by default
+    /// with --redis).
     #[arg(
         long,
         value_enum,
@@ -136,8 +137,8 @@ pub struct ServeArgs {
     /// --broadcast across processes: rooms are request paths, and every
     /// message also goes to the room's members on every other server
     /// subscribed to the same Redis (pub/sub channel `wsx:room:PATH`, see
-    /// docs/scale-out.md). Tokio driver only. Without it there is one room
-    /// per server, whatever the path.
+    /// docs/scale-out.md). Tokio (the default then) or mio driver. Without
+    /// it there is one room per server, whatever the path.
     #[arg(long, value_name = "redis://HOST:PORT", requires = "broadcast")]
     pub redis: Option<String>,
     /// Most connections at once (std driver: one thread each); over it, a

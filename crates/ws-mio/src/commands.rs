@@ -26,6 +26,13 @@ impl LoopState {
         self.after_command(id, r)
     }
 
+    /// Queues a prepared message (payload shared, compressed once per set of
+    /// compatible deflate parameters).
+    pub(crate) fn send_prepared(&mut self, id: ConnId, msg: &PreparedMessage) -> Result<(), Error> {
+        let r = self.target(id)?.conn.send_prepared(msg);
+        self.after_command(id, r)
+    }
+
     /// Queues a text message from a `&str` (the core skips the UTF-8 check).
     pub(crate) fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), Error> {
         let r = self.target(id)?.conn.send_text(text);

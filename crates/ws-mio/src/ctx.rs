@@ -42,6 +42,16 @@ impl<'a> Ctx<'a> {
         self.state.send(id, kind, data.into())
     }
 
+    /// Queues a prepared message for `id`: the payload is shared, and
+    /// compressed once per set of compatible deflate parameters however many
+    /// connections it is sent to (see [`PreparedMessage`]); for a message
+    /// to some of the loop's connections (a room), where
+    /// [`broadcast_prepared`](Ctx::broadcast_prepared) would reach them all.
+    /// Errors as [`send`](Ctx::send).
+    pub fn send_prepared(&mut self, id: ConnId, msg: &PreparedMessage) -> Result<(), Error> {
+        self.state.send_prepared(id, msg)
+    }
+
     /// Queues a text message.
     pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), Error> {
         self.state.send_text(id, text)

@@ -49,10 +49,8 @@ pub fn run(a: ServeArgs) -> i32 {
         eprintln!("wsx: --http2 needs --driver tokio (HTTP/2 is served by ws-tokio)");
         return 2;
     }
-    if a.redis.is_some() && a.driver != Driver::Tokio {
-        eprintln!(
-            "wsx: --redis needs --driver tokio (the std and mio drivers have no Redis bridge)"
-        );
+    if a.redis.is_some() && a.driver == Driver::Std {
+        eprintln!("wsx: --redis needs --driver tokio or mio (the std driver has no Redis bridge)");
         return 2;
     }
     // Exit code 2: an address that is not HOST:PORT or names no host.
@@ -102,6 +100,11 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
     addrs
         .next()
         .ok_or_else(|| format!("cannot listen on {printable:?}: the name has no address"))
+}
+
+/// The room of a request path with `--redis`: the path without its query.
+fn room_of(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
 }
 
 /// Prints an error and returns the exit code for it.

@@ -103,7 +103,7 @@ impl Rooms {
     /// The room a request path belongs to (the query is not part of it).
     fn key(&self, path: &str) -> String {
         match self.per_path {
-            true => path.split('?').next().unwrap_or(path).to_string(),
+            true => super::room_of(path).to_string(),
             false => String::new(),
         }
     }
