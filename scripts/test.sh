@@ -20,20 +20,17 @@ if ! cargo deny --version >/dev/null 2>&1; then
 fi
 cargo deny --log-level error check licenses bans sources
 echo "== real peers the tests need (installed when missing): node (HTTP/2 interop with Node's http2 module), redis-server (scale-out tests, crates/ws-cli/tests/redis.rs)"
-if ! command -v node >/dev/null 2>&1; then
+# need CMD PACKAGE WHO: installs Debian package PACKAGE when command CMD is missing.
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
   if command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq nodejs
+    apt-get update -qq && apt-get install -y -qq "$2"
   else
-    echo "node is missing and apt-get is not available: install Node.js (the HTTP/2 interop tests need it)" >&2
+    echo "$1 is missing and apt-get is not available: install $2 ($3 need it)" >&2
   fi
-fi
-if ! command -v redis-server >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq redis-server
-  else
-    echo "redis-server is missing and apt-get is not available: install redis-server (the scale-out tests need it)" >&2
-  fi
-fi
+}
+need node nodejs "the HTTP/2 interop tests"
+need redis-server redis-server "the scale-out tests"
 echo "== cargo test"
 cargo test --workspace --all-features --locked
 echo "== fuzzing, short form: every cargo-fuzz target for 10 s (scripts/fuzz.sh 10; installs cargo-fuzz if missing, needs the nightly toolchain)"
