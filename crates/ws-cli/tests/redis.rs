@@ -538,46 +538,32 @@ fn garbage_on_the_channel_is_counted_and_dropped() {
     drop(c);
 }
 
+/// `wsx serve 127.0.0.1:0 ARGS` until it exits (bounded): (code, stdout, stderr).
+fn serve_exit(args: &[&str]) -> (i32, String, String) {
+    let child = Command::new(WSX)
+        .args(["serve", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait(child, LIMIT)
+}
+
 #[test]
 fn redis_unreachable_at_start_is_exit_1_and_std_refuses_redis() {
-    let port = free_port();
+    let url = format!("redis://127.0.0.1:{}", free_port());
     for driver in ["tokio", "mio"] {
-        let (code, out, err) = common::wait(
-            Command::new(WSX)
-                .args(["serve", "127.0.0.1:0", "--broadcast", "--driver", driver])
-                .arg("--redis")
-                .arg(format!("redis://127.0.0.1:{port}"))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-            LIMIT,
-        );
+        let (code, out, err) = serve_exit(&["--broadcast", "--driver", driver, "--redis", &url]);
         assert_eq!(code, 1, "{driver}: {err}");
         assert!(err.contains("cannot reach Redis"), "{driver}: {err}");
         assert!(!out.contains("listening"), "{driver}: {out}");
     }
-    let (code, _, err) = common::wait(
-        Command::new(WSX)
-            .args(["serve", "127.0.0.1:0", "--broadcast", "--driver", "std"])
-            .args(["--redis", "redis://127.0.0.1:1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-        LIMIT,
-    );
+    let (code, _, err) = serve_exit(&["--broadcast", "--driver", "std", "--redis", &url]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--redis needs --driver tokio or mio"), "{err}");
     // --redis without --broadcast: a usage error.
-    let (code, _, err) = common::wait(
-        Command::new(WSX)
-            .args(["serve", "127.0.0.1:0", "--redis", "redis://127.0.0.1:1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-        LIMIT,
-    );
+    let (code, _, err) = serve_exit(&["--redis", &url]);
     assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--broadcast"), "{err}");
 }

@@ -136,32 +136,22 @@ impl Shared {
         c.fetch_add(n, Ordering::Relaxed) + n
     }
 
-    /// `Some(suppressed)` when a line of this kind may be logged now.
-    fn may_log(limiter: &Mutex<LogLimiter>) -> Option<u64> {
-        limiter
-            .lock()
-            .ok()
-            .and_then(|mut l| l.check(Instant::now()))
-    }
-
     /// Counts `n` messages that were not published and logs it (rate-limited).
     fn not_published(&self, n: u64, why: &dyn fmt::Display) {
         let total = self.add(&self.counters.not_published, n);
-        if let Some(more) = Shared::may_log(&self.publish_log) {
-            warn!(
-                "redis: {n} message(s) not published ({why}); {total} not published in all{}",
-                suppressed(more)
-            );
-        }
+        warn_limited(
+            &self.publish_log,
+            format_args!(
+                "redis: {n} message(s) not published ({why}); {total} not published in all"
+            ),
+        );
     }
 }
 
-/// " (N similar messages suppressed)" when the limiter held N back.
-fn suppressed(n: u64) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(" ({n} similar messages suppressed)")
+/// A warning through `limiter` (one line per interval, with the count held back).
+fn warn_limited(limiter: &Mutex<LogLimiter>, line: fmt::Arguments<'_>) {
+    if let Ok(mut l) = limiter.lock() {
+        ws_net::log_limited!(l, Instant::now(), log::Level::Warn, "{line}");
     }
 }
 
@@ -377,12 +367,10 @@ fn publisher_loop(
                 Err(e) => {
                     let wait = backoff.next();
                     retry_at = Instant::now() + wait;
-                    if let Some(more) = Shared::may_log(&shared.connect_log) {
-                        warn!(
-                            "redis: publisher cannot connect ({e}); next try in {wait:?}{}",
-                            suppressed(more)
-                        );
-                    }
+                    warn_limited(
+                        &shared.connect_log,
+                        format_args!("redis: publisher cannot connect ({e}); next try in {wait:?}"),
+                    );
                 }
             }
         }
@@ -455,12 +443,10 @@ fn subscriber<F>(
         }
         lost = true;
         let wait = backoff.next();
-        if let Some(more) = Shared::may_log(&shared.connect_log) {
-            warn!(
-                "redis: subscription lost ({e}); next try in {wait:?}{}",
-                suppressed(more)
-            );
-        }
+        warn_limited(
+            &shared.connect_log,
+            format_args!("redis: subscription lost ({e}); next try in {wait:?}"),
+        );
         let until = Instant::now() + wait;
         while !shared.stop.load(Ordering::Relaxed) {
             let left = until.saturating_duration_since(Instant::now());
@@ -522,13 +508,11 @@ impl<F: Fn(&str, PreparedMessage)> Receiving<'_, F> {
             Ok(x) => x,
             Err(e) => {
                 let total = shared.add(&shared.counters.malformed, 1);
-                if let Some(more) = Shared::may_log(&shared.receive_log) {
-                    warn!(
-                        "redis: malformed message on {:?} dropped ({e}); {total} malformed in all{}",
-                        String::from_utf8_lossy(&channel),
-                        suppressed(more)
-                    );
-                }
+                let channel = String::from_utf8_lossy(&channel);
+                warn_limited(
+                    &shared.receive_log,
+                    format_args!("redis: malformed message on {channel:?} dropped ({e}); {total} malformed in all"),
+                );
                 return;
             }
         };
@@ -561,12 +545,10 @@ impl<F: Fn(&str, PreparedMessage)> Receiving<'_, F> {
             if skipped > 0 {
                 let shared = self.shared;
                 let total = shared.add(&shared.counters.missed, skipped);
-                if let Some(more) = Shared::may_log(&shared.receive_log) {
-                    warn!(
-                        "redis: missed {skipped} message(s) of server {origin:016x}; {total} missed in all{}",
-                        suppressed(more)
-                    );
-                }
+                warn_limited(
+                    &shared.receive_log,
+                    format_args!("redis: missed {skipped} message(s) of server {origin:016x}; {total} missed in all"),
+                );
             }
         }
     }
