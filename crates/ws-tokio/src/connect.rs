@@ -17,6 +17,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use ws_net::proxy::{
+    ProxyError, ProxyHandshake, ProxyScheme, ProxyStep, ProxyUrl, MAX_HTTP_ANSWER,
+};
 use ws_net::url::WsUrl;
 use ws_proto::{Config, Connection, ConnectionError, DeflateConfig};
 
@@ -239,7 +242,12 @@ pub async fn connect(url: &str) -> Result<WebSocketStream<MaybeTlsStream>, Error
 /// [`ws_proto::Error::InvalidRequest`] (see [`Error::invalid_request`]); unusable TLS material
 /// or a host that is no TLS server name is [`Error::TlsConfig`].
 ///
-/// Then: [`Error::Resolve`], [`Error::Connect`], [`Error::Tls`] (the certificate, an alert, a
+/// The proxy is chosen by [`RequestOptions::proxy`](ws_net::request::RequestOptions::proxy)
+/// (default: the environment, as curl reads it; see docs/connecting.md) and redirects are
+/// followed up to [`max_redirects`](ws_net::request::RequestOptions::max_redirects) (default 5),
+/// each attempt bounded by `handshake_timeout`.
+///
+/// Then: [`Error::Proxy`], [`Error::Redirect`], [`Error::Resolve`], [`Error::Connect`], [`Error::Tls`] (the certificate, an alert, a
 /// peer that does not speak TLS), [`Error::Io`], and the handshake's
 /// [`Error::Connection`] (the server's refusal as
 /// [`HandshakeError::Status`](crate::HandshakeError::Status)). The core's `handshake_timeout`
@@ -249,39 +257,98 @@ pub async fn connect_with(
     url: &str,
     options: &ConnectOptions,
 ) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
-    let start = now();
     let url = WsUrl::parse(url)?;
-    let request = options.request.build(&url)?;
+    let mut attempts = ws_net::Attempts::new(url, &options.request);
+    // Bounded: `redirected` answers true at most `max_redirects` times.
+    loop {
+        match connect_attempt(&attempts, options).await {
+            Err(Error::Connection(ConnectionError::Handshake(e))) => {
+                if !attempts.redirected(&e)? {
+                    return Err(Error::Connection(ConnectionError::Handshake(e)));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt of [`connect_with`]: the URL [`ws_net::Attempts::url`] names.
+async fn connect_attempt(
+    attempts: &ws_net::Attempts<'_>,
+    options: &ConnectOptions,
+) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
+    let start = now();
+    let url = attempts.url();
+    let request = attempts.request()?;
     let config = options.config.clone().streaming(false);
     let limit = config.limits.max_send_queue;
     let deadline = tokio::time::Instant::from_std(start) + config.handshake_timeout;
     // The core's handshake timer starts with the attempt.
     let conn = Connection::client(config, &request, start)?;
+    let connect_to = options.connect_to.filter(|_| attempts.on_first_origin());
+    let proxy = attempts
+        .proxy(connect_to.is_some())
+        .map_err(|error| proxy_error(None, error))?;
     let tls = if url.is_secure() {
         Some((options.tls.build()?, ws_net::tls::server_name(url.host())?))
     } else {
         None
     };
-    let stream = match tokio::time::timeout_at(deadline, open(&url, options.connect_to, tls)).await
-    {
+    let route = Route {
+        url,
+        connect_to,
+        proxy: proxy.as_ref(),
+    };
+    let stream = match tokio::time::timeout_at(deadline, open(route, tls)).await {
         Ok(stream) => stream?,
         Err(_) => return Err(Error::Connection(ConnectionError::HandshakeTimeout)),
     };
     crate::client_handshake(stream, conn, limit).await
 }
 
-/// Resolves, connects and (for `wss://`) runs the TLS handshake.
-async fn open(
-    url: &WsUrl,
+/// Where one attempt connects.
+struct Route<'a> {
+    url: &'a WsUrl,
     connect_to: Option<SocketAddr>,
+    proxy: Option<&'a ProxyUrl>,
+}
+
+fn proxy_error(proxy: Option<&ProxyUrl>, error: ProxyError) -> Error {
+    let proxy = match (proxy, &error) {
+        (Some(p), _) => p.to_string(),
+        (None, ProxyError::InvalidProxy { proxy, .. }) => proxy.clone(),
+        (None, _) => String::new(),
+    };
+    Error::Proxy { proxy, error }
+}
+
+/// Resolves, connects (through the proxy's tunnel when there is one) and (for `wss://`) runs
+/// the TLS handshake.
+async fn open(
+    route: Route<'_>,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 ) -> Result<MaybeTlsStream, Error> {
-    let addrs = match connect_to {
-        Some(a) => vec![a],
-        None => resolve(url).await?,
+    let url = route.url;
+    let addrs = match (route.proxy, route.connect_to) {
+        (Some(p), _) => {
+            if p.scheme() == ProxyScheme::Https {
+                return Err(proxy_error(
+                    Some(p),
+                    ProxyError::Unsupported(
+                        "TLS to the proxy (https:// proxy URLs) is not supported by ws-tokio yet; use an http:// or socks5:// proxy".into(),
+                    ),
+                ));
+            }
+            resolve(p.host(), p.ip(), p.port()).await?
+        }
+        (None, Some(a)) => vec![a],
+        (None, None) => resolve(url.host(), url.ip(), url.port()).await?,
     };
-    let tcp = connect_tcp(&addrs).await?;
+    let mut tcp = connect_tcp(&addrs).await?;
     tcp.set_nodelay(true).map_err(Error::Io)?;
+    if let Some(p) = route.proxy {
+        proxy_handshake(&mut tcp, p, url).await?;
+    }
     let Some((config, name)) = tls else {
         return Ok(MaybeTlsStream::Plain(tcp));
     };
@@ -292,16 +359,55 @@ async fn open(
     Ok(MaybeTlsStream::Tls(Box::new(tls)))
 }
 
-/// The addresses of the URL's host: the address itself for an IP literal, else the resolver's.
-async fn resolve(url: &WsUrl) -> Result<Vec<SocketAddr>, Error> {
-    if let Some(ip) = url.ip() {
-        return Ok(vec![SocketAddr::new(ip, url.port())]);
+/// Runs the proxy handshake ([`ProxyHandshake`], written once in ws-net) on `tcp` until the
+/// tunnel to `url` is open or the proxy fails it (the caller's deadline bounds the time).
+async fn proxy_handshake(tcp: &mut TcpStream, proxy: &ProxyUrl, url: &WsUrl) -> Result<(), Error> {
+    let fail = |e| proxy_error(Some(proxy), e);
+    let mut hs = ProxyHandshake::new(proxy, url.host(), url.port()).map_err(fail)?;
+    let mut buf = [0u8; 1024];
+    // Every read brings at least a byte of a bounded answer (MAX_HTTP_ANSWER) or ends it;
+    // every write at least a byte of a request under 1 KiB.
+    for _ in 0..=MAX_HTTP_ANSWER + 1 {
+        while let Some(out) = hs.transmit() {
+            let mut out = &out[..];
+            while !out.is_empty() {
+                tcp.writable().await.map_err(Error::Io)?;
+                match tcp.try_write(out) {
+                    Ok(n) => out = &out[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            }
+        }
+        tcp.readable().await.map_err(Error::Io)?;
+        let n = match tcp.try_read(&mut buf) {
+            Ok(0) => return Err(fail(hs.eof())),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        if hs.receive(&buf[..n]).map_err(fail)? == ProxyStep::Done {
+            return Ok(());
+        }
+    }
+    Err(fail(ProxyError::AnswerTooLarge))
+}
+
+/// The addresses of a host (the URL's or the proxy's): the address itself for an IP literal,
+/// else the resolver's.
+async fn resolve(
+    host: &str,
+    ip: Option<std::net::IpAddr>,
+    port: u16,
+) -> Result<Vec<SocketAddr>, Error> {
+    if let Some(ip) = ip {
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let fail = |source| Error::Resolve {
-        host: url.host().to_string(),
+        host: host.to_string(),
         source,
     };
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((url.host(), url.port()))
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(fail)?
         .collect();
