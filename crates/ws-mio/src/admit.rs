@@ -4,12 +4,13 @@
 //! ([`LoopState::admit`]).
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
+use ws_net::proxy::{ProxyError, ProxyHandshake, ProxyScheme};
 use ws_net::url::WsUrl;
 use ws_proto::Connection;
 
@@ -17,7 +18,7 @@ use crate::error::Error;
 use crate::id::{listener_token, ConnId};
 use crate::net::{self, Listener};
 use crate::options::ConnectOptions;
-use crate::sessions::Session;
+use crate::sessions::{ProxyPhase, Session};
 use crate::state::{LoopState, RunState};
 use crate::tls;
 use crate::transport::Transport;
@@ -252,8 +253,48 @@ impl LoopState {
         // is resolved or a socket exists: the URL, then the request
         // (assembled, edited by the hook and validated by
         // `RequestOptions::build`, and checked again by the core).
+        // The proxy comes from `ws_net::Attempts` like every driver's
+        // (explicit, off, or the environment; an explicit `addr` bypasses
+        // the environment). Redirects are not followed by ws-mio (a 3xx is
+        // the handshake's error).
         let url = WsUrl::parse(url)?;
-        let request = opts.request.build(&url)?;
+        let attempts = ws_net::Attempts::new(url, &opts.request);
+        let url = attempts.url();
+        let request = attempts.request()?;
+        let proxy = attempts
+            .proxy(opts.addr.is_some())
+            .map_err(|error| Error::Proxy {
+                proxy: match &error {
+                    ProxyError::InvalidProxy { proxy, .. } => proxy.clone(),
+                    _ => String::new(),
+                },
+                error,
+            })?;
+        let phase = match proxy {
+            Some(p) if p.scheme() == ProxyScheme::Https => {
+                return Err(Error::Proxy {
+                    proxy: p.to_string(),
+                    error: ProxyError::Unsupported(
+                        "TLS to the proxy (https:// proxy URLs) is not supported by ws-mio yet; use an http:// or socks5:// proxy".into(),
+                    ),
+                });
+            }
+            Some(p) => {
+                let hs = ProxyHandshake::new(&p, url.host(), url.port()).map_err(|error| {
+                    Error::Proxy {
+                        proxy: p.to_string(),
+                        error,
+                    }
+                })?;
+                Some(Box::new(ProxyPhase {
+                    proxy: p,
+                    hs,
+                    out: Vec::new(),
+                    tcp_done: false,
+                }))
+            }
+            None => None,
+        };
         let config = opts
             .config
             .map_or_else(|| Arc::clone(&self.config), Arc::new);
@@ -267,7 +308,11 @@ impl LoopState {
             Some(cfg) => Some(ws_net::tls::client_connection(cfg, url.host())?),
             None => None,
         };
-        let stream = net::start_connect(resolve(&url, opts.addr)?, opts.bind)?;
+        let addr = match &phase {
+            Some(p) => resolve(p.proxy.host(), p.proxy.ip(), p.proxy.port(), None)?,
+            None => resolve(url.host(), url.ip(), url.port(), opts.addr)?,
+        };
+        let stream = net::start_connect(addr, opts.bind)?;
         if self.options.nodelay {
             if let Err(e) = stream.set_nodelay(true) {
                 log::debug!("ws-mio: TCP_NODELAY failed: {e}");
@@ -277,7 +322,9 @@ impl LoopState {
             Some(c) => Transport::tls(stream, rustls::Connection::Client(c)),
             None => Transport::Plain(stream),
         };
-        self.admit(Session::new(conn, transport, true))
+        let mut session = Session::new(conn, transport, true);
+        session.proxy = phase;
+        self.admit(session)
     }
 
     /// The default client TLS configuration, built once per loop.
@@ -291,22 +338,24 @@ impl LoopState {
     }
 }
 
-/// The address to connect to: the one given, the URL's IP, or the first
-/// the URL's host resolves to (blocking).
-fn resolve(url: &WsUrl, given: Option<SocketAddr>) -> Result<SocketAddr, Error> {
+/// The address to connect to: the one given, the host's IP, or the first
+/// the host (the URL's or the proxy's) resolves to (blocking).
+fn resolve(
+    host: &str,
+    ip: Option<IpAddr>,
+    port: u16,
+    given: Option<SocketAddr>,
+) -> Result<SocketAddr, Error> {
     if let Some(a) = given {
         return Ok(a);
     }
-    if let Some(ip) = url.ip() {
-        return Ok(SocketAddr::new(ip, url.port()));
+    if let Some(ip) = ip {
+        return Ok(SocketAddr::new(ip, port));
     }
-    (url.host(), url.port())
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| {
-            Error::Io(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("host {:?} resolves to no address", url.host()),
-            ))
-        })
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("host {host:?} resolves to no address"),
+        ))
+    })
 }

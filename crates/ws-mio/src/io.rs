@@ -31,6 +31,69 @@ pub(crate) enum ReadStep {
     Idle,
 }
 
+/// Moves the proxy handshake of a session on: writes what the ws-net state
+/// machine has to send, reads and feeds its answer, until the socket would
+/// block, the tunnel is open (then `connecting` ends and the WebSocket, or
+/// TLS, handshake starts) or the proxy fails it (the core hears why, as for a
+/// failed TCP connect). Bounded: every round reads at least a byte of an
+/// answer the state machine bounds, or stops.
+fn proxy_io(sess: &mut Session, now: Instant) {
+    use std::io::{Read, Write};
+    let Some(p) = sess.proxy.as_mut() else {
+        return;
+    };
+    let mut sock = sess.transport.socket();
+    let mut buf = [0u8; 512];
+    let mut result: Result<bool, String> = Ok(false);
+    for _ in 0..=ws_net::proxy::MAX_HTTP_ANSWER + 1 {
+        if p.out.is_empty() {
+            p.out = p.hs.transmit().unwrap_or_default();
+        }
+        let mut write_error = None;
+        while !p.out.is_empty() {
+            match sock.write(&p.out) {
+                Ok(n) => {
+                    p.out.drain(..n.min(p.out.len()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    write_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(e) = write_error {
+            result = Err(e);
+            break;
+        }
+        result = match sock.read(&mut buf) {
+            Ok(0) => Err(p.hs.eof().to_string()),
+            Ok(n) => match p.hs.receive(buf.get(..n).unwrap_or_default()) {
+                Ok(ws_net::proxy::ProxyStep::Done) => Ok(true),
+                Ok(ws_net::proxy::ProxyStep::NeedMore) => continue,
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e.to_string()),
+        };
+        break;
+    }
+    match result {
+        Ok(true) => {
+            log::debug!("ws-mio: proxy tunnel through {} open", p.proxy);
+            sess.proxy = None;
+            sess.f.connecting = false;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            let why = format!("proxy {}: {e}", p.proxy);
+            sess.fail(now, &why);
+        }
+    }
+}
+
 /// How a transmit pass ended.
 enum TxEnd {
     Done,
@@ -140,7 +203,15 @@ impl LoopState {
         }
     }
 
-    /// A client's TCP connect reported readiness: completed or failed?
+    /// Whether a session is in its proxy handshake (past the TCP connect).
+    pub(crate) fn in_proxy_handshake(&mut self, id: ConnId) -> bool {
+        self.sessions
+            .get_mut(id)
+            .is_some_and(|(s, _)| s.proxy.as_ref().is_some_and(|p| p.tcp_done))
+    }
+
+    /// A client's TCP connect reported readiness: completed or failed? In
+    /// a proxy handshake, moves it on.
     pub(crate) fn finish_connect(&mut self, id: ConnId) {
         let now = self.now;
         let Some((sess, _)) = self.sessions.get_mut(id) else {
@@ -148,6 +219,9 @@ impl LoopState {
         };
         if !sess.f.connecting {
             return;
+        }
+        if sess.proxy.as_ref().is_some_and(|p| p.tcp_done) {
+            return proxy_io(sess, now);
         }
         let sock = sess.transport.socket();
         let failure = match sock.take_error() {
@@ -158,6 +232,15 @@ impl LoopState {
                 Err(e) => Some(e),
             },
         };
+        if failure.is_none() {
+            if let Some(p) = sess.proxy.as_mut() {
+                // The tunnel comes first; `connecting` stays set (no
+                // WebSocket or TLS byte moves) until it is open.
+                p.tcp_done = true;
+                self.stats.connected += 1;
+                return proxy_io(sess, now);
+            }
+        }
         sess.f.connecting = false;
         match failure {
             None => self.stats.connected += 1,

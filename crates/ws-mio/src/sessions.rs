@@ -37,7 +37,20 @@ pub(crate) struct Session {
     pub(crate) timer: u64,
     /// What is registered with the poll.
     pub(crate) interest: Option<Interest>,
+    /// A client connection's proxy handshake, until the tunnel is open
+    /// (`f.connecting` stays set meanwhile).
+    pub(crate) proxy: Option<Box<ProxyPhase>>,
     pub(crate) f: Flags,
+}
+
+/// The proxy handshake of a client connection: the ws-net state machine,
+/// the bytes of it not yet written, and whether the TCP connect to the
+/// proxy has completed.
+pub(crate) struct ProxyPhase {
+    pub(crate) proxy: ws_net::proxy::ProxyUrl,
+    pub(crate) hs: ws_net::proxy::ProxyHandshake,
+    pub(crate) out: Vec<u8>,
+    pub(crate) tcp_done: bool,
 }
 
 /// Session flags.
@@ -86,6 +99,7 @@ impl Session {
             pending_payload: Bytes::new(),
             timer: NO_TIMER,
             interest: None,
+            proxy: None,
             f,
         }
     }
@@ -94,6 +108,7 @@ impl Session {
     /// the core hears why (its `Closed` follows).
     pub(crate) fn fail(&mut self, now: Instant, why: &str) {
         self.f.connecting = false;
+        self.proxy = None;
         self.f.eof = true;
         self.pending = None;
         self.pending_payload = Bytes::new();

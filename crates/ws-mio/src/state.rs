@@ -255,6 +255,7 @@ impl LoopState {
                 }
                 State::Connecting => {
                     sess.f.connecting = false;
+                    sess.proxy = None;
                     sess.f.eof = true;
                     sess.conn.handle_transport_error(now, "shutting down");
                 }

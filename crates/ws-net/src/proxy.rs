@@ -713,9 +713,15 @@ impl ProxyHandshake {
     }
 
     /// The proxy closed the connection (a read gave 0 bytes): always an error before
-    /// [`ProxyStep::Done`].
+    /// [`ProxyStep::Done`]. A SOCKS5 proxy that closes in answer to the user name and
+    /// password (as some do instead of answering) refused them.
     pub fn eof(&self) -> ProxyError {
-        ProxyError::Closed
+        match &self.inner {
+            Inner::Socks(s) if s.state == SocksState::Auth && self.buf.is_empty() => {
+                ProxyError::SocksAuthFailed
+            }
+            _ => ProxyError::Closed,
+        }
     }
 
     /// Takes bytes read from the proxy. An error ends the handshake (the connection should
@@ -1150,6 +1156,10 @@ mod tests {
             run(&mut new("socks5://u:p@px"), &[&[5, 2], &[1, 1]]),
             Err(ProxyError::SocksAuthFailed)
         );
+        let mut closes = new("socks5://u:p@px");
+        assert_eq!(closes.receive(&[5, 2]), Ok(ProxyStep::NeedMore));
+        assert_eq!(closes.eof(), ProxyError::SocksAuthFailed);
+        assert_eq!(new("socks5://px").eof(), ProxyError::Closed);
         assert_eq!(
             run(&mut new("socks5://px"), &[&[5, 0xff]]),
             Err(ProxyError::NoAcceptableMethod {
