@@ -657,6 +657,21 @@ pub mod cases {
         assert!(plain.seen().is_empty(), "nothing went to the ws:// URL");
     }
 
+    /// The URL's credentials become `Authorization: Basic`; a caller's `Authorization` wins.
+    pub fn url_credentials<C: ReachClient>() {
+        let site = echo_site();
+        let url = format!("ws://alice:s%40cret@{}/echo", site.addr());
+        assert_eq!(ok::<C>(&url, &request(0), &[]), "hello");
+        let r = request(0).header("Authorization", "Bearer t");
+        assert_eq!(ok::<C>(&url, &r, &[]), "hello");
+        let seen = site.seen();
+        assert_eq!(
+            seen[0].header("authorization"),
+            Some("Basic YWxpY2U6c0BjcmV0")
+        );
+        assert_eq!(seen[1].header("authorization"), Some("Bearer t"));
+    }
+
     /// The URL's credentials become `Authorization: Basic` on its origin and are not sent to
     /// another.
     pub fn credentials_stay_home<C: ReachClient>() {
@@ -726,6 +741,10 @@ macro_rules! reach_tests {
             #[test]
             fn redirect_downgrade() {
                 $crate::reach::cases::redirect_downgrade::<$client>();
+            }
+            #[test]
+            fn url_credentials() {
+                $crate::reach::cases::url_credentials::<$client>();
             }
             #[test]
             fn credentials_stay_home() {

@@ -1,0 +1,102 @@
+//! Proxies (issue 19) through ws-mio's `connect`: the proxy cases of `ws_testkit::reach` (real
+//! pproxy proxies, hostile fake proxies), all on 127.0.0.1. ws-mio does not follow redirects
+//! yet, so the redirect cases are not run here.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, Ev};
+use ws_mio::ConnectOptions;
+use ws_net::request::RequestOptions;
+use ws_proto::{Config, MessageKind};
+use ws_testkit::reach::{cases, ReachClient, LIMIT};
+
+struct Mio;
+
+impl ReachClient for Mio {
+    fn echo(
+        url: &str,
+        request: &RequestOptions,
+        ca_pem: &[u8],
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let mut options = ConnectOptions::default()
+            .config(Config::default().handshake_timeout(timeout))
+            .request(request.clone());
+        if !ca_pem.is_empty() {
+            let roots = ws_net::tls::certs_from_pem(ca_pem).unwrap();
+            let cfg = ws_net::tls::client_config(rustls::RootCertStore::empty(), &roots).unwrap();
+            options = options.tls(cfg);
+        }
+        let (group, rx) = client();
+        let handle = group.handle();
+        let (tx, connected) = std::sync::mpsc::channel();
+        let url = url.to_string();
+        handle
+            .run_on(0, move |ctx| {
+                let _ = tx.send(ctx.connect(&url, options).map_err(|e| e.to_string()));
+            })
+            .unwrap();
+        let result = match connected.recv_timeout(LIMIT).unwrap() {
+            Err(e) => Err(e),
+            Ok(id) => loop {
+                match rx.recv_timeout(LIMIT + timeout) {
+                    Ok((_, Ev::Open(..))) => {
+                        handle
+                            .run_on(0, move |ctx| {
+                                let _ = ctx.send(id, MessageKind::Text, "hello");
+                            })
+                            .unwrap();
+                    }
+                    Ok((_, Ev::Msg(_, m))) => {
+                        break Ok(m.as_text().unwrap_or_default().to_string())
+                    }
+                    Ok((_, Ev::Closed(_, c))) => {
+                        break Err(c
+                            .error
+                            .as_ref()
+                            .map_or_else(|| format!("{c:?}"), |e| e.to_string()))
+                    }
+                    Ok(_) => {}
+                    Err(_) => break Err("no echo and no error".into()),
+                }
+            },
+        };
+        group.shutdown(Duration::from_millis(200));
+        group.join().unwrap();
+        result
+    }
+}
+
+#[test]
+fn http_proxy() {
+    cases::http_proxy::<Mio>();
+}
+
+#[test]
+fn http_proxy_auth() {
+    cases::http_proxy_auth::<Mio>();
+}
+
+#[test]
+fn socks5_proxy() {
+    cases::socks5_proxy::<Mio>();
+}
+
+#[test]
+fn wss_through_proxy() {
+    cases::wss_through_proxy::<Mio>();
+}
+
+#[test]
+fn hostile_proxies() {
+    cases::hostile_proxies::<Mio>();
+}
+
+#[test]
+fn url_credentials() {
+    cases::url_credentials::<Mio>();
+}
