@@ -144,7 +144,7 @@ pub struct ConnectArgs {
     /// wss: accept any server certificate (testing only).
     #[arg(long)]
     pub insecure: bool,
-    /// wss: trust this CA certificate (PEM) in addition to the web roots.
+    /// wss: trust this CA certificate (PEM) in addition to the platform's trust store.
     #[arg(long, value_name = "PEM")]
     pub ca: Option<PathBuf>,
     /// Send a ping every SECS seconds.

@@ -323,8 +323,15 @@ impl LoopState {
             None => Transport::Plain(stream),
         };
         let mut session = Session::new(conn, transport, true);
-        session.proxy = phase;
-        self.admit(session)
+        session.f.proxying = phase.is_some();
+        let id = self.admit(session)?;
+        if let Some(phase) = phase {
+            let sessions = &mut self.sessions;
+            self.proxies
+                .retain(|id, _| sessions.get_mut(*id).is_some_and(|(s, _)| s.f.proxying));
+            self.proxies.insert(id, phase);
+        }
+        Ok(id)
     }
 
     /// The default client TLS configuration, built once per loop.

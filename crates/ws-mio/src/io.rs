@@ -11,7 +11,7 @@ use mio::Interest;
 use ws_proto::VectoredTransmit;
 
 use crate::id::{conn_token, ConnId};
-use crate::sessions::Session;
+use crate::sessions::{ProxyPhase, Session};
 use crate::state::{LoopState, Notice};
 
 /// What one read attempt did.
@@ -36,12 +36,10 @@ pub(crate) enum ReadStep {
 /// block, the tunnel is open (then `connecting` ends and the WebSocket, or
 /// TLS, handshake starts) or the proxy fails it (the core hears why, as for a
 /// failed TCP connect). Bounded: every round reads at least a byte of an
-/// answer the state machine bounds, or stops.
-fn proxy_io(sess: &mut Session, now: Instant) {
+/// answer the state machine bounds, or stops. Whether the handshake is over
+/// (open or failed: its phase can go).
+fn proxy_io(sess: &mut Session, p: &mut ProxyPhase, now: Instant) -> bool {
     use std::io::{Read, Write};
-    let Some(p) = sess.proxy.as_mut() else {
-        return;
-    };
     let mut sock = sess.transport.socket();
     let mut buf = [0u8; 512];
     let mut result: Result<bool, String> = Ok(false);
@@ -83,13 +81,14 @@ fn proxy_io(sess: &mut Session, now: Instant) {
     match result {
         Ok(true) => {
             log::debug!("ws-mio: proxy tunnel through {} open", p.proxy);
-            sess.proxy = None;
+            sess.f.proxying = false;
             sess.f.connecting = false;
+            true
         }
-        Ok(false) => {}
+        Ok(false) => false,
         Err(e) => {
-            let why = format!("proxy {}: {e}", p.proxy);
-            sess.fail(now, &why);
+            sess.fail(now, &format!("proxy {}: {e}", p.proxy));
+            true
         }
     }
 }
@@ -205,9 +204,8 @@ impl LoopState {
 
     /// Whether a session is in its proxy handshake (past the TCP connect).
     pub(crate) fn in_proxy_handshake(&mut self, id: ConnId) -> bool {
-        self.sessions
-            .get_mut(id)
-            .is_some_and(|(s, _)| s.proxy.as_ref().is_some_and(|p| p.tcp_done))
+        self.sessions.get_mut(id).is_some_and(|(s, _)| s.f.proxying)
+            && self.proxies.get(&id).is_some_and(|p| p.tcp_done)
     }
 
     /// A client's TCP connect reported readiness: completed or failed? In
@@ -220,8 +218,13 @@ impl LoopState {
         if !sess.f.connecting {
             return;
         }
-        if sess.proxy.as_ref().is_some_and(|p| p.tcp_done) {
-            return proxy_io(sess, now);
+        if sess.f.proxying {
+            if let Some(p) = self.proxies.get_mut(&id).filter(|p| p.tcp_done) {
+                if proxy_io(sess, p, now) {
+                    self.proxies.remove(&id);
+                }
+                return;
+            }
         }
         let sock = sess.transport.socket();
         let failure = match sock.take_error() {
@@ -232,13 +235,16 @@ impl LoopState {
                 Err(e) => Some(e),
             },
         };
-        if failure.is_none() {
-            if let Some(p) = sess.proxy.as_mut() {
+        if failure.is_none() && sess.f.proxying {
+            if let Some(p) = self.proxies.get_mut(&id) {
                 // The tunnel comes first; `connecting` stays set (no
                 // WebSocket or TLS byte moves) until it is open.
                 p.tcp_done = true;
                 self.stats.connected += 1;
-                return proxy_io(sess, now);
+                if proxy_io(sess, p, now) {
+                    self.proxies.remove(&id);
+                }
+                return;
             }
         }
         sess.f.connecting = false;

@@ -37,15 +37,13 @@ pub(crate) struct Session {
     pub(crate) timer: u64,
     /// What is registered with the poll.
     pub(crate) interest: Option<Interest>,
-    /// A client connection's proxy handshake, until the tunnel is open
-    /// (`f.connecting` stays set meanwhile).
-    pub(crate) proxy: Option<Box<ProxyPhase>>,
     pub(crate) f: Flags,
 }
 
-/// The proxy handshake of a client connection: the ws-net state machine,
-/// the bytes of it not yet written, and whether the TCP connect to the
-/// proxy has completed.
+/// The proxy handshake of a client connection (held beside the sessions, in
+/// `LoopState::proxies`, while `Flags::proxying` is set; a session stays
+/// `connecting` meanwhile): the ws-net state machine, the bytes of it not
+/// yet written, and whether the TCP connect to the proxy has completed.
 pub(crate) struct ProxyPhase {
     pub(crate) proxy: ws_net::proxy::ProxyUrl,
     pub(crate) hs: ws_net::proxy::ProxyHandshake,
@@ -67,6 +65,8 @@ pub(crate) struct Flags {
     carry_write: bool,
     /// Reading paused: the pool refused a read buffer.
     pub(crate) read_paused: bool,
+    /// In its proxy handshake (see [`ProxyPhase`]).
+    pub(crate) proxying: bool,
     /// The read side is finished (end of stream or transport error).
     pub(crate) eof: bool,
     /// The last write would block: wait for writable readiness.
@@ -99,7 +99,6 @@ impl Session {
             pending_payload: Bytes::new(),
             timer: NO_TIMER,
             interest: None,
-            proxy: None,
             f,
         }
     }
@@ -108,7 +107,7 @@ impl Session {
     /// the core hears why (its `Closed` follows).
     pub(crate) fn fail(&mut self, now: Instant, why: &str) {
         self.f.connecting = false;
-        self.proxy = None;
+        self.f.proxying = false;
         self.f.eof = true;
         self.pending = None;
         self.pending_payload = Bytes::new();

@@ -160,6 +160,10 @@ pub(crate) struct LoopState {
     pub(crate) stats: LoopStats,
     pub(crate) client_tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) log: LogLimits,
+    /// The proxy handshakes under way, by connection (see
+    /// [`ProxyPhase`](crate::sessions::ProxyPhase)); entries whose session
+    /// is no longer proxying are dropped at the next proxied connect.
+    pub(crate) proxies: std::collections::HashMap<ConnId, Box<crate::sessions::ProxyPhase>>,
 }
 
 impl LoopState {
@@ -183,6 +187,7 @@ impl LoopState {
             stats: LoopStats::default(),
             client_tls: None,
             log: LogLimits::new(),
+            proxies: std::collections::HashMap::new(),
         }
     }
 
@@ -255,7 +260,7 @@ impl LoopState {
                 }
                 State::Connecting => {
                     sess.f.connecting = false;
-                    sess.proxy = None;
+                    sess.f.proxying = false;
                     sess.f.eof = true;
                     sess.conn.handle_transport_error(now, "shutting down");
                 }

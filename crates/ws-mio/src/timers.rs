@@ -101,7 +101,7 @@ pub(crate) fn expire(sess: &mut Session, now: Instant) {
         if sess.conn.poll_timeout().is_some_and(|d| now >= d) {
             sess.f.connecting = false;
             sess.f.eof = true;
-            let why = if sess.proxy.take().is_some() {
+            let why = if std::mem::take(&mut sess.f.proxying) {
                 "proxy handshake timed out"
             } else {
                 "connect timed out"

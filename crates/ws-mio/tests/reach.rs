@@ -100,3 +100,8 @@ fn hostile_proxies() {
 fn url_credentials() {
     cases::url_credentials::<Mio>();
 }
+
+#[test]
+fn untrusted_certificate() {
+    cases::untrusted_certificate::<Mio>();
+}

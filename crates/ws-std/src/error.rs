@@ -167,7 +167,10 @@ impl fmt::Display for Error {
             Error::InvalidUrl(m) => f.write_str(m),
             Error::Resolve { host, source } => write!(f, "cannot resolve host {host:?}: {source}"),
             Error::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
-            Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::Tls(e) => match ws_net::tls::untrusted_hint(e) {
+                Some(hint) => write!(f, "TLS error: {e}; {hint}"),
+                None => write!(f, "TLS error: {e}"),
+            },
             Error::Proxy { proxy, error } => write!(f, "proxy {proxy}: {error}"),
             Error::Redirect(e) => e.fmt(f),
             Error::TlsConfig(m) => write!(f, "TLS configuration error: {m}"),

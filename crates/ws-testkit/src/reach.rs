@@ -590,6 +590,14 @@ pub mod cases {
         assert!(start.elapsed() < LIMIT, "took {:?}", start.elapsed());
     }
 
+    /// A certificate no trusted root signed: the error says how to add a root.
+    pub fn untrusted_certificate<C: ReachClient>() {
+        let site = Site::tls();
+        site.route("/echo", Route::Echo);
+        let e = err::<C>(&format!("{}/echo", site.base()), &request(0), &[], LIMIT);
+        assert!(e.contains("add its CA certificate (PEM)"), "{e}");
+    }
+
     /// One redirect, then a chain of three, with the request hook run per attempt.
     pub fn redirects<C: ReachClient>() {
         let site = echo_site();
@@ -741,6 +749,10 @@ macro_rules! reach_tests {
             #[test]
             fn redirect_downgrade() {
                 $crate::reach::cases::redirect_downgrade::<$client>();
+            }
+            #[test]
+            fn untrusted_certificate() {
+                $crate::reach::cases::untrusted_certificate::<$client>();
             }
             #[test]
             fn url_credentials() {

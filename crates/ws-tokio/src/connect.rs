@@ -90,12 +90,13 @@ impl ConnectOptions {
 /// TLS settings of a `wss://` connection: the trusted roots, extra trusted certificates, or a
 /// complete rustls [`ClientConfig`].
 ///
-/// By default the Mozilla root program (`webpki-roots`) is trusted. Configurations are built
+/// By default the platform's trust store is trusted ([`ws_net::tls::platform_roots`]);
+/// [`webpki_roots`](Self::webpki_roots) picks the bundled Mozilla roots instead. Configurations are built
 /// by [`ws_net::tls::client_config`]: the *ring* provider, TLS 1.2 and 1.3, ALPN `http/1.1`.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct TlsOptions {
-    /// The root store; `None` (the default) is the `webpki-roots` store.
+    /// The root store; `None` (the default) is the platform's trust store.
     pub roots: Option<RootCertStore>,
     /// Certificates trusted in addition to the roots (e.g. a self-signed test certificate).
     pub extra_roots: Vec<CertificateDer<'static>>,
@@ -105,7 +106,12 @@ pub struct TlsOptions {
 }
 
 impl TlsOptions {
-    /// Trusts exactly this root store (plus the extra roots) instead of the webpki roots.
+    /// Trusts the bundled webpki roots (Mozilla's program) instead of the platform's store.
+    pub fn webpki_roots(mut self) -> Self {
+        self.roots = Some(ws_net::tls::webpki_roots());
+        self
+    }
+    /// Trusts exactly this root store (plus the extra roots) instead of the platform's.
     pub fn root_store(mut self, store: RootCertStore) -> Self {
         self.roots = Some(store);
         self
@@ -133,7 +139,10 @@ impl TlsOptions {
         if let Some(c) = &self.config {
             return Ok(Arc::clone(c));
         }
-        let roots = self.roots.clone().unwrap_or_else(ws_net::tls::webpki_roots);
+        let roots = match &self.roots {
+            Some(r) => r.clone(),
+            None => ws_net::tls::platform_roots()?,
+        };
         Ok(ws_net::tls::client_config(roots, &self.extra_roots)?)
     }
 }
