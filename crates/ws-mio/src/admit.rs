@@ -264,10 +264,7 @@ impl LoopState {
         let proxy = attempts
             .proxy(opts.addr.is_some())
             .map_err(|error| Error::Proxy {
-                proxy: match &error {
-                    ProxyError::InvalidProxy { proxy, .. } => proxy.clone(),
-                    _ => String::new(),
-                },
+                proxy: error.proxy_label(None),
                 error,
             })?;
         let phase = match proxy {

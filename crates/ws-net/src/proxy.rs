@@ -553,6 +553,19 @@ impl fmt::Display for ProxyError {
 
 impl std::error::Error for ProxyError {}
 
+impl ProxyError {
+    /// How a driver's error names the proxy of this error: `proxy` (`scheme://host:port`,
+    /// never its credentials) when known, else the unusable URL as given (password hidden),
+    /// else nothing.
+    pub fn proxy_label(&self, proxy: Option<&ProxyUrl>) -> String {
+        match (proxy, self) {
+            (Some(p), _) => p.to_string(),
+            (None, ProxyError::InvalidProxy { proxy, .. }) => proxy.clone(),
+            (None, _) => String::new(),
+        }
+    }
+}
+
 fn socks_reply_meaning(code: u8) -> &'static str {
     match code {
         1 => "general SOCKS server failure",

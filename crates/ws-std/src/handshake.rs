@@ -154,12 +154,10 @@ fn connect_attempt(
 }
 
 fn proxy_error(proxy: Option<&ProxyUrl>, error: ProxyError) -> Error {
-    let proxy = match (proxy, &error) {
-        (Some(p), _) => p.to_string(),
-        (None, ProxyError::InvalidProxy { proxy, .. }) => proxy.clone(),
-        (None, _) => String::new(),
-    };
-    Error::Proxy { proxy, error }
+    Error::Proxy {
+        proxy: error.proxy_label(proxy),
+        error,
+    }
 }
 
 /// Runs the proxy handshake ([`ProxyHandshake`], written once in ws-net) on

@@ -323,12 +323,10 @@ struct Route<'a> {
 }
 
 fn proxy_error(proxy: Option<&ProxyUrl>, error: ProxyError) -> Error {
-    let proxy = match (proxy, &error) {
-        (Some(p), _) => p.to_string(),
-        (None, ProxyError::InvalidProxy { proxy, .. }) => proxy.clone(),
-        (None, _) => String::new(),
-    };
-    Error::Proxy { proxy, error }
+    Error::Proxy {
+        proxy: error.proxy_label(proxy),
+        error,
+    }
 }
 
 /// Resolves, connects (through the proxy's tunnel when there is one) and (for `wss://`) runs
