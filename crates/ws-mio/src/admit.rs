@@ -12,13 +12,13 @@ use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 use ws_net::proxy::{ProxyError, ProxyHandshake, ProxyScheme};
 use ws_net::url::WsUrl;
-use ws_proto::Connection;
+use ws_proto::{Bytes, Closed, Connection, ConnectionError, TransportError};
 
 use crate::error::Error;
 use crate::id::{listener_token, ConnId};
 use crate::net::{self, Listener};
 use crate::options::ConnectOptions;
-use crate::sessions::{ProxyPhase, Session};
+use crate::sessions::{Follow, ProxyPhase, Session};
 use crate::state::{LoopState, RunState};
 use crate::tls;
 use crate::transport::Transport;
@@ -253,16 +253,45 @@ impl LoopState {
         // is resolved or a socket exists: the URL, then the request
         // (assembled, edited by the hook and validated by
         // `RequestOptions::build`, and checked again by the core).
-        // The proxy comes from `ws_net::Attempts` like every driver's
-        // (explicit, off, or the environment; an explicit `addr` bypasses
-        // the environment). Redirects are not followed by ws-mio (a 3xx is
-        // the handshake's error).
         let url = WsUrl::parse(url)?;
-        let attempts = ws_net::Attempts::new(url, &opts.request);
+        let attempts = ws_net::Attempts::new(url, opts.request.clone());
+        let (conn, transport, phase) = self.open_attempt(&attempts, &opts)?;
+        let mut session = Session::new(conn, transport, true);
+        session.f.proxying = phase.is_some();
+        let id = self.admit(session)?;
+        // Entries of sessions that are gone or past them are dropped here.
+        let sessions = &mut self.sessions;
+        self.proxies
+            .retain(|id, _| sessions.get_mut(*id).is_some_and(|(s, _)| s.f.proxying));
+        self.follows.retain(|id, _| {
+            sessions
+                .get_mut(*id)
+                .is_some_and(|(s, _)| s.conn.state() == ws_proto::State::Connecting)
+        });
+        if let Some(phase) = phase {
+            self.proxies.insert(id, phase);
+        }
+        if opts.request.max_redirects > 0 {
+            self.follows.insert(id, Box::new(Follow { attempts, opts }));
+        }
+        Ok(id)
+    }
+
+    /// One attempt of a client connection ([`ws_net::Attempts`], shared by
+    /// every driver: the request of the current URL, its proxy): the core's
+    /// connection, the transport (TCP connect started) and the proxy
+    /// handshake to run first, if any. Name resolution blocks the loop
+    /// (pass [`ConnectOptions::addr`] or an IP URL to avoid it).
+    fn open_attempt(
+        &mut self,
+        attempts: &ws_net::Attempts,
+        opts: &ConnectOptions,
+    ) -> Result<(Connection, Transport, Option<Box<ProxyPhase>>), Error> {
         let url = attempts.url();
         let request = attempts.request()?;
+        let addr_given = opts.addr.filter(|_| attempts.on_first_origin());
         let proxy = attempts
-            .proxy(opts.addr.is_some())
+            .proxy(addr_given.is_some())
             .map_err(|error| Error::Proxy {
                 proxy: error.proxy_label(None),
                 error,
@@ -294,11 +323,12 @@ impl LoopState {
         };
         let config = opts
             .config
+            .clone()
             .map_or_else(|| Arc::clone(&self.config), Arc::new);
         let conn = Connection::client(config, &request, self.now)?;
-        let tls = match (url.is_secure(), opts.tls) {
+        let tls = match (url.is_secure(), &opts.tls) {
             (false, _) => None,
-            (true, Some(cfg)) => Some(cfg),
+            (true, Some(cfg)) => Some(cfg.clone()),
             (true, None) => Some(self.default_client_tls()?),
         };
         let tls = match tls {
@@ -307,7 +337,7 @@ impl LoopState {
         };
         let addr = match &phase {
             Some(p) => resolve(p.proxy.host(), p.proxy.ip(), p.proxy.port(), None)?,
-            None => resolve(url.host(), url.ip(), url.port(), opts.addr)?,
+            None => resolve(url.host(), url.ip(), url.port(), addr_given)?,
         };
         let stream = net::start_connect(addr, opts.bind)?;
         if self.options.nodelay {
@@ -319,16 +349,68 @@ impl LoopState {
             Some(c) => Transport::tls(stream, rustls::Connection::Client(c)),
             None => Transport::Plain(stream),
         };
-        let mut session = Session::new(conn, transport, true);
-        session.f.proxying = phase.is_some();
-        let id = self.admit(session)?;
+        Ok((conn, transport, phase))
+    }
+
+    /// A client connection ended with `closed`: when that is a redirect to
+    /// follow ([`ws_net::Attempts::redirected`], the one policy of every
+    /// driver), the same connection id starts its next attempt and `None`
+    /// is returned (the application sees nothing but the final outcome);
+    /// otherwise the `Closed` to deliver (a redirect that must not be
+    /// followed, or a next attempt that cannot start, becomes its error).
+    pub(crate) fn follow_redirect(&mut self, id: ConnId, mut closed: Closed) -> Option<Closed> {
+        let Some(mut follow) = self.follows.remove(&id) else {
+            return Some(closed);
+        };
+        let Some(ConnectionError::Handshake(h)) = &closed.error else {
+            return Some(closed);
+        };
+        let fail = |m: String| {
+            Some(ConnectionError::Io(TransportError::new(
+                io::ErrorKind::Other,
+                m,
+            )))
+        };
+        match follow.attempts.redirected(h) {
+            Ok(false) => return Some(closed),
+            Err(e) => {
+                closed.error = fail(e.to_string());
+                return Some(closed);
+            }
+            Ok(true) => {}
+        }
+        let next = self.open_attempt(&follow.attempts, &follow.opts);
+        let (conn, transport, phase) = match next {
+            Ok(parts) => parts,
+            Err(e) => {
+                closed.error = fail(format!("redirect to {}: {e}", follow.attempts.url()));
+                return Some(closed);
+            }
+        };
+        log::debug!("ws-mio: {id} redirected to {}", follow.attempts.url());
+        let registry = self.poll.registry();
+        let Some((sess, lists)) = self.sessions.get_mut(id) else {
+            return Some(closed);
+        };
+        if sess.interest.take().is_some() {
+            if let Err(e) = registry.deregister(sess.transport.socket_mut()) {
+                log::debug!("ws-mio: deregister failed: {e}");
+            }
+        }
+        sess.conn = conn;
+        sess.transport = transport;
+        sess.pending = None;
+        sess.pending_payload = Bytes::new();
+        sess.f.connecting = true;
+        sess.f.eof = false;
+        sess.f.write_blocked = false;
+        sess.f.proxying = phase.is_some();
+        lists.mark_dirty(id, sess);
         if let Some(phase) = phase {
-            let sessions = &mut self.sessions;
-            self.proxies
-                .retain(|id, _| sessions.get_mut(*id).is_some_and(|(s, _)| s.f.proxying));
             self.proxies.insert(id, phase);
         }
-        Ok(id)
+        self.follows.insert(id, follow);
+        None
     }
 
     /// The default client TLS configuration, built once per loop.

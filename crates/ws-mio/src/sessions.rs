@@ -40,6 +40,14 @@ pub(crate) struct Session {
     pub(crate) f: Flags,
 }
 
+/// A client connection's redirect state (held beside the sessions, in
+/// `LoopState::follows`, until it opens or ends): its attempts and the
+/// options each new attempt is made with.
+pub(crate) struct Follow {
+    pub(crate) attempts: ws_net::Attempts,
+    pub(crate) opts: crate::options::ConnectOptions,
+}
+
 /// The proxy handshake of a client connection (held beside the sessions, in
 /// `LoopState::proxies`, while `Flags::proxying` is set; a session stays
 /// `connecting` meanwhile): the ws-net state machine, the bytes of it not

@@ -164,6 +164,10 @@ pub(crate) struct LoopState {
     /// [`ProxyPhase`](crate::sessions::ProxyPhase)); entries whose session
     /// is no longer proxying are dropped at the next proxied connect.
     pub(crate) proxies: std::collections::HashMap<ConnId, Box<crate::sessions::ProxyPhase>>,
+    /// The redirect state of client connections not yet open (see
+    /// [`Follow`](crate::sessions::Follow)); dropped on open, on close, and
+    /// (when stale) at the next connect.
+    pub(crate) follows: std::collections::HashMap<ConnId, Box<crate::sessions::Follow>>,
 }
 
 impl LoopState {
@@ -188,6 +192,7 @@ impl LoopState {
             client_tls: None,
             log: LogLimits::new(),
             proxies: std::collections::HashMap::new(),
+            follows: std::collections::HashMap::new(),
         }
     }
 

@@ -1,6 +1,6 @@
-//! Proxies (issue 19) through ws-mio's `connect`: the proxy cases of `ws_testkit::reach` (real
-//! pproxy proxies, hostile fake proxies), all on 127.0.0.1. ws-mio does not follow redirects
-//! yet, so the redirect cases are not run here.
+//! Proxies and redirects (issue 19) through ws-mio's `connect`: the cases of
+//! `ws_testkit::reach` (real pproxy proxies, hostile fake proxies, a redirecting site), all on
+//! 127.0.0.1.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +12,7 @@ use common::{client, Ev};
 use ws_mio::ConnectOptions;
 use ws_net::request::RequestOptions;
 use ws_proto::{Config, MessageKind};
-use ws_testkit::reach::{cases, ReachClient, LIMIT};
+use ws_testkit::reach::{ReachClient, LIMIT};
 
 struct Mio;
 
@@ -71,37 +71,4 @@ impl ReachClient for Mio {
     }
 }
 
-#[test]
-fn http_proxy() {
-    cases::http_proxy::<Mio>();
-}
-
-#[test]
-fn http_proxy_auth() {
-    cases::http_proxy_auth::<Mio>();
-}
-
-#[test]
-fn socks5_proxy() {
-    cases::socks5_proxy::<Mio>();
-}
-
-#[test]
-fn wss_through_proxy() {
-    cases::wss_through_proxy::<Mio>();
-}
-
-#[test]
-fn hostile_proxies() {
-    cases::hostile_proxies::<Mio>();
-}
-
-#[test]
-fn url_credentials() {
-    cases::url_credentials::<Mio>();
-}
-
-#[test]
-fn untrusted_certificate() {
-    cases::untrusted_certificate::<Mio>();
-}
+ws_testkit::reach_tests!(Mio);

@@ -2,7 +2,7 @@
 //! with the request and the proxy of each. Every driver runs the same loop:
 //!
 //! ```text
-//! let mut attempts = Attempts::new(url, &options.request);
+//! let mut attempts = Attempts::new(url, options.request.clone());
 //! loop {
 //!     let request = attempts.request()?;          // hook runs again per attempt
 //!     let proxy = attempts.proxy(connect_to.is_some())?;
@@ -20,20 +20,21 @@ use crate::redirect::{RedirectError, Redirects};
 use crate::request::RequestOptions;
 use crate::url::WsUrl;
 
-/// See the [module](self).
+/// See the [module](self). Owns its options (a clone is cheap: the hook is shared), so an
+/// event loop can keep it beside a connection until it opens.
 #[derive(Debug)]
-pub struct Attempts<'a> {
-    options: &'a RequestOptions,
+pub struct Attempts {
+    options: RequestOptions,
     redirects: Redirects,
 }
 
-impl<'a> Attempts<'a> {
+impl Attempts {
     /// The attempts of one connection to `url` with `options` (its proxy and redirect limit
     /// too).
-    pub fn new(url: WsUrl, options: &'a RequestOptions) -> Attempts<'a> {
+    pub fn new(url: WsUrl, options: RequestOptions) -> Attempts {
         Attempts {
-            options,
             redirects: Redirects::new(url, options.max_redirects),
+            options,
         }
     }
 
@@ -101,7 +102,7 @@ mod tests {
         let options = RequestOptions::default()
             .proxy(ProxyUrl::parse("http://127.0.0.1:3128").unwrap_or_else(|e| panic!("{e}")));
         let url = WsUrl::parse("ws://u:p@h/a").unwrap_or_else(|e| panic!("{e}"));
-        let mut a = Attempts::new(url, &options);
+        let mut a = Attempts::new(url, options);
         let r = a.request().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((r.host.as_str(), r.resource.as_str()), ("h", "/a"));
         assert!(r.headers.iter().any(|(n, _)| n == "Authorization"));
@@ -120,13 +121,13 @@ mod tests {
         let off = RequestOptions::default().no_proxy();
         let a = Attempts::new(
             WsUrl::parse("ws://e.com/").unwrap_or_else(|e| panic!("{e}")),
-            &off,
+            off,
         );
         assert_eq!(a.proxy(false), Ok(None));
         let env = RequestOptions::default();
         let a = Attempts::new(
             WsUrl::parse("ws://e.com/").unwrap_or_else(|e| panic!("{e}")),
-            &env,
+            env,
         );
         assert_eq!(
             a.proxy(true),

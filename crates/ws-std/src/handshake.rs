@@ -65,7 +65,7 @@ pub(crate) fn connect_url(
     options: &ClientOptions,
     id: ConnId,
 ) -> Result<WebSocket, Error> {
-    let mut attempts = ws_net::Attempts::new(url.clone(), &options.request);
+    let mut attempts = ws_net::Attempts::new(url.clone(), options.request.clone());
     // Bounded: `redirected` answers true at most `max_redirects` times.
     loop {
         match connect_attempt(&attempts, options, id) {
@@ -82,7 +82,7 @@ pub(crate) fn connect_url(
 
 /// One attempt of [`connect_url`]: the URL [`ws_net::Attempts::url`] names.
 fn connect_attempt(
-    attempts: &ws_net::Attempts<'_>,
+    attempts: &ws_net::Attempts,
     options: &ClientOptions,
     id: ConnId,
 ) -> Result<WebSocket, Error> {

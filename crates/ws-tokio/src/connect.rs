@@ -267,7 +267,7 @@ pub async fn connect_with(
     options: &ConnectOptions,
 ) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
     let url = WsUrl::parse(url)?;
-    let mut attempts = ws_net::Attempts::new(url, &options.request);
+    let mut attempts = ws_net::Attempts::new(url, options.request.clone());
     // Bounded: `redirected` answers true at most `max_redirects` times.
     loop {
         match connect_attempt(&attempts, options).await {
@@ -283,7 +283,7 @@ pub async fn connect_with(
 
 /// One attempt of [`connect_with`]: the URL [`ws_net::Attempts::url`] names.
 async fn connect_attempt(
-    attempts: &ws_net::Attempts<'_>,
+    attempts: &ws_net::Attempts,
     options: &ConnectOptions,
 ) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
     let start = now();
