@@ -1,0 +1,140 @@
+//! `wsx connect --proxy URL`, `--no-proxy`, `--max-redirects N` and the environment's proxy
+//! variables (issue 19), with every driver, all on 127.0.0.1: a real proxy (pproxy, started by
+//! the test), a fake proxy that refuses (to see the environment's proxy being used), and a
+//! redirecting site (ws-testkit's).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use ws_testkit::reach::{pproxy, Fake, FakeProxy, Route, Site, LIMIT};
+
+const WSX: &str = env!("CARGO_BIN_EXE_wsx");
+const DRIVERS: [&str; 3] = ["std", "mio", "tokio"];
+/// Every proxy variable curl reads, cleared for each run so the machine's own never apply.
+const PROXY_VARS: [&str; 7] = [
+    "http_proxy",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+/// Runs `wsx connect ARGS` with `env` (after clearing the proxy variables) and `stdin`;
+/// returns (exit code, stdout, stderr) once it exits (at most `LIMIT`).
+fn wsx(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
+    let mut cmd = Command::new(WSX);
+    cmd.arg("connect").args(args);
+    for v in PROXY_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.env_remove("HTTP_PROXY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(LIMIT)
+        .unwrap_or_else(|_| panic!("wsx (pid {pid}) did not exit within {LIMIT:?}"))
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn connect_through_a_proxy_with_every_driver() {
+    let site = Site::plain();
+    site.route("/echo", Route::Echo);
+    let url = format!("{}/echo", site.base());
+    for scheme in ["http", "socks5"] {
+        let px = pproxy(scheme, None);
+        for driver in DRIVERS {
+            let (code, out, err) = wsx(
+                &["--driver", driver, "--proxy", px.url(), &url],
+                &[],
+                "hello\n",
+            );
+            assert_eq!(
+                (code, out.as_str()),
+                (0, "hello\n"),
+                "{scheme} {driver}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_environment_proxy_is_used_and_no_proxy_turns_it_off() {
+    let px = FakeProxy::start(Fake::Answer(b"HTTP/1.1 403 Go away\r\n\r\n".to_vec()));
+    let proxy = match px.mode("http") {
+        ws_net::proxy::ProxyMode::Url(u) => u.to_string(),
+        other => panic!("{other:?}"),
+    };
+    // A name under .invalid: never resolved here, only the proxy would.
+    let url = "ws://echo.example.invalid/";
+    for driver in DRIVERS {
+        let (code, _, err) = wsx(&["--driver", driver, url], &[("http_proxy", &proxy)], "");
+        assert_eq!(code, 1, "{driver}: {err}");
+        assert!(
+            err.contains("403 Go away"),
+            "{driver}: the proxy from http_proxy: {err}"
+        );
+        let (code, _, err) = wsx(
+            &["--driver", driver, url],
+            &[("http_proxy", &proxy), ("no_proxy", "example.invalid")],
+            "",
+        );
+        assert_eq!(code, 1, "{driver}: {err}");
+        assert!(
+            !err.contains("403"),
+            "{driver}: no_proxy names the host: {err}"
+        );
+        let (code, _, err) = wsx(
+            &["--driver", driver, "--no-proxy", url],
+            &[("http_proxy", &proxy)],
+            "",
+        );
+        assert_eq!(code, 1, "{driver}: {err}");
+        assert!(!err.contains("403"), "{driver}: --no-proxy: {err}");
+    }
+    let (code, _, err) = wsx(&["--proxy", "ftp://x", "--no-proxy", url], &[], "");
+    assert_eq!(code, 2, "--proxy and --no-proxy conflict: {err}");
+}
+
+#[test]
+fn redirects_are_followed_up_to_max_redirects() {
+    let site = Site::plain();
+    site.route("/echo", Route::Echo)
+        .route("/old", Route::Redirect(301, "/echo".into()));
+    let url = format!("{}/old", site.base());
+    for driver in DRIVERS {
+        let (code, out, err) = wsx(&["--driver", driver, &url], &[], "hello\n");
+        assert_eq!((code, out.as_str()), (0, "hello\n"), "{driver}: {err}");
+        let (code, _, err) = wsx(&["--driver", driver, "--max-redirects", "0", &url], &[], "");
+        assert_eq!(code, 1, "{driver}: {err}");
+        assert!(err.contains("301"), "{driver}: {err}");
+    }
+}
