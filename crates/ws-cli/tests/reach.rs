@@ -93,32 +93,38 @@ fn the_environment_proxy_is_used_and_no_proxy_turns_it_off() {
         ws_net::proxy::ProxyMode::Url(u) => u.to_string(),
         other => panic!("{other:?}"),
     };
-    // A name under .invalid: never resolved here, only the proxy would.
-    let url = "ws://echo.example.invalid/";
-    for driver in DRIVERS {
+    // A name in the reserved .example domain (RFC 2606): only the fake proxy is ever asked
+    // for it; going direct, it does not resolve.
+    let url = "ws://echo.example/";
+    for (i, driver) in DRIVERS.into_iter().enumerate() {
         let (code, _, err) = wsx(&["--driver", driver, url], &[("http_proxy", &proxy)], "");
         assert_eq!(code, 1, "{driver}: {err}");
         assert!(
             err.contains("403 Go away"),
             "{driver}: the proxy from http_proxy: {err}"
         );
-        let (code, _, err) = wsx(
-            &["--driver", driver, url],
-            &[("http_proxy", &proxy), ("no_proxy", "example.invalid")],
-            "",
-        );
+        assert_eq!(px.accepted(), i + 1);
+        let env = [("http_proxy", proxy.as_str()), ("NO_PROXY", ".example")];
+        let (code, _, err) = wsx(&["--driver", driver, url], &env, "");
         assert_eq!(code, 1, "{driver}: {err}");
         assert!(
             !err.contains("403"),
-            "{driver}: no_proxy names the host: {err}"
+            "{driver}: NO_PROXY names the host: {err}"
         );
-        let (code, _, err) = wsx(
-            &["--driver", driver, "--no-proxy", url],
-            &[("http_proxy", &proxy)],
-            "",
-        );
+        let env = [("http_proxy", proxy.as_str())];
+        let (code, _, err) = wsx(&["--driver", driver, "--no-proxy", url], &env, "");
         assert_eq!(code, 1, "{driver}: {err}");
         assert!(!err.contains("403"), "{driver}: --no-proxy: {err}");
+        assert_eq!(
+            px.accepted(),
+            i + 1,
+            "{driver}: the proxy was asked while off"
+        );
+        // Upper-case HTTP_PROXY is never read for ws:// (as curl).
+        let env = [("HTTP_PROXY", proxy.as_str())];
+        let (code, _, err) = wsx(&["--driver", driver, url], &env, "");
+        assert_eq!(code, 1, "{driver}: {err}");
+        assert_eq!(px.accepted(), i + 1, "{driver}: HTTP_PROXY was used: {err}");
     }
     let (code, _, err) = wsx(&["--proxy", "ftp://x", "--no-proxy", url], &[], "");
     assert_eq!(code, 2, "--proxy and --no-proxy conflict: {err}");

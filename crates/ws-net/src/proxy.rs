@@ -337,7 +337,8 @@ impl ProxyMode {
     ///    subdomains; a leading `.` is ignored), IP addresses and CIDR blocks
     ///    (`10.0.0.0/8`, `fd00::/8`); a `:port` on an entry is ignored.
     /// 2. A loopback target (`localhost`, `*.localhost`, `127.0.0.0/8`, `::1`) is always reached
-    ///    directly: a proxy elsewhere cannot reach this machine's loopback.
+    ///    directly: a proxy elsewhere cannot reach this machine's loopback. So is a name under
+    ///    `.invalid`, which never resolves anywhere (RFC 6761 §6.4): it fails at once, locally.
     /// 3. `wss://` uses `https_proxy`, then `HTTPS_PROXY`; `ws://` uses `http_proxy` only
     ///    (curl never reads upper-case `HTTP_PROXY`: in CGI programs it can be set by a
     ///    request's `Proxy:` header).
@@ -389,12 +390,16 @@ impl ProxyMode {
     }
 }
 
+/// Loopback, or a name that never resolves (`.invalid`): never through an environment proxy.
 fn is_loopback(target: &WsUrl) -> bool {
     match target.ip() {
         Some(ip) => ip.is_loopback(),
         None => {
             let h = target.host().trim_end_matches('.');
-            h == "localhost" || h.ends_with(".localhost")
+            h == "localhost"
+                || h.ends_with(".localhost")
+                || h == "invalid"
+                || h.ends_with(".invalid")
         }
     }
 }
@@ -1010,12 +1015,13 @@ mod tests {
             Some("http://a:1")
         );
         assert_eq!(selected(&[], "wss://x.example/"), None);
-        // Loopback is never proxied from the environment.
+        // Loopback and .invalid are never proxied from the environment.
         for t in [
             "ws://127.0.0.1:9/",
             "ws://[::1]/",
             "ws://localhost/",
             "wss://a.localhost/",
+            "ws://nowhere.invalid/",
         ] {
             assert_eq!(selected(ALL, t), None, "{t}");
         }
