@@ -1,17 +1,4 @@
-//! One client connection's attempts: the URL the caller gave, then each redirect followed,
-//! with the request and the proxy of each. Every driver runs the same loop:
-//!
-//! ```text
-//! let mut attempts = Attempts::new(url, options.request.clone());
-//! loop {
-//!     let request = attempts.request()?;          // hook runs again per attempt
-//!     let proxy = attempts.proxy(connect_to.is_some())?;
-//!     match connect_once(attempts.url(), request, proxy) {
-//!         Err(handshake error e) if attempts.redirected(&e)? => continue,
-//!         other => return other,
-//!     }
-//! }
-//! ```
+//! One client connection's attempts (see [`Attempts`]).
 
 use ws_proto::{ClientRequest, HandshakeError};
 
@@ -20,7 +7,22 @@ use crate::redirect::{RedirectError, Redirects};
 use crate::request::RequestOptions;
 use crate::url::WsUrl;
 
-/// See the [module](self). Owns its options (a clone is cheap: the hook is shared), so an
+/// One client connection's attempts: the URL the caller gave, then each redirect followed,
+/// with the request and the proxy of each. Every driver runs the same loop:
+///
+/// ```text
+/// let mut attempts = Attempts::new(url, options.request.clone());
+/// loop {
+///     let request = attempts.request()?;          // hook runs again per attempt
+///     let proxy = attempts.proxy(connect_to.is_some())?;
+///     match connect_once(attempts.url(), request, proxy) {
+///         Err(handshake error e) if attempts.redirected(&e)? => continue,
+///         other => return other,
+///     }
+/// }
+/// ```
+///
+/// Owns its options (a clone is cheap: the hook is shared), so an
 /// event loop can keep it beside a connection until it opens.
 #[derive(Debug)]
 pub struct Attempts {
