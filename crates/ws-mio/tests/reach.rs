@@ -72,3 +72,8 @@ impl ReachClient for Mio {
 }
 
 ws_testkit::reach_tests!(Mio);
+
+#[test]
+fn https_proxy_unsupported() {
+    ws_testkit::reach::cases::https_proxy_unsupported::<Mio>();
+}

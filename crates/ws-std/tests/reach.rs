@@ -47,6 +47,11 @@ impl ReachClient for Blocking {
 mod blocking {
     use super::*;
     ws_testkit::reach_tests!(Blocking);
+
+    #[test]
+    fn https_proxy_unsupported() {
+        ws_testkit::reach::cases::https_proxy_unsupported::<Blocking>();
+    }
 }
 
 /// The event client: its builder's proxy and redirect settings come from the same

@@ -233,12 +233,20 @@ fn flush(conn: &mut Connection, io: &mut Box<dyn Io>, out: &mut [u8]) -> bool {
 pub struct PProxy {
     child: Child,
     url: String,
+    ca_pem: Vec<u8>,
+    /// Its certificate files (an HTTPS proxy), removed when dropped.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl PProxy {
     /// The proxy's URL (`http://127.0.0.1:PORT` or `socks5://...`), without credentials.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The certificate of an HTTPS proxy (PEM), to trust; empty otherwise.
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
     }
 
     /// The proxy's URL with `user:password@`.
@@ -263,6 +271,9 @@ impl Drop for PProxy {
         // Our own child, by its handle.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -315,11 +326,38 @@ fn pproxy_python() -> std::path::PathBuf {
 /// Starts `pproxy` on 127.0.0.1 (an ephemeral port) speaking `scheme` (`http` or `socks5`),
 /// requiring `user:password` when given; returns once it says it is serving.
 pub fn pproxy(scheme: &str, creds: Option<(&str, &str)>) -> PProxy {
+    start_pproxy(scheme, scheme, creds, &[])
+}
+
+/// An HTTPS proxy: `pproxy` serving HTTP `CONNECT` over TLS with a fresh certificate for
+/// 127.0.0.1 (its PEM is [`PProxy::ca_pem`]); the URL is `https://127.0.0.1:PORT`.
+pub fn pproxy_tls() -> PProxy {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "ws-reach-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let ssl = format!("{},{}", cert.display(), key.display());
+    let mut px = start_pproxy("http+ssl", "https", None, &["--ssl", &ssl]);
+    px.ca_pem = ck.cert.pem().into_bytes();
+    px.dir = Some(dir);
+    px
+}
+
+fn start_pproxy(listen: &str, scheme: &str, creds: Option<(&str, &str)>, extra: &[&str]) -> PProxy {
     let py = pproxy_python();
     let auth = creds.map(|(u, p)| format!("#{u}:{p}")).unwrap_or_default();
     let mut child = Command::new(py)
-        .args(["-u", "-m", "pproxy", "-v", "--auth=-1", "-l"])
-        .arg(format!("{scheme}://127.0.0.1:0{auth}"))
+        .args(["-u", "-m", "pproxy", "-v", "--auth=-1"])
+        .args(extra)
+        .arg("-l")
+        .arg(format!("{listen}://127.0.0.1:0{auth}"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -352,6 +390,8 @@ pub fn pproxy(scheme: &str, creds: Option<(&str, &str)>) -> PProxy {
     PProxy {
         child,
         url: format!("{scheme}://127.0.0.1:{port}"),
+        ca_pem: Vec::new(),
+        dir: None,
     }
 }
 
@@ -520,6 +560,39 @@ pub mod cases {
         let r = request(0).proxy_mode(px.mode(None));
         let url = format!("{}/echo", site.base());
         assert_eq!(ok::<C>(&url, &r, site.ca_pem()), "hello");
+    }
+
+    /// Through an `https://` proxy (TLS to the proxy): `ws://`, and `wss://` with the server's
+    /// TLS inside the proxy's.
+    pub fn https_proxy<C: ReachClient>() {
+        let plain = echo_site();
+        let tls = Site::tls();
+        tls.route("/echo", Route::Echo);
+        let px = pproxy_tls();
+        let r = request(0).proxy_mode(px.mode(None));
+        let url = format!("{}/echo", plain.base());
+        assert_eq!(ok::<C>(&url, &r, px.ca_pem()), "hello");
+        let both = [px.ca_pem(), tls.ca_pem()].concat();
+        let url = format!("{}/echo", tls.base());
+        assert_eq!(ok::<C>(&url, &r, &both), "hello");
+        assert_eq!((plain.seen().len(), tls.seen().len()), (1, 1));
+        // The proxy's certificate is checked like a server's.
+        let e = err::<C>(&format!("{}/echo", plain.base()), &r, &[], LIMIT);
+        assert!(e.contains("add its CA certificate (PEM)"), "{e}");
+    }
+
+    /// A driver without TLS to proxies says so, before connecting anything.
+    pub fn https_proxy_unsupported<C: ReachClient>() {
+        let site = echo_site();
+        let px = FakeProxy::start(Fake::Silent);
+        let e = err::<C>(
+            &format!("{}/echo", site.base()),
+            &request(0).proxy_mode(px.mode("https")),
+            &[],
+            LIMIT,
+        );
+        assert!(e.contains("https:// proxy URLs) is not supported"), "{e}");
+        assert_eq!(px.accepted(), 0);
     }
 
     /// Hostile proxies: garbage, an endless answer, silence, a refusal, an early close,

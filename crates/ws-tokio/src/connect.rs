@@ -148,7 +148,8 @@ impl TlsOptions {
 }
 
 /// The stream under a connection made by [`connect`]: plain TCP for `ws://`, TLS over TCP for
-/// `wss://`.
+/// `wss://` (through an `http://` or SOCKS5 proxy too: the tunnel is the TCP stream), and
+/// through an `https://` proxy, TLS to the proxy under the rest.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MaybeTlsStream {
@@ -156,6 +157,33 @@ pub enum MaybeTlsStream {
     Plain(TcpStream),
     /// `wss://`.
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// `ws://` through an `https://` proxy: TLS to the proxy, the tunnel inside.
+    ProxyTls(Box<ProxyTlsStream>),
+    /// `wss://` through an `https://` proxy: the server's TLS inside the proxy's.
+    TlsInProxyTls(Box<tokio_rustls::client::TlsStream<ProxyTlsStream>>),
+}
+
+/// TLS to an `https://` proxy (see [`MaybeTlsStream::ProxyTls`]).
+pub type ProxyTlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// Runs `$e` on whichever stream `$s` (a `&mut MaybeTlsStream`) holds, as `$x: Pin<&mut _>`.
+macro_rules! each {
+    ($s:expr, $x:ident => $e:expr) => {
+        match $s {
+            MaybeTlsStream::Plain(s) => {
+                let $x = Pin::new(s);
+                $e
+            }
+            MaybeTlsStream::Tls(s) | MaybeTlsStream::ProxyTls(s) => {
+                let $x = Pin::new(s.as_mut());
+                $e
+            }
+            MaybeTlsStream::TlsInProxyTls(s) => {
+                let $x = Pin::new(s.as_mut());
+                $e
+            }
+        }
+    };
 }
 
 impl MaybeTlsStream {
@@ -163,15 +191,18 @@ impl MaybeTlsStream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             MaybeTlsStream::Plain(s) => s,
-            MaybeTlsStream::Tls(s) => s.get_ref().0,
+            MaybeTlsStream::Tls(s) | MaybeTlsStream::ProxyTls(s) => s.get_ref().0,
+            MaybeTlsStream::TlsInProxyTls(s) => s.get_ref().0.get_ref().0,
         }
     }
 
-    /// The TLS session, for `wss://` (negotiated version, ALPN, the server's certificates).
+    /// The TLS session with the server, for `wss://` (negotiated version, ALPN, the server's
+    /// certificates); never the proxy's.
     pub fn tls(&self) -> Option<&rustls::ClientConnection> {
         match self {
-            MaybeTlsStream::Plain(_) => None,
+            MaybeTlsStream::Plain(_) | MaybeTlsStream::ProxyTls(_) => None,
             MaybeTlsStream::Tls(s) => Some(s.get_ref().1),
+            MaybeTlsStream::TlsInProxyTls(s) => Some(s.get_ref().1),
         }
     }
 }
@@ -182,10 +213,7 @@ impl AsyncRead for MaybeTlsStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        each!(self.get_mut(), s => s.poll_read(cx, buf))
     }
 }
 
@@ -195,10 +223,7 @@ impl AsyncWrite for MaybeTlsStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        each!(self.get_mut(), s => s.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -206,32 +231,24 @@ impl AsyncWrite for MaybeTlsStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        each!(self.get_mut(), s => s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             MaybeTlsStream::Plain(s) => s.is_write_vectored(),
-            MaybeTlsStream::Tls(s) => s.is_write_vectored(),
+            MaybeTlsStream::Tls(s) | MaybeTlsStream::ProxyTls(s) => s.is_write_vectored(),
+            MaybeTlsStream::TlsInProxyTls(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        each!(self.get_mut(), s => s.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            // Sends TLS close_notify, then shuts the TCP write side down.
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        // TLS: sends close_notify, then shuts the TCP write side down.
+        each!(self.get_mut(), s => s.poll_shutdown(cx))
     }
 }
 
@@ -303,10 +320,15 @@ async fn connect_attempt(
     } else {
         None
     };
+    let proxy_tls = match &proxy {
+        Some(p) if p.scheme() == ProxyScheme::Https => Some(options.tls.build()?),
+        _ => None,
+    };
     let route = Route {
         url,
         connect_to,
         proxy: proxy.as_ref(),
+        proxy_tls,
     };
     let stream = match tokio::time::timeout_at(deadline, open(route, tls)).await {
         Ok(stream) => stream?,
@@ -320,6 +342,8 @@ struct Route<'a> {
     url: &'a WsUrl,
     connect_to: Option<SocketAddr>,
     proxy: Option<&'a ProxyUrl>,
+    /// The TLS configuration for an `https://` proxy (the client's own: same roots).
+    proxy_tls: Option<Arc<ClientConfig>>,
 }
 
 fn proxy_error(proxy: Option<&ProxyUrl>, error: ProxyError) -> Error {
@@ -329,32 +353,39 @@ fn proxy_error(proxy: Option<&ProxyUrl>, error: ProxyError) -> Error {
     }
 }
 
-/// Resolves, connects (through the proxy's tunnel when there is one) and (for `wss://`) runs
-/// the TLS handshake.
+/// Resolves, connects (through the proxy's tunnel when there is one, over TLS to an
+/// `https://` proxy) and (for `wss://`) runs the TLS handshake with the server.
 async fn open(
     route: Route<'_>,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 ) -> Result<MaybeTlsStream, Error> {
     let url = route.url;
     let addrs = match (route.proxy, route.connect_to) {
-        (Some(p), _) => {
-            if p.scheme() == ProxyScheme::Https {
-                return Err(proxy_error(
-                    Some(p),
-                    ProxyError::Unsupported(
-                        "TLS to the proxy (https:// proxy URLs) is not supported by ws-tokio yet; use an http:// or socks5:// proxy".into(),
-                    ),
-                ));
-            }
-            resolve(p.host(), p.ip(), p.port()).await?
-        }
+        (Some(p), _) => resolve(p.host(), p.ip(), p.port()).await?,
         (None, Some(a)) => vec![a],
         (None, None) => resolve(url.host(), url.ip(), url.port()).await?,
     };
     let mut tcp = connect_tcp(&addrs).await?;
     tcp.set_nodelay(true).map_err(Error::Io)?;
-    if let Some(p) = route.proxy {
-        proxy_handshake(&mut tcp, p, url).await?;
+    match (route.proxy, route.proxy_tls) {
+        (Some(p), Some(proxy_tls)) if p.scheme() == ProxyScheme::Https => {
+            let name = ws_net::tls::server_name(p.host())?;
+            let mut outer = tokio_rustls::TlsConnector::from(proxy_tls)
+                .connect(name, tcp)
+                .await
+                .map_err(Error::from_tls_io)?;
+            proxy_handshake(&mut outer, p, url).await?;
+            let Some((config, name)) = tls else {
+                return Ok(MaybeTlsStream::ProxyTls(Box::new(outer)));
+            };
+            let inner = tokio_rustls::TlsConnector::from(config)
+                .connect(name, outer)
+                .await
+                .map_err(Error::from_tls_io)?;
+            return Ok(MaybeTlsStream::TlsInProxyTls(Box::new(inner)));
+        }
+        (Some(p), _) => proxy_handshake(&mut tcp, p, url).await?,
+        (None, _) => {}
     }
     let Some((config, name)) = tls else {
         return Ok(MaybeTlsStream::Plain(tcp));
@@ -366,33 +397,45 @@ async fn open(
     Ok(MaybeTlsStream::Tls(Box::new(tls)))
 }
 
-/// Runs the proxy handshake ([`ProxyHandshake`], written once in ws-net) on `tcp` until the
-/// tunnel to `url` is open or the proxy fails it (the caller's deadline bounds the time).
-async fn proxy_handshake(tcp: &mut TcpStream, proxy: &ProxyUrl, url: &WsUrl) -> Result<(), Error> {
+/// Runs the proxy handshake ([`ProxyHandshake`], written once in ws-net) on `stream` (TCP,
+/// or TLS to an `https://` proxy) until the tunnel to `url` is open or the proxy fails it
+/// (the caller's deadline bounds the time).
+async fn proxy_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    proxy: &ProxyUrl,
+    url: &WsUrl,
+) -> Result<(), Error> {
     let fail = |e| proxy_error(Some(proxy), e);
     let mut hs = ProxyHandshake::new(proxy, url.host(), url.port()).map_err(fail)?;
     let mut buf = [0u8; 1024];
-    // Every read brings at least a byte of a bounded answer (MAX_HTTP_ANSWER) or ends it;
-    // every write at least a byte of a request under 1 KiB.
+    // Every read brings at least a byte of a bounded answer (MAX_HTTP_ANSWER) or ends it.
     for _ in 0..=MAX_HTTP_ANSWER + 1 {
         while let Some(out) = hs.transmit() {
             let mut out = &out[..];
             while !out.is_empty() {
-                tcp.writable().await.map_err(Error::Io)?;
-                match tcp.try_write(out) {
-                    Ok(n) => out = &out[n..],
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(Error::Io(e)),
+                let n = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, out))
+                    .await
+                    .map_err(Error::Io)?;
+                if n == 0 {
+                    return Err(fail(hs.eof()));
                 }
+                out = &out[n..];
             }
+            std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_flush(cx))
+                .await
+                .map_err(Error::Io)?;
         }
-        tcp.readable().await.map_err(Error::Io)?;
-        let n = match tcp.try_read(&mut buf) {
-            Ok(0) => return Err(fail(hs.eof())),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(Error::Io(e)),
-        };
+        let n = std::future::poll_fn(|cx| {
+            let mut rb = ReadBuf::new(&mut buf);
+            Pin::new(&mut *stream)
+                .poll_read(cx, &mut rb)
+                .map_ok(|()| rb.filled().len())
+        })
+        .await
+        .map_err(Error::Io)?;
+        if n == 0 {
+            return Err(fail(hs.eof()));
+        }
         if hs.receive(&buf[..n]).map_err(fail)? == ProxyStep::Done {
             return Ok(());
         }

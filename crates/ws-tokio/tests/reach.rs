@@ -58,3 +58,8 @@ impl ReachClient for Tokio {
 }
 
 ws_testkit::reach_tests!(Tokio);
+
+#[test]
+fn https_proxy() {
+    ws_testkit::reach::cases::https_proxy::<Tokio>();
+}
