@@ -405,6 +405,9 @@ pub enum Fake {
     Endless,
     /// Reads the request and never answers (holds the connection until the client goes).
     Silent,
+    /// Reads the request, then answers a byte at a time, one every 20 ms, a head that never
+    /// ends (until the client goes, at most [`LIMIT`]).
+    Trickle,
 }
 
 /// A hostile proxy on 127.0.0.1 (see [`Fake`]); counts the connections it took.
@@ -451,6 +454,18 @@ impl FakeProxy {
                         Fake::Silent => {
                             // Holds the connection until the client closes it.
                             let _ = sock.read(&mut buf);
+                        }
+                        Fake::Trickle => {
+                            let head = b"HTTP/1.1 200 OK\r\nX-Slow: ";
+                            let bytes = head.iter().chain(std::iter::repeat(&b'a'));
+                            let steps = LIMIT.as_millis() / 20;
+                            for b in bytes.take(usize::try_from(steps).unwrap_or(1000)) {
+                                // The peer's pace, not a wait of the test.
+                                std::thread::sleep(Duration::from_millis(20));
+                                if sock.write_all(&[*b]).is_err() {
+                                    break;
+                                }
+                            }
                         }
                     }
                 });
@@ -647,20 +662,20 @@ pub mod cases {
             req,
             "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n"
         );
-        // A silent proxy: the handshake timeout ends it.
-        let px = FakeProxy::start(Fake::Silent);
-        let start = Instant::now();
-        let e = err::<C>(
-            url,
-            &request(0).proxy_mode(px.mode("http")),
-            &[],
-            Duration::from_millis(500),
-        );
-        assert!(
-            e.to_lowercase().contains("timed out") || e.contains("timeout"),
-            "{e}"
-        );
-        assert!(start.elapsed() < LIMIT, "took {:?}", start.elapsed());
+        // A silent proxy, and one that answers a byte every 20 ms: the handshake timeout ends
+        // both.
+        for fake in [Fake::Silent, Fake::Trickle] {
+            let px = FakeProxy::start(fake.clone());
+            let start = Instant::now();
+            let r = request(0).proxy_mode(px.mode("http"));
+            let e = err::<C>(url, &r, &[], Duration::from_millis(500));
+            assert!(e.to_lowercase().contains("timed out"), "{fake:?}: {e}");
+            assert!(
+                start.elapsed() < LIMIT,
+                "{fake:?}: took {:?}",
+                start.elapsed()
+            );
+        }
     }
 
     /// A certificate no trusted root signed: the error says how to add a root.
