@@ -20,6 +20,7 @@
 
 mod bench;
 mod connect;
+mod describe;
 mod logger;
 mod opts;
 mod serve;

@@ -5,9 +5,22 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ws_proto::{DeflateConfig, Limits};
 
+/// The exit codes, listed under every `--help`.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success (connect: the connection closed normally, 1000/1001 or no status)
+  1  a connection or server error (refused, TLS, handshake, I/O), or a benchmark that failed
+  2  bad arguments (the reason is printed)
+  3  connect: the peer closed with another close code";
+
 /// wsx: a WebSocket server, client and load generator.
 #[derive(Parser, Debug)]
-#[command(name = "wsx", version, about, propagate_version = true)]
+#[command(
+    name = "wsx",
+    version,
+    about,
+    propagate_version = true,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -17,10 +30,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run an echo server (or a broadcast chat room) on ADDR.
+    #[command(after_help = EXIT_CODES)]
     Serve(ServeArgs),
     /// Connect to URL: stdin lines are sent as text, messages are printed.
+    #[command(after_help = EXIT_CODES)]
     Connect(ConnectArgs),
     /// Load-test an echo server at URL and print a summary table.
+    #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
 }
 
@@ -88,17 +104,26 @@ impl ProtoArgs {
 /// `wsx serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on, e.g. 127.0.0.1:9001.
+    /// Address to listen on, HOST:PORT: an IP address or a host name
+    /// (e.g. `127.0.0.1:9001`, `localhost:9001`, `[::1]:9001`; port 0 picks
+    /// a free one, announced on stdout).
     #[arg(default_value = "127.0.0.1:9001")]
     pub addr: String,
-    /// Which driver serves connections.
-    #[arg(long, value_enum, default_value_t = Driver::Mio)]
+    /// Which driver serves connections (tokio with --http2).
+    #[arg(long, value_enum, default_value_t = Driver::Mio, default_value_if("http2", "true", "tokio"))]
     pub driver: Driver,
     /// Event-loop threads (mio driver) or runtime worker threads (tokio
     /// driver; one by default, like mio's one loop).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
-    /// Relay every message to every other connection instead of echoing.
+    /// Also serve WebSockets over HTTP/2 (RFC 8441 extended CONNECT): with
+    /// TLS when the client picks `h2` in ALPN, without TLS when it starts
+    /// with the HTTP/2 preface (prior knowledge); HTTP/1.1 upgrades as
+    /// always. Tokio driver only.
+    #[arg(long)]
+    pub http2: bool,
+    /// Relay every message to every other connection (the sender does not
+    /// get its own messages back) instead of echoing.
     #[arg(long)]
     pub broadcast: bool,
     /// Most connections at once (std driver: one thread each); over it, a
@@ -138,15 +163,16 @@ pub struct ConnectArgs {
     /// Offer this subprotocol (repeatable, in order of preference).
     #[arg(long = "protocol", value_name = "P")]
     pub protocols: Vec<String>,
-    /// Which driver runs the connection.
-    #[arg(long, value_enum, default_value_t = Driver::Std)]
+    /// Which driver runs the connection (tokio with --http2).
+    #[arg(long, value_enum, default_value_t = Driver::Std, default_value_if("http2", "true", "tokio"))]
     pub driver: Driver,
-    /// wss: accept any server certificate (testing only).
+    /// Try HTTP/2 (RFC 8441) first: `wss://` offers `h2` in ALPN and falls
+    /// back to HTTP/1.1 when the server has no extended CONNECT; `ws://`
+    /// speaks HTTP/2 by prior knowledge (no fallback). Tokio driver only.
     #[arg(long)]
-    pub insecure: bool,
-    /// wss: trust this CA certificate (PEM) in addition to the platform's trust store.
-    #[arg(long, value_name = "PEM")]
-    pub ca: Option<PathBuf>,
+    pub http2: bool,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// Send a ping every SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub ping: Option<f64>,
@@ -177,10 +203,21 @@ pub struct ConnectArgs {
     pub proto: ProtoArgs,
 }
 
+/// Trust for `wss://` URLs (connect and bench).
+#[derive(Args, Debug, Clone)]
+pub struct TlsClientArgs {
+    /// wss: accept any server certificate (testing only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// wss: trust this CA certificate (PEM) in addition to the platform's trust store.
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+}
+
 /// `wsx bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// ws:// URL of an echo server.
+    /// ws:// or wss:// URL of an echo server.
     pub url: String,
     /// Concurrent connections.
     #[arg(long, value_name = "N", default_value_t = 10)]
@@ -207,6 +244,11 @@ pub struct BenchArgs {
     /// them).
     #[arg(long, value_name = "BYTES")]
     pub fragment_size: Option<usize>,
+    /// Tokio driver: every connection is a WebSocket on one shared HTTP/2
+    /// connection (RFC 8441; `wss://` with ALPN `h2`, `ws://` by prior
+    /// knowledge), against `wsx serve --driver tokio --http2`.
+    #[arg(long)]
+    pub http2: bool,
     /// Send text messages instead of binary.
     #[arg(long)]
     pub text: bool,
@@ -216,6 +258,12 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Draw the progress bar even when stderr is not a terminal (by
+    /// default it is drawn on a terminal only, never into a log).
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// Broadcast benchmark against a `wsx serve --broadcast` room (or any
     /// server that relays every message to the other clients): one
     /// publisher sends --messages messages of --size bytes, --window of them

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rustls::{ClientConfig, ServerConfig};
 
-use crate::opts::ConnectArgs;
+use crate::opts::TlsClientArgs;
 
 /// A server configuration from PEM files.
 pub fn server_from_files(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
@@ -34,12 +34,12 @@ pub fn server_self_signed() -> Result<(Arc<ServerConfig>, String), String> {
     Ok((cfg, pem))
 }
 
-/// The client configuration `wsx connect` asks for, for either driver:
+/// The client configuration `wsx connect` and `wsx bench` ask for, for every driver:
 /// `--insecure` accepts any certificate
 /// ([`ws_net::tls::danger::insecure_client_config`]); `--ca PEM` trusts the
 /// platform's trust store plus the certificates in that file; neither leaves the
 /// driver's default (the platform's trust store).
-pub fn client(a: &ConnectArgs) -> Result<Option<Arc<ClientConfig>>, String> {
+pub fn client(a: &TlsClientArgs) -> Result<Option<Arc<ClientConfig>>, String> {
     if a.insecure {
         return ws_net::tls::danger::insecure_client_config()
             .map(Some)
@@ -54,4 +54,27 @@ pub fn client(a: &ConnectArgs) -> Result<Option<Arc<ClientConfig>>, String> {
     ws_net::tls::client_config(roots, &certs)
         .map(Some)
         .map_err(|e| format!("{}: {e}", ca.display()))
+}
+
+/// What to do about a TLS error, for an error message: the certificate
+/// options when the server's certificate was refused, nothing otherwise.
+pub fn hint(error: &str) -> &'static str {
+    if error.contains("certificate") || error.contains("UnknownIssuer") {
+        " (the server's certificate is not trusted: pass its CA certificate with --ca FILE.pem, \
+         or --insecure to skip the check when testing)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint;
+
+    #[test]
+    fn certificate_errors_get_the_fix_and_others_nothing() {
+        assert!(hint("TLS error: invalid peer certificate: UnknownIssuer").contains("--ca"));
+        assert!(hint("invalid peer certificate: Expired").contains("--insecure"));
+        assert_eq!(hint("Connection refused (os error 111)"), "");
+    }
 }

@@ -205,11 +205,23 @@ impl RequestOptions {
     /// [`ws_proto::Error::InvalidRequest`] naming the field; a driver calls
     /// this before it resolves or connects anything.
     pub fn build(&self, url: &WsUrl) -> Result<ClientRequest, ws_proto::Error> {
-        self.build_attempt(url, true)
+        self.build_for(url, ws_proto::upgrade::Http::V1)
     }
 
-    /// The request for one attempt on `url` (the first, or one after a
-    /// redirect): with `send_credentials`, the URL's `user:password@`
+    /// As [`build`](Self::build), for an attempt over `http` (HTTP/2 for an RFC 8441
+    /// extended CONNECT): the hook sees it in [`ClientRequest::http`]. A driver that falls
+    /// back from HTTP/2 to HTTP/1.1 calls this once per attempt, so the hook runs once per
+    /// attempt.
+    pub fn build_for(
+        &self,
+        url: &WsUrl,
+        http: ws_proto::upgrade::Http,
+    ) -> Result<ClientRequest, ws_proto::Error> {
+        self.build_with(url, http, true)
+    }
+
+    /// The HTTP/1.1 request for one attempt on `url` (the first, or one after
+    /// a redirect): with `send_credentials`, the URL's `user:password@`
     /// becomes `Authorization: Basic` (unless an `Authorization` header is
     /// given); without (a redirect to another origin), the URL's
     /// credentials and the `Authorization` and `Cookie` headers are left
@@ -220,7 +232,19 @@ impl RequestOptions {
         url: &WsUrl,
         send_credentials: bool,
     ) -> Result<ClientRequest, ws_proto::Error> {
+        self.build_with(url, ws_proto::upgrade::Http::V1, send_credentials)
+    }
+
+    /// The one assembly behind [`build_for`](Self::build_for) and
+    /// [`build_attempt`](Self::build_attempt).
+    fn build_with(
+        &self,
+        url: &WsUrl,
+        http: ws_proto::upgrade::Http,
+        send_credentials: bool,
+    ) -> Result<ClientRequest, ws_proto::Error> {
         let mut request = self.assemble(url)?;
+        request.http = http;
         if send_credentials {
             let has_auth = request
                 .headers

@@ -65,6 +65,50 @@ impl CloseCode {
         self.0
     }
 
+    /// What the code means, in a few words, for logs and messages
+    /// (`"normal closure"` for 1000, `"application"` for 3000-4999 and
+    /// `"unknown"` for any other code outside the RFC's list).
+    ///
+    /// ```
+    /// use ws_proto::CloseCode;
+    /// assert_eq!(CloseCode::NORMAL.description(), "normal closure");
+    /// assert_eq!(CloseCode::new(4000).unwrap().description(), "application");
+    /// ```
+    pub fn description(self) -> &'static str {
+        match self.0 {
+            1000 => "normal closure",
+            1001 => "going away",
+            1002 => "protocol error",
+            1003 => "unsupported data",
+            1005 => "no status code",
+            1006 => "abnormal closure, no close frame",
+            1007 => "invalid payload data",
+            1008 => "policy violation",
+            1009 => "message too big",
+            1010 => "mandatory extension",
+            1011 => "internal error",
+            1012 => "service restart",
+            1013 => "try again later",
+            1014 => "bad gateway",
+            1015 => "TLS handshake failure",
+            3000..=3999 => "registered",
+            4000..=4999 => "application",
+            _ => "unknown",
+        }
+    }
+
+    /// For the error refusing `code` (see [`is_sendable`](Self::is_sendable)):
+    /// what it means ([`description`](Self::description)) and why it may not
+    /// be sent.
+    pub(crate) fn refusal(code: u16) -> (&'static str, &'static str) {
+        let why = match code {
+            1005 | 1006 | 1015 => "it is only reported, never sent",
+            1000..=2999 => "it is reserved by RFC 6455",
+            _ => "it is out of range",
+        };
+        (CloseCode(code).description(), why)
+    }
+
     /// Whether this code may appear in a close frame.
     pub fn is_sendable(code: u16) -> bool {
         matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
@@ -92,6 +136,20 @@ impl fmt::Display for CloseCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_defined_code_has_its_own_description() {
+        let codes = [
+            1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+            1015,
+        ];
+        let words: std::collections::HashSet<_> =
+            codes.iter().map(|&c| CloseCode(c).description()).collect();
+        assert_eq!(words.len(), codes.len());
+        assert!(!words.contains("unknown"));
+        assert_eq!(CloseCode(3500).description(), "registered");
+        assert_eq!(CloseCode(4999).description(), "application");
+    }
 
     #[test]
     fn rfc6455_7_4_ranges() {

@@ -295,6 +295,11 @@ pub struct ClientRequest {
     pub protocols: Vec<String>,
     /// Extra headers (e.g. `Authorization`).
     pub headers: Vec<(String, String)>,
+    /// The HTTP version this request is for: HTTP/1.1 (the default) or HTTP/2 when a driver
+    /// attempts an RFC 8441 extended CONNECT. Set by the driver before the request hook runs,
+    /// so a hook called once per attempt sees which one it is customising; the driver, not
+    /// this field, decides how the request is sent.
+    pub http: crate::handshake::Http,
 }
 
 impl ClientRequest {

@@ -59,7 +59,14 @@ impl fmt::Display for Error {
             Error::ControlPayloadTooLong(n) => {
                 write!(f, "control frame payload of {n} bytes (at most 125)")
             }
-            Error::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
+            Error::InvalidCloseCode(c) => {
+                let (what, why) = crate::CloseCode::refusal(*c);
+                write!(
+                    f,
+                    "close code {c} ({what}) may not be sent: {why} \
+                     (allowed: 1000-1003, 1007-1014, 3000-4999)"
+                )
+            }
             Error::CloseReasonTooLong(n) => write!(f, "close reason of {n} bytes (at most 123)"),
             Error::Backpressure {
                 buffered_amount,

@@ -105,9 +105,10 @@ pub fn parse_request(
 /// Which HTTP carries the upgrade: HTTP/1.1 (`GET` with `Upgrade: websocket`,
 /// RFC 6455 §4) or HTTP/2 (extended `CONNECT` with `:protocol = websocket`,
 /// RFC 8441).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Http {
     /// HTTP/1.1 upgrade; success is `101 Switching Protocols`.
+    #[default]
     V1,
     /// HTTP/2 extended CONNECT; success is `200`.
     V2,

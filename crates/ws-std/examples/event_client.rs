@@ -7,26 +7,22 @@
 //! Sends COUNT (default 3) messages (the first ones before the handshake
 //! completes: they are queued), prints the echoes, then closes.
 
+#[path = "common/args.rs"]
+mod args;
 #[path = "common/logger.rs"]
 mod logger;
 
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ws_proto::CloseCode;
 use ws_std::WebSocketClient;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut url = None;
-    let mut count = 3usize;
-    let mut verbose = false;
-    for a in std::env::args().skip(1) {
-        match a.as_str() {
-            "-v" => verbose = true,
-            n if n.parse::<usize>().is_ok() => count = n.parse()?,
-            u => url = Some(u.to_string()),
-        }
-    }
+    let args::Args {
+        url,
+        count,
+        verbose,
+    } = args::parse(3);
     logger::init(verbose);
     let url = url.ok_or("usage: event_client URL [COUNT] [-v]")?;
     let (done_tx, done_rx) = mpsc::channel();
@@ -40,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             received += 1;
             println!("< {text} (latency {:?})", ws.latency());
             if received == count {
-                let _ = ws.close(CloseCode::NORMAL, "done");
+                let _ = ws.close_with(1000, "done");
             }
         })
         .on_binary(|_, data| println!("< {} binary bytes", data.len()))

@@ -11,11 +11,15 @@
 //! - **A server helper**: [`serve`] runs one thread per connection over a
 //!   `TcpListener`, with an upgrade callback ([`ServerOptions::on_upgrade`]),
 //!   a connection limit and a [`ServerHandle::shutdown`].
-//! - **An event-style client**: [`WebSocketClient`], with callbacks
-//!   (`on_open`, `on_message`, `on_binary`, `on_binary_segment`,
-//!   `on_incomplete_frame`, `on_closed` *xor* `on_error`), a send queue
-//!   with an exact [`buffered_amount`](WebSocketClient::buffered_amount) and
-//!   a limit, and keepalive.
+//! - **An event-style client**: [`WebSocketClient`], modelled on Best.HTTP's
+//!   C# `WebSocket` (`docs/from-best-http.md` maps one onto the other), with
+//!   handlers like C# events, several per event and removable (`on_open`,
+//!   `on_message`, `on_binary`, `on_binary_segment`, `on_incomplete_frame`,
+//!   `on_ping`, `on_pong`, `on_closed` *xor* `on_error`), run on its IO
+//!   thread or in the application's [`dispatch`](WebSocketClient::dispatch)
+//!   ([`Delivery`]), a send queue with an exact
+//!   [`buffered_amount`](WebSocketClient::buffered_amount) and a limit, and a
+//!   keepalive switch.
 //!
 //! ```
 //! use std::net::TcpListener;
@@ -96,7 +100,8 @@
 //!
 //! Lines go to the [`log`] crate under the target `ws_std`, each starting
 //! with its connection's id, e.g. `[ws#17] open (subprotocol ...)`
-//! ([`ConnId`]).
+//! ([`ConnId`]), and with the name an event client was given, e.g.
+//! `[ws#17 lobby] open ...` ([`ClientBuilder::log_context`]).
 //!
 //! # What this crate never does
 //!
@@ -123,8 +128,8 @@ pub use ws_proto;
 
 pub use error::{Error, Timeout};
 pub use event_client::{
-    ClientBuilder, ReadyState, WebSocketClient, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BUFFERED,
-    DEFAULT_PING_INTERVAL,
+    ClientBuilder, Delivery, HandlerId, Payload, ReadyState, WebSocketClient, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PENDING, DEFAULT_PING_INTERVAL,
 };
 pub use handshake::{accept, connect};
 pub use logctx::ConnId;

@@ -27,8 +27,7 @@ fn terminal(rec: &Recorder) -> Ev {
 }
 
 fn open_client(rec: &Recorder, b: ws_std::ClientBuilder) -> WebSocketClient {
-    let client = rec.attach(b, false).build().unwrap();
-    client.open().unwrap();
+    let client = open_recorded(rec, b, false);
     assert!(rec.wait(T, |e| e
         .iter()
         .any(|e| matches!(e, Ev::Open(_)) || is_terminal(e))));
@@ -39,16 +38,11 @@ fn open_client(rec: &Recorder, b: ws_std::ClientBuilder) -> WebSocketClient {
 fn open_echo_close_with_states_and_callbacks() {
     let server = echo_server(ServerOptions::default());
     let rec = Recorder::default();
-    let b = WebSocketClient::builder(ws_url(server.local_addr(), "/echo"))
-        .on_open(|ws, _| ws.send_text("hello").unwrap());
-    // attach() replaces on_open; record it ourselves around the sender.
-    let r = rec.clone();
+    let b = WebSocketClient::builder(ws_url(server.local_addr(), "/echo"));
+    // A second open handler, after the recorder's.
     let client = rec
         .attach(b, false)
-        .on_open(move |ws, info| {
-            r.push(Ev::Open(info.protocol.clone()));
-            ws.send_text("hello").unwrap();
-        })
+        .on_open(move |ws, _| ws.send_text("hello").unwrap())
         .build()
         .unwrap();
     assert_eq!(client.state(), ReadyState::Connecting);
@@ -72,7 +66,7 @@ fn open_echo_close_with_states_and_callbacks() {
     assert_eq!(stats.outstanding_segments, 0, "{stats:?}");
     assert!(stats.recycled >= 1, "{stats:?}");
 
-    client.close(CloseCode::NORMAL, "bye").unwrap();
+    client.close_with(1000, "bye").unwrap();
     // Closing at once; on a busy machine the IO thread may already have
     // finished the closing handshake, so Closed is fine too — never Open.
     assert!(
@@ -84,10 +78,7 @@ fn open_echo_close_with_states_and_callbacks() {
     // The server echoes our code and reason.
     assert_eq!(terminal(&rec), Ev::Closed(1000, "bye".into()));
     assert_eq!(client.state(), ReadyState::Closed);
-    assert!(matches!(
-        client.close(CloseCode::NORMAL, ""),
-        Err(Error::Closed)
-    ));
+    assert!(matches!(client.close(), Err(Error::Closed)));
     // A closed client cannot be reopened.
     let err = client.open().unwrap_err();
     assert!(matches!(err, Error::AlreadyOpened));
@@ -104,11 +95,11 @@ fn open_twice_is_refused_and_close_before_open_retires() {
         WebSocketClient::builder(ws_url(server.local_addr(), "/")),
     );
     assert!(matches!(client.open(), Err(Error::AlreadyOpened)));
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     terminal(&rec);
 
     let never = WebSocketClient::new(ws_url(server.local_addr(), "/")).unwrap();
-    never.close(CloseCode::NORMAL, "").unwrap();
+    never.close().unwrap();
     assert_eq!(never.state(), ReadyState::Closed);
     assert!(matches!(never.open(), Err(Error::AlreadyOpened)));
     assert!(server.shutdown());
@@ -264,7 +255,8 @@ fn keepalive_defaults_and_latency() {
     let b = WebSocketClient::builder("ws://127.0.0.1:1/");
     assert_eq!(b.client_options().config.ping_interval, None);
     assert_eq!(b.client_options().config.idle_timeout, None);
-    let b = b.keepalive(true).close_on_silence(true);
+    // One switch turns both on, as Best.HTTP's StartPingThread.
+    let b = b.keepalive(true);
     assert_eq!(
         b.client_options().config.ping_interval,
         Some(Duration::from_secs(1))
@@ -280,19 +272,32 @@ fn keepalive_defaults_and_latency() {
     let idle = Duration::from_millis(1500);
     let server = echo_server(ServerOptions::default());
     let rec = Recorder::default();
-    let client = open_client(
+    let client = build_recorded(
         &rec,
         WebSocketClient::builder(ws_url(server.local_addr(), "/"))
             .ping_interval(Some(Duration::from_millis(50)))
             .idle_timeout(Some(idle)),
+        false,
     );
-    // Without the pings' pongs, the idle limit would end it within this.
-    thread::sleep(idle + Duration::from_millis(500));
+    let (pong_tx, pongs) = mpsc::channel();
+    client.on_pong(move |_, _| {
+        let _ = pong_tx.send(());
+    });
+    let t = Instant::now();
+    client.open().unwrap();
+    // Pongs keep arriving past the point where, without them, the idle
+    // limit would have ended the connection.
+    for _ in 0..10_000 {
+        if t.elapsed() >= idle + Duration::from_millis(500) {
+            break;
+        }
+        pongs.recv_timeout(T).expect("the pongs stopped");
+    }
     assert!(client.is_open(), "{:?}", rec.events());
     let latency = client.latency().expect("no ping round trip measured");
     assert!(latency < idle, "{latency:?}");
     assert!(client.last_message_received().unwrap().elapsed() < idle);
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     assert!(matches!(terminal(&rec), Ev::Closed(1000, _)));
     assert!(server.shutdown());
 }
@@ -326,9 +331,7 @@ fn sends_before_open_are_queued_in_order_and_buffered_amount_is_exact() {
     assert_eq!(client.buffered_amount(), 30);
     client.open().unwrap();
     // Queued behind the messages, whether or not the handshake is done yet.
-    client
-        .close(CloseCode::new(4000).unwrap(), "early")
-        .unwrap();
+    client.close_with(4000, "early").unwrap();
     assert!(matches!(
         client.state(),
         ReadyState::Closing | ReadyState::Closed
@@ -442,7 +445,7 @@ fn send_as_binary_and_text_return_segments_to_the_pool_once_written() {
         "{:?}",
         pool.stats()
     );
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     terminal(&rec);
     assert!(server.shutdown());
 }
@@ -473,7 +476,7 @@ fn fragments_seen_by_server(
     let client = open_client(&rec, b(ws_url(server.local_addr(), "/")));
     client.send_binary(vec![3u8; len]).unwrap();
     let sizes = rx.recv_timeout(T).unwrap();
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     terminal(&rec);
     assert!(server.shutdown());
     sizes
@@ -516,7 +519,6 @@ fn incomplete_frames_are_delivered_as_they_arrive() {
         )
         .build()
         .unwrap();
-    assert!(client.options().config.streaming);
     client.open().unwrap();
     assert!(rec.wait(T, |e| e.iter().any(|e| matches!(e, Ev::Open(_)))));
     client.send_text("start").unwrap();
@@ -547,7 +549,7 @@ fn incomplete_frames_are_delivered_as_they_arrive() {
         .events()
         .iter()
         .any(|e| matches!(e, Ev::Text(_) | Ev::Binary(_) | Ev::Segment(_))));
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     terminal(&rec);
     assert!(server.shutdown());
 }
@@ -576,7 +578,7 @@ fn request_hook_origin_and_subprotocols_reach_the_server() {
             }),
     );
     assert_eq!(rec.events()[0], Ev::Open(Some("chat".into())));
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     terminal(&rec);
 
     // Without the hook the same server refuses.
@@ -589,9 +591,6 @@ fn request_hook_origin_and_subprotocols_reach_the_server() {
 
 /// Whether the permessage-deflate module of ws-proto is the real one (it is
 /// a stub while being integrated).
-fn deflate_available() -> bool {
-    !ws_proto::deflate::client_offer_header(&DeflateConfig::default()).is_empty()
-}
 
 #[test]
 fn permessage_deflate_on_and_off() {
@@ -609,15 +608,11 @@ fn permessage_deflate_on_and_off() {
         let rec = Recorder::default();
         let deflate = on.then(DeflateConfig::default);
         let (ext_tx, ext_rx) = mpsc::channel();
-        let r = rec.clone();
         let b = WebSocketClient::builder(ws_url(server.local_addr(), "/")).deflate(deflate);
         assert_eq!(b.client_options().config.deflate.is_some(), on);
         let client = rec
             .attach(b, false)
-            .on_open(move |_, info| {
-                ext_tx.send(info.extensions.clone()).unwrap();
-                r.push(Ev::Open(info.protocol.clone()));
-            })
+            .on_open(move |_, info| ext_tx.send(info.extensions.clone()).unwrap())
             .build()
             .unwrap();
         client.open().unwrap();
@@ -642,7 +637,7 @@ fn permessage_deflate_on_and_off() {
         }
         client.send_text(&text).unwrap();
         assert!(rec.wait(T, |e| e.contains(&Ev::Text(text.clone()))));
-        client.close(CloseCode::NORMAL, "").unwrap();
+        client.close().unwrap();
         terminal(&rec);
     }
     assert!(server.shutdown());
@@ -666,78 +661,14 @@ fn wss_event_client() {
     );
     client.send_text("over tls").unwrap();
     assert!(rec.wait(T, |e| e.contains(&Ev::Text("over tls".into()))));
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     assert!(matches!(terminal(&rec), Ev::Closed(1000, _)));
     assert!(server.shutdown());
 }
 
-#[test]
-fn default_keepalive_pings_every_second_and_two_seconds_of_silence_end_it() {
-    // The server reads (and sees the client's pings) but never answers them,
-    // so from the client's side it is silent.
-    let (tx, rx) = mpsc::channel();
-    let options = ServerOptions::default().config(Config::default().auto_pong(false));
-    let server = serve(
-        listener(),
-        ServeOptions::default().server(options),
-        move |mut ws| {
-            let start = Instant::now();
-            for _ in 0..10 {
-                match ws.recv() {
-                    Ok(Received::Ping(_)) => tx.send(start.elapsed()).unwrap(),
-                    Ok(_) => {}
-                    Err(_) => return,
-                }
-            }
-        },
-    )
-    .unwrap();
-    let rec = Recorder::default();
-    let t = Instant::now();
-    let client = open_client(
-        &rec,
-        WebSocketClient::builder(ws_url(server.local_addr(), "/"))
-            .keepalive(true)
-            .close_on_silence(true),
-    );
-    let first_ping = rx.recv_timeout(T).unwrap();
-    assert!(
-        first_ping >= Duration::from_millis(900) && first_ping < Duration::from_millis(1600),
-        "{first_ping:?}"
-    );
-    assert_eq!(terminal(&rec), Ev::Error("timeout:Idle".into()));
-    let took = t.elapsed();
-    assert!(
-        took >= Duration::from_millis(1950) && took < Duration::from_millis(3500),
-        "{took:?}"
-    );
-    assert!(client.latency().is_none());
-    assert!(server.shutdown());
-}
+// The keepalive switch against a silent server: tests/event_client_seed.rs.
 
 // ----- panicking callbacks ----------------------------------------------------
-
-/// An echo server that reports, per connection, the close it received:
-/// `(code, reason)`, or `(0, error)` when the connection failed.
-fn reporting_echo_server() -> (ws_std::ServerHandle, mpsc::Receiver<(u16, String)>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    let server = serve(listener(), ServeOptions::default(), move |mut ws| {
-        let end = loop {
-            match ws.recv() {
-                Ok(Received::Message(m)) => {
-                    let _ = ws.send(m.kind, m.data);
-                }
-                Ok(Received::Closed(c)) => break (c.code.as_u16(), c.reason),
-                Ok(_) => {}
-                Err(e) => break (0, e.to_string()),
-            }
-        };
-        let _ = tx.lock().unwrap().send(end);
-    })
-    .unwrap();
-    (server, rx)
-}
 
 /// Which callback panics.
 #[derive(Clone, Copy, Debug)]
@@ -794,10 +725,7 @@ fn a_panicking_callback_fails_only_its_connection(which: Panicky) {
         matches!(client.send_text("after"), Err(Error::Closed)),
         "{which:?}"
     );
-    assert!(matches!(
-        client.close(CloseCode::NORMAL, ""),
-        Err(Error::Closed)
-    ));
+    assert!(matches!(client.close(), Err(Error::Closed)));
     // The server saw a close with 1011.
     let (code, reason) = closes.recv_timeout(T).unwrap();
     assert_eq!(code, 1011, "{which:?}: {reason}");
@@ -820,7 +748,7 @@ fn a_panicking_callback_fails_only_its_connection(which: Panicky) {
     other.send_text("still here").unwrap();
     assert!(other_rec.wait(T, |e| e.contains(&Ev::Text("still here".into()))));
     assert!(other.is_open());
-    other.close(CloseCode::NORMAL, "").unwrap();
+    other.close().unwrap();
     assert_eq!(terminal(&other_rec), Ev::Closed(1000, String::new()));
     assert_eq!(closes.recv_timeout(T).unwrap(), (1000, String::new()));
     assert!(server.shutdown());
@@ -848,21 +776,18 @@ fn a_panic_in_on_closed_or_on_error_ends_the_threads_and_nothing_follows() {
     let (server, closes) = reporting_echo_server();
     let url = ws_url(server.local_addr(), "/");
 
-    // on_closed panics after a normal close.
+    // on_closed panics after a normal close (the recorder's handler, added
+    // first, records it).
     let rec = Recorder::default();
-    let r = rec.clone();
     let client = rec
         .attach(WebSocketClient::builder(url.clone()), false)
-        .on_closed(move |_, code, reason| {
-            r.push(Ev::Closed(code.as_u16(), reason.to_string()));
-            panic!("boom in on_closed");
-        })
+        .on_closed(move |_, _, _| panic!("boom in on_closed"))
         .build()
         .unwrap();
     let id = client.id().get();
     client.open().unwrap();
     assert!(rec.wait(T, |e| e.iter().any(|e| matches!(e, Ev::Open(_)))));
-    client.close(CloseCode::NORMAL, "done").unwrap();
+    client.close_with(1000, "done").unwrap();
     assert_eq!(terminal(&rec), Ev::Closed(1000, "done".into()));
     assert_eq!(closes.recv_timeout(T).unwrap(), (1000, "done".into()));
     let prefix = format!("ws#{id}-");
@@ -873,13 +798,9 @@ fn a_panic_in_on_closed_or_on_error_ends_the_threads_and_nothing_follows() {
     // on_error panics after a failed connection attempt.
     let refused = listener().local_addr().unwrap();
     let rec = Recorder::default();
-    let r = rec.clone();
     let client = rec
         .attach(WebSocketClient::builder(ws_url(refused, "/")), false)
-        .on_error(move |_, e| {
-            r.push(Ev::Error(classify(e)));
-            panic!("boom in on_error");
-        })
+        .on_error(move |_, _| panic!("boom in on_error"))
         .build()
         .unwrap();
     let id = client.id().get();
@@ -898,7 +819,7 @@ fn a_panic_in_on_closed_or_on_error_ends_the_threads_and_nothing_follows() {
     let client = open_client(&rec, WebSocketClient::builder(url));
     client.send_text("echo?").unwrap();
     assert!(rec.wait(T, |e| e.contains(&Ev::Text("echo?".into()))));
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     terminal(&rec);
     assert!(server.shutdown());
 }

@@ -158,9 +158,7 @@ fn rust_event_client_against_python_server() {
     client.send_binary(vec![0u8, 1, 2, 255]).unwrap();
     assert!(rec.wait(T, |e| e.contains(&Ev::Binary(vec![0, 1, 2, 255]))));
     // Our code and reason, echoed by Python `websockets`.
-    client
-        .close(CloseCode::new(4001).unwrap(), "bye now")
-        .unwrap();
+    client.close_with(4001, "bye now").unwrap();
     assert_eq!(terminal_within(&rec, T), Ev::Closed(4001, "bye now".into()));
 
     // The Python server closes with its own code and reason.

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
-use ws_proto::CloseCode;
 use ws_std::{connect, serve, ClientOptions, ServeOptions, ServerOptions, WebSocketClient};
 
 struct Capture(Mutex<Vec<(String, String)>>);
@@ -36,21 +35,36 @@ fn every_line_names_its_connection() {
 
     let server = echo_server(ServerOptions::default());
     let rec = Recorder::default();
-    let client = rec
-        .attach(
-            WebSocketClient::builder(ws_url(server.local_addr(), "/")),
-            false,
-        )
-        .build()
-        .unwrap();
+    let client = build_recorded(
+        &rec,
+        WebSocketClient::builder(ws_url(server.local_addr(), "/")),
+        false,
+    );
     client.open().unwrap();
     assert!(rec.wait(Duration::from_secs(3), |e| e
         .iter()
         .any(|e| matches!(e, Ev::Open(_)))));
-    client.close(CloseCode::NORMAL, "").unwrap();
+    client.close().unwrap();
     assert!(rec.wait_terminal(Duration::from_secs(3)).is_some());
     // A failing connection logs too.
     let failing = rec_error("ws://nowhere.invalid/");
+    // A named connection (Best.HTTP's logging context) carries its name on
+    // every line, the driver's included.
+    let rec = Recorder::default();
+    let named = rec
+        .attach(
+            WebSocketClient::builder(ws_url(server.local_addr(), "/")).log_context("lobby\n7"),
+            false,
+        )
+        .build()
+        .unwrap();
+    let named_prefix = format!("[ws#{} lobby?7]", named.id().get());
+    named.open().unwrap();
+    assert!(rec.wait(Duration::from_secs(3), |e| e
+        .iter()
+        .any(|e| matches!(e, Ev::Open(_)))));
+    named.close().unwrap();
+    assert!(rec.wait_terminal(Duration::from_secs(3)).is_some());
     assert!(server.shutdown());
 
     let lines: Vec<(String, String)> = LOGGER.0.lock().unwrap().clone();
@@ -85,6 +99,18 @@ fn every_line_names_its_connection() {
         ours.iter()
             .any(|l| !l.starts_with(&id) && l.contains("accepted")),
         "{ours:#?}"
+    );
+    let number = named_prefix.split(' ').next().unwrap().to_string() + " ";
+    let of_named: Vec<_> = ours.iter().filter(|l| l.starts_with(&number)).collect();
+    assert!(of_named.len() >= 3, "{of_named:#?}");
+    for line in &of_named {
+        assert!(line.starts_with(&named_prefix), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+    assert!(
+        of_named.iter().any(|l| l.contains("connecting"))
+            && of_named.iter().any(|l| l.contains("closed")),
+        "{of_named:#?}"
     );
     let failing = failing.to_string();
     assert!(

@@ -84,7 +84,7 @@ impl ReachClient for Events {
         let r = rx
             .recv_timeout(LIMIT + timeout)
             .unwrap_or_else(|_| Err("no echo and no error".into()));
-        let _ = client.close(ws_proto::CloseCode::NORMAL, "");
+        let _ = client.close();
         r
     }
 }

@@ -135,7 +135,7 @@ impl TlsOptions {
     }
 
     /// The rustls configuration to connect with.
-    fn build(&self) -> Result<Arc<ClientConfig>, Error> {
+    pub(crate) fn build(&self) -> Result<Arc<ClientConfig>, Error> {
         if let Some(c) = &self.config {
             return Ok(Arc::clone(c));
         }
@@ -305,21 +305,14 @@ async fn connect_attempt(
 ) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
     let start = now();
     let url = attempts.url();
-    let request = attempts.request()?;
-    let config = options.config.clone().streaming(false);
-    let limit = config.limits.max_send_queue;
-    let deadline = tokio::time::Instant::from_std(start) + config.handshake_timeout;
+    let deadline = tokio::time::Instant::from_std(start) + options.config.handshake_timeout;
     // The core's handshake timer starts with the attempt.
-    let conn = Connection::client(config, &request, start)?;
+    let (conn, limit) = client_connection(&attempts.request()?, options, start)?;
     let connect_to = options.connect_to.filter(|_| attempts.on_first_origin());
     let proxy = attempts
         .proxy(connect_to.is_some())
         .map_err(|error| proxy_error(None, error))?;
-    let tls = if url.is_secure() {
-        Some((options.tls.build()?, ws_net::tls::server_name(url.host())?))
-    } else {
-        None
-    };
+    let tls = tls_target(url, options)?;
     let proxy_tls = match &proxy {
         Some(p) if p.scheme() == ProxyScheme::Https => Some(options.tls.build()?),
         _ => None,
@@ -330,11 +323,64 @@ async fn connect_attempt(
         proxy: proxy.as_ref(),
         proxy_tls,
     };
-    let stream = match tokio::time::timeout_at(deadline, open(route, tls)).await {
+    let stream = match tokio::time::timeout_at(deadline, open_route(route, tls)).await {
         Ok(stream) => stream?,
         Err(_) => return Err(Error::Connection(ConnectionError::HandshakeTimeout)),
     };
     crate::client_handshake(stream, conn, limit).await
+}
+
+/// The core's client connection for an HTTP/1.1 attempt on `url` (the request built, edited
+/// by the hook and validated here) and its send-queue limit. The core's handshake timer
+/// starts at `start`, with the attempt.
+pub(crate) fn http1_connection(
+    url: &WsUrl,
+    options: &ConnectOptions,
+    start: std::time::Instant,
+) -> Result<(Connection, usize), Error> {
+    client_connection(&options.request.build(url)?, options, start)
+}
+
+/// The core's client connection for `request` (built and validated already) and its
+/// send-queue limit.
+fn client_connection(
+    request: &ws_net::request::ClientRequest,
+    options: &ConnectOptions,
+    start: std::time::Instant,
+) -> Result<(Connection, usize), Error> {
+    let config = options.config.clone().streaming(false);
+    let limit = config.limits.max_send_queue;
+    Ok((Connection::client(config, request, start)?, limit))
+}
+
+/// For `wss://`: the rustls configuration and the server name to check; `None` for `ws://`.
+pub(crate) fn tls_target(
+    url: &WsUrl,
+    options: &ConnectOptions,
+) -> Result<Option<(Arc<ClientConfig>, ServerName<'static>)>, Error> {
+    if !url.is_secure() {
+        return Ok(None);
+    }
+    Ok(Some((
+        options.tls.build()?,
+        ws_net::tls::server_name(url.host())?,
+    )))
+}
+
+/// Resolves, connects and (for `wss://`) runs the TLS handshake, without a proxy (the
+/// HTTP/2 path's way in).
+pub(crate) async fn open(
+    url: &WsUrl,
+    connect_to: Option<SocketAddr>,
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+) -> Result<MaybeTlsStream, Error> {
+    let route = Route {
+        url,
+        connect_to,
+        proxy: None,
+        proxy_tls: None,
+    };
+    open_route(route, tls).await
 }
 
 /// Where one attempt connects.
@@ -355,7 +401,7 @@ fn proxy_error(proxy: Option<&ProxyUrl>, error: ProxyError) -> Error {
 
 /// Resolves, connects (through the proxy's tunnel when there is one, over TLS to an
 /// `https://` proxy) and (for `wss://`) runs the TLS handshake with the server.
-async fn open(
+async fn open_route(
     route: Route<'_>,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 ) -> Result<MaybeTlsStream, Error> {

@@ -128,7 +128,7 @@ pub(crate) fn now() -> std::time::Instant {
 /// One connection: the socket, the core, the buffers, the timer and what the core handed out
 /// that the application has not taken yet.
 pub(crate) struct Inner<S> {
-    io: S,
+    pub(crate) io: S,
     pub(crate) conn: Connection,
     /// The last read completed no frame: a frame is arriving, and the core's whole room is
     /// lent (the rest of that frame), not just [`FEED`] bytes.

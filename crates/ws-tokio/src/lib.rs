@@ -199,6 +199,9 @@ mod stream;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 
+#[cfg(feature = "http2")]
+pub mod h2;
+
 use std::future::poll_fn;
 
 use tokio::io::{AsyncRead, AsyncWrite};

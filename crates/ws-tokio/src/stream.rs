@@ -150,6 +150,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         f(&self.lock().conn)
     }
 
+    fn with_io<R>(&self, f: impl FnOnce(&S) -> R) -> R {
+        f(&self.lock().io)
+    }
+
     fn set_send_high_water(&self, bytes: usize) {
         self.lock().high_water = bytes.max(1);
     }
@@ -273,6 +277,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// [`Connection::buffered_amount`], [`Connection::subprotocol`], [`Connection::state`]...
     pub fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> R) -> R {
         self.shared.with_connection(f)
+    }
+
+    /// Reads the stream under the connection (addresses, TLS state, the HTTP version of a
+    /// [`crate::h2::Transport`]...). Do not read or write it: the driver owns its bytes.
+    pub fn with_io<R>(&self, f: impl FnOnce(&S) -> R) -> R {
+        self.shared.with_io(f)
     }
 
     /// The sink is ready while fewer than `bytes` payload bytes are queued (default 64 KiB).

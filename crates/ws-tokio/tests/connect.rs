@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{bounded, WAIT};
+use common::{bounded, cert, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -25,29 +25,6 @@ use ws_testkit::bad_request::{BadRequest, SilentListener, BAD_REQUESTS};
 use ws_tokio::{
     Accept, ConnectOptions, Decision, DeflateConfig, Error, TlsOptions, UpgradeRequest,
 };
-
-/// A self-signed certificate for `localhost` and 127.0.0.1, and the server configuration
-/// presenting it (built by ws-net, like every other TLS configuration here).
-struct Cert {
-    der: rustls::pki_types::CertificateDer<'static>,
-    pem: String,
-    server: Arc<rustls::ServerConfig>,
-}
-
-fn cert() -> Cert {
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let ck = rcgen::generate_simple_self_signed(names).unwrap();
-    let server = ws_net::tls::server_config_from_pem(
-        ck.cert.pem().as_bytes(),
-        ck.signing_key.serialize_pem().as_bytes(),
-    )
-    .unwrap();
-    Cert {
-        der: ck.cert.der().clone(),
-        pem: ck.cert.pem(),
-        server,
-    }
-}
 
 /// An echo server on 127.0.0.1 (over TLS with `tls`) that reports each upgrade request it
 /// sees, accepts the `chat` subprotocol when offered and permessage-deflate when offered.

@@ -29,7 +29,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ws_mio::{ConnId, ConnectOptions, Ctx, EventLoop, Handler, Options};
+use ws_mio::{ConnId, Ctx, EventLoop, Handler, Options};
 use ws_proto::{CloseCode, Closed, Message, MessageKind, OpenInfo};
 
 use super::{config, kind, make_payload, MAX_SAMPLES};
@@ -79,6 +79,8 @@ struct Broadcast {
     /// The message template (header overwritten per message).
     payload: Vec<u8>,
     config: ws_proto::Config,
+    /// `--insecure` / `--ca`, or the driver's default trust.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     sources: Vec<IpAddr>,
     phase: Phase,
     /// Subscribers asked for so far.
@@ -137,7 +139,7 @@ impl Broadcast {
     /// Opens subscribers up to the handshake limit; then the publisher.
     fn connect_more(&mut self, ctx: &mut Ctx<'_>) {
         while self.requested < self.subscribers && self.pending < CONNECTING {
-            let mut opts = ConnectOptions::new().config(self.config.clone());
+            let mut opts = super::mio_options(&self.config, self.tls.as_ref());
             if !self.sources.is_empty() {
                 opts = opts.bind(self.sources[self.requested % self.sources.len()]);
             }
@@ -151,7 +153,7 @@ impl Broadcast {
             }
         }
         if self.requested == self.subscribers && self.pending == 0 && self.publisher.is_none() {
-            let opts = ConnectOptions::new().config(self.config.clone());
+            let opts = super::mio_options(&self.config, self.tls.as_ref());
             match ctx.connect(&self.url, opts) {
                 Ok(id) => self.publisher = Some(id),
                 Err(e) => {
@@ -336,7 +338,7 @@ impl Handler for Broadcast {
         }
         let why = match &c.error {
             Some(e) => e.to_string(),
-            None => format!("the server closed: {} {}", c.code, c.reason),
+            None => format!("the server closed: {}", crate::describe::closed(c)),
         };
         if Some(id) == self.publisher {
             self.publisher_open = false;
@@ -357,7 +359,7 @@ impl Handler for Broadcast {
 }
 
 /// Runs the broadcast benchmark on one mio loop; returns the exit code.
-pub(super) fn run(a: &BenchArgs) -> i32 {
+pub(super) fn run(a: &BenchArgs, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> i32 {
     if a.subscribers == 0 || a.messages == 0 || a.timeout <= 0.0 {
         eprintln!("wsx: --subscribers, --messages and --timeout must be positive");
         return 2;
@@ -378,6 +380,7 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
         kind: kind(a),
         payload: make_payload(a.size),
         config: cfg.clone(),
+        tls,
         sources: a.sources.clone(),
         phase: Phase::Connecting,
         requested: 0,
@@ -416,6 +419,7 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
     let begin = Instant::now();
     let limit = Duration::from_secs_f64(a.timeout);
     let tick = Duration::from_millis(20);
+    let show = super::show_progress(a);
     let mut last_progress = Instant::now();
     let mut timed_out = false;
     while ev.handler().phase != Phase::Done {
@@ -434,7 +438,7 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
         }
         ev.with_ctx(Broadcast::sync);
         let h = ev.handler();
-        if !a.quiet && last_progress.elapsed() >= Duration::from_millis(250) {
+        if show && last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
             eprint!(
                 "\r{:?}: {} subscribers open, {} synced, {} of {} messages done, {} deliveries   ",
@@ -447,7 +451,7 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
             );
         }
     }
-    if !a.quiet {
+    if show {
         eprintln!();
     }
     {

@@ -7,10 +7,12 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ws_mio::{ConnId, ConnectOptions, Ctx, EventLoop, Handler, Options};
+use ws_mio::{ConnId, Ctx, EventLoop, Handler, Options};
 use ws_proto::{CloseCode, Closed, Message, MessageKind, OpenInfo};
 
-use super::{config, kind, make_payload, progress, report, MAX_SAMPLES};
+use super::{
+    config, kind, make_payload, mio_options, progress, report, show_progress, MAX_SAMPLES,
+};
 use crate::opts::BenchArgs;
 
 /// Where the run is.
@@ -32,6 +34,8 @@ struct Bench {
     kind: MessageKind,
     payload: Bytes,
     config: ws_proto::Config,
+    /// `--insecure` / `--ca`, or the driver's default trust.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     phase: Phase,
     /// Connections that finished their handshake or failed to.
     settled: usize,
@@ -80,7 +84,7 @@ impl Bench {
 impl Handler for Bench {
     fn on_start(&mut self, ctx: &mut Ctx<'_>) {
         for _ in 0..self.conns {
-            let opts = ConnectOptions::new().config(self.config.clone());
+            let opts = mio_options(&self.config, self.tls.as_ref());
             if let Err(e) = ctx.connect(&self.url, opts) {
                 eprintln!("wsx: {e}");
                 self.errors += 1;
@@ -126,7 +130,7 @@ impl Handler for Bench {
         if let Some(e) = &c.error {
             eprintln!("wsx: {e}");
         } else {
-            eprintln!("wsx: the server closed: {} {}", c.code, c.reason);
+            eprintln!("wsx: the server closed: {}", crate::describe::closed(c));
         }
         self.errors += 1;
         if !was_open {
@@ -137,7 +141,7 @@ impl Handler for Bench {
 }
 
 /// Runs the benchmark on one mio loop; returns the exit code.
-pub(super) fn run(a: &BenchArgs) -> i32 {
+pub(super) fn run(a: &BenchArgs, tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> i32 {
     let bench = Bench {
         url: a.url.clone(),
         conns: a.conns,
@@ -145,6 +149,7 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
         kind: kind(a),
         payload: Bytes::from(make_payload(a.size)),
         config: config(a),
+        tls,
         phase: Phase::Opening,
         settled: 0,
         open: HashMap::with_capacity(a.conns),
@@ -188,12 +193,13 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
         eprintln!("wsx: no connection opened");
         return 1;
     }
+    let show = show_progress(a);
     let mut last_progress = Instant::now();
     while start.elapsed() < total {
         if !turn(&mut ev) {
             break;
         }
-        if !a.quiet && last_progress.elapsed() >= Duration::from_millis(250) {
+        if show && last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
             progress(start.elapsed(), total, ev.handler().messages);
         }
@@ -201,7 +207,7 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
     let elapsed = start.elapsed().as_secs_f64();
     let (msgs, bytes) = (ev.handler().messages, ev.handler().bytes);
     ev.handler_mut().phase = Phase::Stopping;
-    if !a.quiet {
+    if show {
         progress(start.elapsed(), total, msgs);
         eprintln!();
     }

@@ -16,8 +16,15 @@
 //! `--broadcast` is another benchmark (one publisher, N subscribers, every
 //! delivery checked), in [`broadcast`], on one ws-mio event loop.
 //!
+//! Before any driver runs, [`run`] opens one probe connection (ws-std, the
+//! same configuration and trust): a server that cannot be reached, refuses
+//! the upgrade or is not trusted gives one clear error and exit code 1,
+//! never a table of zeros.
+//!
 //! Every driver file has the same entry point,
-//! `pub(super) fn run(a: &BenchArgs) -> i32`: it makes the same load, keeps
+//! `pub(super) fn run(a: &BenchArgs, tls: Option<Arc<rustls::ClientConfig>>) -> i32`
+//! (`tls` is `--insecure` / `--ca`, or `None` for the driver's default
+//! trust): it makes the same load, keeps
 //! at most [`MAX_SAMPLES`] latency samples per connection, and ends with
 //! [`report`].
 //!
@@ -40,7 +47,8 @@ mod mio;
 mod std;
 mod tokio;
 
-use ::std::io::Write;
+use ::std::io::{IsTerminal, Write};
+use ::std::sync::Arc;
 use ::std::time::Duration;
 
 use ws_proto::MessageKind;
@@ -52,22 +60,85 @@ const MAX_SAMPLES: usize = 1 << 20;
 
 /// Runs the benchmark; returns the exit code.
 pub fn run(a: BenchArgs) -> i32 {
-    if a.broadcast {
-        if a.window == 0 {
-            eprintln!("wsx: --window must be positive");
-            return 2;
-        }
-        return broadcast::run(&a);
-    }
-    if a.conns == 0 || a.window == 0 || a.secs <= 0.0 {
+    // Exit code 2: a bad argument; nothing was connected.
+    if a.window == 0 || (!a.broadcast && (a.conns == 0 || a.secs <= 0.0)) {
         eprintln!("wsx: --conns, --window and --secs must be positive");
         return 2;
     }
-    match a.driver {
-        Driver::Std => self::std::run(&a),
-        Driver::Mio => self::mio::run(&a),
-        Driver::Tokio => self::tokio::run(&a),
+    if a.http2 && (a.driver != Driver::Tokio || a.broadcast) {
+        eprintln!("wsx: bench --http2 needs --driver tokio (and no --broadcast)");
+        return 2;
     }
+    if let Err(e) = ws_net::url::WsUrl::parse(&a.url) {
+        eprintln!("wsx: {e}");
+        return 2;
+    }
+    let tls = match crate::tls::client(&a.tls) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("wsx: {e}");
+            return 2;
+        }
+    };
+    // Exit code 1, once: the server cannot be used at all.
+    if let Err(e) = probe(&a, tls.clone()) {
+        let msg = e.to_string();
+        eprintln!(
+            "wsx: cannot open a WebSocket to {}: {msg}{}; nothing was measured",
+            a.url,
+            crate::tls::hint(&msg)
+        );
+        return 1;
+    }
+    if a.broadcast {
+        return broadcast::run(&a, tls);
+    }
+    match a.driver {
+        Driver::Std => self::std::run(&a, tls),
+        Driver::Mio => self::mio::run(&a, tls),
+        Driver::Tokio => self::tokio::run(&a, tls),
+    }
+}
+
+/// Opens one connection with the benchmark's configuration and trust and
+/// closes it (1000): the check that the server can be used at all.
+fn probe(a: &BenchArgs, tls: Option<Arc<rustls::ClientConfig>>) -> Result<(), ws_std::Error> {
+    let ws = ws_std::connect(&a.url, &std_options(config(a), tls))?;
+    // Best effort: the server may close first or not answer the close.
+    let _ = ws.close(ws_proto::CloseCode::NORMAL, "");
+    Ok(())
+}
+
+/// ws-std client options with `tls` (the std driver and the probe).
+fn std_options(
+    config: ws_proto::Config,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> ws_std::ClientOptions {
+    let opts = ws_std::ClientOptions::default().config(config);
+    match tls {
+        Some(t) => opts.tls(ws_std::TlsClientOptions::default().config(t)),
+        None => opts,
+    }
+}
+
+/// ws-mio connect options with `tls` (the mio driver and the broadcast
+/// benchmark).
+fn mio_options(
+    config: &ws_proto::Config,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> ws_mio::ConnectOptions {
+    let opts = ws_mio::ConnectOptions::new().config(config.clone());
+    match tls {
+        Some(t) => opts.tls(Arc::clone(t)),
+        None => opts,
+    }
+}
+
+/// Whether to draw the progress bar: not with `--quiet`; with `--progress`;
+/// otherwise only when stderr is a terminal (never carriage returns in a
+/// log).
+fn show_progress(a: &BenchArgs) -> bool {
+    !a.quiet && (a.progress || ::std::io::stderr().is_terminal())
 }
 
 /// The core configuration of every bench connection (every driver).
@@ -107,7 +178,15 @@ fn report(
     errors: u64,
 ) -> i32 {
     lat.sort_unstable();
-    let pct = |p: f64| percentile_ms(&lat, p);
+    // Without samples there is no latency: "-" rather than NaN.
+    let pct = |p: f64| {
+        let ms = percentile_ms(&lat, p);
+        if ms.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{ms:.3}")
+        }
+    };
     // One set of figures, printed as a table row and, with --csv, as a line.
     let cols = [
         a.conns.to_string(),
@@ -117,9 +196,9 @@ fn report(
         msgs.to_string(),
         format!("{:.0}", msgs as f64 / elapsed),
         format!("{:.1}", bytes as f64 / elapsed / 1e6),
-        format!("{:.3}", pct(0.5)),
-        format!("{:.3}", pct(0.99)),
-        format!("{:.3}", pct(1.0)),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
         errors.to_string(),
     ];
     println!("| conns | size | window | deflate | messages | msg/s | MB/s | p50 ms | p99 ms | max ms | errors |");

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use ws_proto::{CloseCode, MessageKind};
 use ws_std::{ClientOptions, Received};
 
-use super::{config, kind, make_payload, progress, report, MAX_SAMPLES};
+use super::{
+    config, kind, make_payload, progress, report, show_progress, std_options, MAX_SAMPLES,
+};
 use crate::opts::BenchArgs;
 
 /// What the connection threads count, together.
@@ -20,8 +22,8 @@ struct Totals {
 }
 
 /// Runs the benchmark on one thread per connection; returns the exit code.
-pub(super) fn run(a: &BenchArgs) -> i32 {
-    let opts = ClientOptions::default().config(config(a));
+pub(super) fn run(a: &BenchArgs, tls: Option<Arc<rustls::ClientConfig>>) -> i32 {
+    let opts = std_options(config(a), tls);
     let payload = bytes::Bytes::from(make_payload(a.size));
     let kind = kind(a);
     let totals = Arc::new(Totals {
@@ -47,12 +49,13 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
             worker(&url, &opts, kind, payload, window, &totals, &stop, &barrier)
         }));
     }
+    let show = show_progress(a);
     barrier.wait();
     let start = Instant::now();
     let total = Duration::from_secs_f64(a.secs);
     while start.elapsed() < total {
         std::thread::sleep(Duration::from_millis(250).min(total.saturating_sub(start.elapsed())));
-        if !a.quiet {
+        if show {
             progress(
                 start.elapsed(),
                 total,
@@ -67,7 +70,7 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
     for t in threads {
         let _ = t.join();
     }
-    if !a.quiet {
+    if show {
         eprintln!();
     }
     let lat = match totals.latencies.lock() {

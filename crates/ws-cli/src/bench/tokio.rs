@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Barrier};
 use ws_proto::{CloseCode, Message};
-use ws_tokio::ConnectOptions;
+use ws_tokio::{ConnectOptions, TlsOptions, WebSocketStream};
 
-use super::{config, kind, make_payload, progress, report, MAX_SAMPLES};
+use super::{config, kind, make_payload, progress, report, show_progress, MAX_SAMPLES};
 use crate::opts::BenchArgs;
 
 /// How long a connection may take to close once time is up.
@@ -41,6 +42,9 @@ impl Totals {
 struct Load {
     url: String,
     options: ConnectOptions,
+    /// `--http2`: every connection a WebSocket on one shared HTTP/2
+    /// connection (these options hold its pool).
+    http2: Option<ws_tokio::h2::Http2Options>,
     message: Message,
     window: usize,
     totals: Totals,
@@ -48,7 +52,7 @@ struct Load {
 }
 
 /// Runs the benchmark on a current-thread runtime; returns the exit code.
-pub(super) fn run(a: &BenchArgs) -> i32 {
+pub(super) fn run(a: &BenchArgs, tls: Option<Arc<rustls::ClientConfig>>) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -59,13 +63,29 @@ pub(super) fn run(a: &BenchArgs) -> i32 {
             return 1;
         }
     };
-    rt.block_on(bench(a))
+    rt.block_on(bench(a, tls))
 }
 
-async fn bench(a: &BenchArgs) -> i32 {
+async fn bench(a: &BenchArgs, tls: Option<Arc<rustls::ClientConfig>>) -> i32 {
+    let mut options = ConnectOptions::default().config(config(a));
+    if let Some(t) = tls {
+        options = options.tls(TlsOptions::default().config(t));
+    }
+    let show = show_progress(a);
     let load = Arc::new(Load {
         url: a.url.clone(),
-        options: ConnectOptions::default().config(config(a)),
+        options,
+        http2: a.http2.then(|| {
+            let secure = a
+                .url
+                .get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("wss://"));
+            ws_tokio::h2::Http2Options::default().mode(if secure {
+                ws_tokio::h2::Http2Mode::Force
+            } else {
+                ws_tokio::h2::Http2Mode::PriorKnowledge
+            })
+        }),
         message: Message {
             kind: kind(a),
             data: bytes::Bytes::from(make_payload(a.size)),
@@ -85,7 +105,7 @@ async fn bench(a: &BenchArgs) -> i32 {
     while start.elapsed() < total {
         tokio::time::sleep(Duration::from_millis(250).min(total.saturating_sub(start.elapsed())))
             .await;
-        if !a.quiet {
+        if show {
             progress(
                 start.elapsed(),
                 total,
@@ -102,7 +122,7 @@ async fn bench(a: &BenchArgs) -> i32 {
             totals.error();
         }
     }
-    if !a.quiet {
+    if show {
         eprintln!();
     }
     let lat = match totals.latencies.lock() {
@@ -116,18 +136,33 @@ async fn bench(a: &BenchArgs) -> i32 {
 /// One connection: connects, waits for the others, keeps `window` messages
 /// in flight until `stop`, then closes (within [`CLOSE_LIMIT`]) and adds its
 /// samples to the totals.
-async fn worker(load: Arc<Load>, mut stop: watch::Receiver<bool>) {
-    let connected = ws_tokio::connect_with(&load.url, &load.options).await;
+async fn worker(load: Arc<Load>, stop: watch::Receiver<bool>) {
+    let connected = match &load.http2 {
+        Some(http2) => ws_tokio::h2::connect_with(&load.url, &load.options, http2)
+            .await
+            .map(Ok),
+        None => ws_tokio::connect_with(&load.url, &load.options)
+            .await
+            .map(Err),
+    };
     load.barrier.wait().await;
-    let totals = &load.totals;
-    let mut ws = match connected {
-        Ok(ws) => ws,
+    match connected {
+        Ok(Ok(ws)) => load_on(&load, ws, stop).await,
+        Ok(Err(ws)) => load_on(&load, ws, stop).await,
         Err(e) => {
             eprintln!("wsx: {e}");
-            totals.error();
-            return;
+            load.totals.error();
         }
-    };
+    }
+}
+
+/// The load on one open connection (HTTP/1.1 or an HTTP/2 stream).
+async fn load_on<S: AsyncRead + AsyncWrite + Unpin>(
+    load: &Load,
+    mut ws: WebSocketStream<S>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let totals = &load.totals;
     let (kind, size) = (load.message.kind, load.message.data.len());
     let mut in_flight = VecDeque::with_capacity(load.window);
     let mut samples = Vec::with_capacity(4096);
@@ -174,7 +209,7 @@ async fn worker(load: Arc<Load>, mut stop: watch::Receiver<bool>) {
                 }
                 None => {
                     if let Some(c) = ws.close_info() {
-                        eprintln!("wsx: the server closed: {} {}", c.code, c.reason);
+                        eprintln!("wsx: the server closed: {}", crate::describe::closed(&c));
                     }
                     totals.error();
                     break;

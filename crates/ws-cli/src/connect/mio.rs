@@ -6,7 +6,7 @@ use std::time::Duration;
 use ws_mio::{ConnId, ConnectOptions, Ctx, EventLoop, Handler, Options};
 use ws_proto::{CloseCode, Closed, Message, OpenInfo};
 
-use super::{connected, exit_code, printable, Output, Settings};
+use super::{connected, exit_code, failed, Output, Settings};
 use crate::opts::ConnectArgs;
 
 struct Client {
@@ -47,14 +47,11 @@ impl Handler for Client {
         self.exit = Some(match &c.error {
             None => {
                 if !self.echo {
-                    eprintln!("wsx: closed: {} {}", c.code, c.reason);
+                    eprintln!("wsx: closed: {}", crate::describe::closed(c));
                 }
                 exit_code(c)
             }
-            Some(e) => {
-                eprintln!("wsx: {e}");
-                1
-            }
+            Some(e) => failed(e),
         });
         ctx.stop();
     }
@@ -84,8 +81,7 @@ pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
         }
     };
     if let Err(e) = ev.connect(&a.url, co) {
-        eprintln!("wsx: {}", printable(&e.to_string()));
-        return 1;
+        return failed(&e);
     }
     loop {
         match ev.turn(Some(Duration::from_millis(200))) {

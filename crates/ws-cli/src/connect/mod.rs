@@ -119,9 +119,12 @@ fn settings(a: &ConnectArgs) -> Result<Settings, String> {
         let p = ws_net::proxy::ProxyUrl::parse(p).map_err(|e| format!("--proxy: {e}"))?;
         request.proxy = ws_net::proxy::ProxyMode::Url(p);
     }
+    if a.http2 && a.driver != Driver::Tokio {
+        return Err("--http2 needs --driver tokio (HTTP/2 is spoken by ws-tokio)".to_string());
+    }
     let url = ws_net::url::WsUrl::parse(&a.url).map_err(|e| e.to_string())?;
     request.build(&url).map_err(|e| e.to_string())?;
-    let tls = crate::tls::client(a)?;
+    let tls = crate::tls::client(&a.tls)?;
     Ok(Settings {
         config,
         request,
@@ -141,6 +144,14 @@ fn printable(msg: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Prints a connection error (on one line, with the fix when it is the
+/// server's certificate that was refused) and returns its exit code, 1.
+fn failed(e: &dyn ::std::fmt::Display) -> i32 {
+    let msg = printable(&e.to_string());
+    eprintln!("wsx: {msg}{}", crate::tls::hint(&msg));
+    1
 }
 
 /// Runs the client; returns the exit code.
@@ -164,8 +175,8 @@ pub fn run(a: ConnectArgs) -> i32 {
 /// mode).
 fn connected(url: &str, info: &OpenInfo) {
     eprintln!(
-        "wsx: connected to {} (protocol {:?}, extensions {:?}); type lines to send, EOF to close",
-        url, info.protocol, info.extensions
+        "wsx: connected to {url} ({}); type lines to send, end with EOF (Ctrl-D) to close",
+        crate::describe::negotiated(info)
     );
 }
 

@@ -6,7 +6,7 @@ use std::io::BufRead;
 use ws_proto::CloseCode;
 use ws_std::{ClientOptions, Received, TlsClientOptions};
 
-use super::{connected, exit_code, printable, Output, Settings};
+use super::{connected, exit_code, failed, Output, Settings};
 use crate::opts::ConnectArgs;
 
 /// ws-std's client options for the settings `connect::settings` built and
@@ -25,8 +25,7 @@ pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
     let mut ws = match ws_std::connect(&a.url, &options(s)) {
         Ok(ws) => ws,
         Err(e) => {
-            eprintln!("wsx: {}", printable(&e.to_string()));
-            return 1;
+            return failed(&e);
         }
     };
     if a.echo {
@@ -61,7 +60,7 @@ pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
         match ws.recv() {
             Ok(Received::Message(m)) => out.message(m.kind, &m.data),
             Ok(Received::Closed(c)) => {
-                eprintln!("wsx: closed: {} {}", c.code, c.reason);
+                eprintln!("wsx: closed: {}", crate::describe::closed(&c));
                 return exit_code(&c);
             }
             Ok(_) => {}

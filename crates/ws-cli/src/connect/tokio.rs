@@ -7,11 +7,12 @@
 use std::io::BufRead;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use ws_proto::{CloseCode, Closed};
-use ws_tokio::{ConnectOptions, MaybeTlsStream, TlsOptions, WebSocketStream};
+use ws_tokio::{ConnectOptions, TlsOptions, WebSocketStream};
 
-use super::{connected, exit_code, printable, Output, Settings};
+use super::{connected, exit_code, failed, Output, Settings};
 use crate::opts::ConnectArgs;
 
 /// Lines read from stdin waiting to be sent.
@@ -46,13 +47,51 @@ pub(super) fn run(a: &ConnectArgs, s: Settings) -> i32 {
 }
 
 async fn client(a: &ConnectArgs, s: Settings) -> i32 {
-    let ws = match ws_tokio::connect_with(&a.url, &options(s)).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            eprintln!("wsx: {}", printable(&e.to_string()));
-            return 1;
-        }
+    if a.http2 {
+        return http2(a, s).await;
+    }
+    match ws_tokio::connect_with(&a.url, &options(s)).await {
+        Ok(ws) => session(a, ws).await,
+        Err(e) => failed(&e),
+    }
+}
+
+/// `--http2`: HTTP/2 first (`wss://`: ALPN `h2`, falling back to HTTP/1.1;
+/// `ws://`: prior knowledge), then the same session.
+async fn http2(a: &ConnectArgs, s: Settings) -> i32 {
+    use ws_tokio::h2::{Http2Mode, Http2Options};
+    let secure = a
+        .url
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("wss://"));
+    let mode = if secure {
+        Http2Mode::Try
+    } else {
+        Http2Mode::PriorKnowledge
     };
+    let http2 = Http2Options::default().mode(mode);
+    match ws_tokio::h2::connect_with(&a.url, &options(s), &http2).await {
+        Ok(ws) => {
+            let note = match ws.with_io(|t| t.http()) {
+                ws_proto::upgrade::Http::V2 => "over HTTP/2 (RFC 8441 extended CONNECT)",
+                ws_proto::upgrade::Http::V1 => {
+                    "over HTTP/1.1: the server offers no WebSocket over HTTP/2"
+                }
+            };
+            if !a.echo {
+                eprintln!("wsx: {note}");
+            }
+            session(a, ws).await
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+/// An open connection: `--echo`, or the interactive session.
+async fn session<S>(a: &ConnectArgs, ws: WebSocketStream<S>) -> i32
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if a.echo {
         return echo(ws).await;
     }
@@ -100,7 +139,7 @@ async fn client(a: &ConnectArgs, s: Settings) -> i32 {
 }
 
 /// `--echo`: sends every message back until the peer closes.
-async fn echo(mut ws: WebSocketStream<MaybeTlsStream>) -> i32 {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>) -> i32 {
     while let Some(next) = ws.next().await {
         if let Ok(m) = next {
             // An error means the connection is closing: reading on shows
@@ -118,7 +157,7 @@ fn finish(closed: Option<Closed>, interactive: bool) -> i32 {
         Some(c) => match &c.error {
             None => {
                 if interactive {
-                    eprintln!("wsx: closed: {} {}", c.code, c.reason);
+                    eprintln!("wsx: closed: {}", crate::describe::closed(&c));
                 }
                 exit_code(&c)
             }

@@ -23,16 +23,21 @@ impl Handler for Server {
         if origin_allowed(&self.origins, req.origin.as_deref()) {
             Decision::accept()
         } else {
-            warn!("{id} rejected origin {:?}", req.origin);
+            warn!(
+                "{id} rejected origin {}",
+                req.origin.as_deref().unwrap_or("(none)")
+            );
             Decision::reject(403, "origin not allowed")
         }
     }
 
     fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, info: &OpenInfo) {
+        let peer = ctx
+            .peer_addr(id)
+            .map_or_else(|| "?".to_string(), |a| a.to_string());
         info!(
-            "{id} open from {:?} extensions={:?}",
-            ctx.peer_addr(id),
-            info.extensions
+            "{id} open from {peer} ({})",
+            crate::describe::negotiated(info)
         );
     }
 
@@ -55,23 +60,13 @@ impl Handler for Server {
     }
 
     fn on_close(&mut self, _ctx: &mut Ctx<'_>, id: ConnId, c: &Closed) {
-        match &c.error {
-            None => info!(
-                "{id} closed code={} reason={:?} clean={}",
-                c.code, c.reason, c.clean
-            ),
-            Some(e) => info!("{id} closed with error: {e}"),
-        }
+        info!("{id} closed: {}", crate::describe::closed(c));
         self.served.fetch_add(1, Ordering::SeqCst);
     }
 }
 
 /// Runs the mio server until killed (or `--exit-after`).
-pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
-    let addr: SocketAddr = match a.addr.parse() {
-        Ok(x) => x,
-        Err(e) => return fail(&format!("{}: {e} (the mio driver takes IP:PORT)", a.addr)),
-    };
+pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
     let scheme = scheme(tls.as_ref());
     let served = Arc::new(AtomicUsize::new(0));
     let origins = Arc::new(a.origins.clone());
@@ -92,14 +87,14 @@ pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 
         served: served2.clone(),
     }) {
         Ok(g) => g,
-        Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
+        Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
     };
     let Some(local) = group.local_addr() else {
         return fail("no local address");
     };
     announce(scheme, local);
     info!(
-        "serving (mio driver, {} loops, {})",
+        "serving (mio driver, {} event loop(s), {})",
         a.threads.max(1),
         if a.broadcast { "broadcast" } else { "echo" }
     );

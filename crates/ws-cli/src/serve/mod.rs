@@ -12,7 +12,9 @@
 //!   runtime with `--threads` workers (one by default).
 //!
 //! Every driver file has the same entry point,
-//! `pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32`,
+//! `pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> i32`
+//! (`addr` is `ADDR` resolved once here, so every driver takes the same
+//! host names),
 //! and runs until killed (or until `--exit-after` connections ended).
 //!
 //! # Adding a driver
@@ -43,6 +45,18 @@ use crate::opts::{Driver, ServeArgs};
 
 /// Runs the server until killed (or until `--exit-after` connections ended).
 pub fn run(a: ServeArgs) -> i32 {
+    if a.http2 && a.driver != Driver::Tokio {
+        eprintln!("wsx: --http2 needs --driver tokio (HTTP/2 is served by ws-tokio)");
+        return 2;
+    }
+    // Exit code 2: an address that is not HOST:PORT or names no host.
+    let addr = match resolve(&a.addr) {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("wsx: {e}");
+            return 2;
+        }
+    };
     let tls = match (&a.tls_cert, &a.tls_key, a.tls_self_signed) {
         (Some(c), Some(k), _) => match crate::tls::server_from_files(c, k) {
             Ok(cfg) => Some(cfg),
@@ -65,10 +79,23 @@ pub fn run(a: ServeArgs) -> i32 {
         _ => None,
     };
     match a.driver {
-        Driver::Std => self::std::run(&a, tls),
-        Driver::Mio => self::mio::run(&a, tls),
-        Driver::Tokio => self::tokio::run(&a, tls),
+        Driver::Std => self::std::run(&a, addr, tls),
+        Driver::Mio => self::mio::run(&a, addr, tls),
+        Driver::Tokio => self::tokio::run(&a, addr, tls),
     }
+}
+
+/// The address to listen on: `HOST:PORT` with an IP address or a host name
+/// (its first address, as `bind` would take), the same for every driver.
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    use ::std::net::ToSocketAddrs;
+    let printable: String = addr.escape_debug().collect();
+    let mut addrs = addr.to_socket_addrs().map_err(|e| {
+        format!("cannot listen on {printable:?}: {e} (expected HOST:PORT, e.g. 127.0.0.1:9001 or localhost:9001)")
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("cannot listen on {printable:?}: the name has no address"))
 }
 
 /// Prints an error and returns the exit code for it.

@@ -2,7 +2,7 @@
 //! connection; `--broadcast` keeps every connection's writer in a shared room.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,10 +16,10 @@ use crate::opts::ServeArgs;
 type Room = Arc<Mutex<HashMap<String, WsWriter>>>;
 
 /// Runs the std server until killed (or `--exit-after`).
-pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
-    let listener = match TcpListener::bind(&a.addr) {
+pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+    let listener = match TcpListener::bind(addr) {
         Ok(l) => l,
-        Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
+        Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
     };
     let Ok(local) = listener.local_addr() else {
         return fail("no local address");
@@ -31,7 +31,10 @@ pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 
             if origin_allowed(&origins, req.origin.as_deref()) {
                 UpgradeResponse::accept()
             } else {
-                warn!("rejected origin {:?}", req.origin);
+                warn!(
+                    "rejected origin {}",
+                    req.origin.as_deref().unwrap_or("(none)")
+                );
                 UpgradeResponse::reject(403, "origin not allowed")
             }
         });
@@ -77,8 +80,8 @@ fn connection(mut ws: WebSocket, broadcast: bool, room: &Room) {
     let id = ws.id().to_string();
     let path = ws.request().map(|r| r.path.clone()).unwrap_or_default();
     info!(
-        "{id} open {path} extensions={:?}",
-        ws.open_info().extensions
+        "{id} open {path} ({})",
+        crate::describe::negotiated(ws.open_info())
     );
     if broadcast {
         if let Ok(mut r) = room.lock() {
@@ -105,10 +108,7 @@ fn connection(mut ws: WebSocket, broadcast: bool, room: &Room) {
                 }
             }
             Ok(Received::Closed(c)) => {
-                info!(
-                    "{id} closed code={} reason={:?} clean={}",
-                    c.code, c.reason, c.clean
-                );
+                info!("{id} closed: {}", crate::describe::closed(&c));
                 break;
             }
             Ok(_) => {}

@@ -60,6 +60,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// What every connection task shares.
 struct Server {
     config: ws_proto::Config,
+    /// `--http2`: HTTP/2 (ALPN `h2`, or the preface on plain TCP) besides HTTP/1.1.
+    http2: bool,
     tls: Option<TlsAcceptor>,
     origins: Vec<String>,
     broadcast: bool,
@@ -75,7 +77,7 @@ struct Server {
 }
 
 /// Runs the tokio server until killed (or `--exit-after`).
-pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
+pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> i32 {
     let threads = a.threads.max(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -86,15 +88,20 @@ pub(super) fn run(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>) -> i32 
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the tokio runtime: {e}")),
     };
-    let code = rt.block_on(serve(a, tls, threads));
+    let code = rt.block_on(serve(a, addr, tls, threads));
     rt.shutdown_timeout(Duration::from_secs(1));
     code
 }
 
-async fn serve(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>, threads: usize) -> i32 {
-    let listener = match TcpListener::bind(&a.addr).await {
+async fn serve(
+    a: &ServeArgs,
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    threads: usize,
+) -> i32 {
+    let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
-        Err(e) => return fail(&format!("cannot listen on {}: {e}", a.addr)),
+        Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
     };
     let Ok(local) = listener.local_addr() else {
         return fail("no local address");
@@ -102,7 +109,13 @@ async fn serve(a: &ServeArgs, tls: Option<Arc<rustls::ServerConfig>>, threads: u
     let scheme = scheme(tls.as_ref());
     let server = Arc::new(Server {
         config: a.proto.config(),
-        tls: tls.map(TlsAcceptor::from),
+        http2: a.http2,
+        tls: tls
+            .map(|t| match a.http2 {
+                true => ws_tokio::h2::server_tls_config(&t),
+                false => t,
+            })
+            .map(TlsAcceptor::from),
         origins: a.origins.clone(),
         broadcast: a.broadcast,
         room: broadcast::channel(ROOM_QUEUE).0,
@@ -200,7 +213,10 @@ impl Server {
         if origin_allowed(&self.origins, req.origin.as_deref()) {
             Decision::accept()
         } else {
-            warn!("[ws#{id}] rejected origin {:?}", req.origin);
+            warn!(
+                "[ws#{id}] rejected origin {}",
+                req.origin.as_deref().unwrap_or("(none)")
+            );
             Decision::reject(403, "origin not allowed")
         }
     }
@@ -217,10 +233,22 @@ async fn within<T>(
     }
 }
 
-/// One connection: TLS if configured, then [`session`].
-async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Server) {
+/// One connection: TLS if configured, then [`session`] (HTTP/1.1) or, with
+/// `--http2`, [`http2`] when the client speaks HTTP/2 (ALPN `h2`, or the
+/// HTTP/2 preface on plain TCP).
+async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Arc<Server>) {
     match &server.tls {
-        None => session(tcp, peer, id, server).await,
+        None => {
+            if server.http2
+                && ws_tokio::h2::starts_with_preface(&tcp)
+                    .await
+                    .unwrap_or(false)
+            {
+                http2(tcp, peer, id, server).await;
+            } else {
+                session(tcp, peer, id, server).await;
+            }
+        }
         Some(acceptor) => {
             let limit = server.config.handshake_timeout;
             match within(limit, async {
@@ -228,6 +256,9 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Server) 
             })
             .await
             {
+                Ok(tls) if server.http2 && ws_tokio::h2::is_h2(&tls) => {
+                    http2(tls, peer, id, server).await;
+                }
                 Ok(tls) => session(tls, peer, id, server).await,
                 Err(e) => debug!("[ws#{id}] TLS handshake with {peer} failed: {e}"),
             }
@@ -235,7 +266,42 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Server) 
     }
 }
 
-/// The opening handshake, then the echo or the room, then the close line.
+/// An HTTP/2 connection: every extended CONNECT decided like an HTTP/1.1
+/// upgrade; each WebSocket runs in a task of its own, echo or room as on
+/// HTTP/1.1 ([`serve_ws`]).
+async fn http2<S>(io: S, peer: SocketAddr, id: u64, server: &Arc<Server>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // `serve_connection` calls `decide`, then (on an accept) the handler:
+    // the path goes from one to the other here.
+    let path = Mutex::new(String::new());
+    let streams = AtomicU64::new(0);
+    let served = ws_tokio::h2::serve_connection(
+        io,
+        server.config.clone(),
+        &ws_tokio::h2::Http2Options::default(),
+        |req| {
+            if let Ok(mut p) = path.lock() {
+                p.clone_from(&req.path);
+            }
+            server.decide(id, req)
+        },
+        |ws| {
+            let n = streams.fetch_add(1, Ordering::Relaxed) + 1;
+            let path = path.lock().map(|p| p.clone()).unwrap_or_default();
+            let path = format!("{path} (HTTP/2 stream {n})");
+            let server = Arc::clone(server);
+            tokio::spawn(async move { serve_ws(ws, &path, peer, id, &server).await });
+        },
+    )
+    .await;
+    if let Err(e) = served {
+        debug!("[ws#{id}] HTTP/2 connection with {peer} ended: {e}");
+    }
+}
+
+/// The opening handshake, then the echo or the room ([`serve_ws`]).
 async fn session<S>(io: S, peer: SocketAddr, id: u64, server: &Server)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -246,30 +312,29 @@ where
         server.decide(id, req)
     })
     .await;
-    let ws = match accepted {
-        Ok(ws) => ws,
-        Err(e) => {
-            debug!("[ws#{id}] handshake with {peer} failed: {e}");
-            return;
-        }
+    match accepted {
+        Ok(ws) => serve_ws(ws, &path, peer, id, server).await,
+        Err(e) => debug!("[ws#{id}] handshake with {peer} failed: {e}"),
+    }
+}
+
+/// An open WebSocket: the open line, the echo or the room, the close line.
+async fn serve_ws<S>(ws: WebSocketStream<S>, path: &str, peer: SocketAddr, id: u64, server: &Server)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let negotiated = match ws.open_info() {
+        Some(info) => crate::describe::negotiated(&info),
+        None => crate::describe::negotiated_parts(None, None),
     };
-    info!(
-        "[ws#{id}] open {path} from {peer} extensions={:?}",
-        ws.open_info().and_then(|i| i.extensions)
-    );
+    info!("[ws#{id}] open {path} from {peer} ({negotiated})");
     let closed = if server.broadcast {
         member(ws, id, server).await
     } else {
         echo(ws).await
     };
     match closed {
-        Some(c) => match &c.error {
-            None => info!(
-                "[ws#{id}] closed code={} reason={:?} clean={}",
-                c.code, c.reason, c.clean
-            ),
-            Some(e) => info!("[ws#{id}] closed with error: {e}"),
-        },
+        Some(c) => info!("[ws#{id}] closed: {}", crate::describe::closed(&c)),
         None => info!("[ws#{id}] closed"),
     }
 }

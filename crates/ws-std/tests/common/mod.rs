@@ -291,5 +291,64 @@ pub fn threads_named(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// An echo server that reports, per connection, the close it received:
+/// `(code, reason)`, or `(0, error)` when the connection failed.
+pub fn reporting_echo_server() -> (ServerHandle, std::sync::mpsc::Receiver<(u16, String)>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    // Echoes in frames of 4 bytes: messages of more reach a client's
+    // incomplete-frame handlers.
+    let mut opts = ServeOptions::default();
+    opts.server.config = opts.server.config.clone().fragment_size(4);
+    let server = serve(listener(), opts, move |mut ws| {
+        let end = loop {
+            match ws.recv() {
+                Ok(Received::Message(m)) => {
+                    let _ = ws.send(m.kind, m.data);
+                }
+                Ok(Received::Closed(c)) => break (c.code.as_u16(), c.reason),
+                Ok(_) => {}
+                Err(e) => break (0, e.to_string()),
+            }
+        };
+        let _ = tx.lock().unwrap().send(end);
+    })
+    .unwrap();
+    (server, rx)
+}
+
+/// Attaches `rec` to the builder (see [`Recorder::attach`]), builds the
+/// client and opens it.
+pub fn open_recorded(rec: &Recorder, b: ClientBuilder, fragments: bool) -> ws_std::WebSocketClient {
+    let client = build_recorded(rec, b, fragments);
+    client.open().unwrap();
+    client
+}
+
+/// Attaches `rec` to the builder and builds the client, not opened yet.
+pub fn build_recorded(
+    rec: &Recorder,
+    b: ClientBuilder,
+    fragments: bool,
+) -> ws_std::WebSocketClient {
+    rec.attach(b, fragments).build().unwrap()
+}
+
+/// Server side: hands everything received to `f` until the connection
+/// ends (at most 10,000 receives).
+pub fn recv_each(ws: &mut WebSocket, mut f: impl FnMut(&mut WebSocket, Received)) {
+    for _ in 0..10_000 {
+        match ws.recv() {
+            Ok(r) => f(ws, r),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Whether this build's permessage-deflate is real (not the stub).
+pub fn deflate_available() -> bool {
+    !ws_proto::deflate::client_offer_header(&ws_proto::DeflateConfig::default()).is_empty()
+}
+
 /// The close code used by tests that close normally.
 pub const NORMAL: CloseCode = CloseCode::NORMAL;

@@ -149,3 +149,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountWrites<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, and the server configuration
+/// presenting it (built by ws-net, like every other TLS configuration here).
+pub struct Cert {
+    pub der: rustls::pki_types::CertificateDer<'static>,
+    pub pem: String,
+    /// The private key, PEM (for a peer in another process).
+    pub key_pem: String,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+pub fn cert() -> Cert {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let ck = rcgen::generate_simple_self_signed(names).unwrap();
+    let server = ws_net::tls::server_config_from_pem(
+        ck.cert.pem().as_bytes(),
+        ck.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    Cert {
+        der: ck.cert.der().clone(),
+        pem: ck.cert.pem(),
+        key_pem: ck.signing_key.serialize_pem(),
+        server,
+    }
+}
