@@ -5,63 +5,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod common;
 
-use ws_testkit::reach::{pproxy, Fake, FakeProxy, Route, Site, LIMIT};
+use common::{connect_env, serve};
+use ws_testkit::reach::{pproxy, Fake, FakeProxy, Route, Site};
 
-const WSX: &str = env!("CARGO_BIN_EXE_wsx");
 const DRIVERS: [&str; 3] = ["std", "mio", "tokio"];
-/// Every proxy variable curl reads, cleared for each run so the machine's own never apply.
-const PROXY_VARS: [&str; 7] = [
-    "http_proxy",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-];
 
-/// Runs `wsx connect ARGS` with `env` (after clearing the proxy variables) and `stdin`;
-/// returns (exit code, stdout, stderr) once it exits (at most `LIMIT`).
+/// `wsx connect ARGS` with `env` (the machine's proxy variables cleared) and `stdin`.
 fn wsx(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
-    let mut cmd = Command::new(WSX);
-    cmd.arg("connect").args(args);
-    for v in PROXY_VARS {
-        cmd.env_remove(v);
-    }
-    cmd.env_remove("HTTP_PROXY");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = rx
-        .recv_timeout(LIMIT)
-        .unwrap_or_else(|_| panic!("wsx (pid {pid}) did not exit within {LIMIT:?}"))
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    connect_env(args, env, stdin)
 }
 
 #[test]
@@ -143,4 +96,13 @@ fn redirects_are_followed_up_to_max_redirects() {
         assert_eq!(code, 1, "{driver}: {err}");
         assert!(err.contains("301"), "{driver}: {err}");
     }
+}
+
+#[test]
+fn http2_goes_through_the_proxy_too() {
+    let s = serve(&["--http2"]);
+    let px = pproxy("http", None);
+    let (code, out, err) = wsx(&[&s.url, "--http2", "--proxy", px.url()], &[], "h2\n");
+    assert_eq!((code, out.as_str()), (0, "h2\n"), "{err}");
+    assert!(err.contains("over HTTP/2"), "{err}");
 }

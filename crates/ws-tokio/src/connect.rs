@@ -313,15 +313,11 @@ async fn connect_attempt(
         .proxy(connect_to.is_some())
         .map_err(|error| proxy_error(None, error))?;
     let tls = tls_target(url, options)?;
-    let proxy_tls = match &proxy {
-        Some(p) if p.scheme() == ProxyScheme::Https => Some(options.tls.build()?),
-        _ => None,
-    };
     let route = Route {
         url,
         connect_to,
         proxy: proxy.as_ref(),
-        proxy_tls,
+        proxy_tls: proxy_tls(proxy.as_ref(), options)?,
     };
     let stream = match tokio::time::timeout_at(deadline, open_route(route, tls)).await {
         Ok(stream) => stream?,
@@ -367,20 +363,35 @@ pub(crate) fn tls_target(
     )))
 }
 
-/// Resolves, connects and (for `wss://`) runs the TLS handshake, without a proxy (the
-/// HTTP/2 path's way in).
+/// Resolves, connects (through the proxy `options` choose for `url`, by the one rule of
+/// [`ws_net::Attempts::proxy`]) and (for `wss://`) runs the TLS handshake: the HTTP/2 path's
+/// way in (it follows no redirects).
 pub(crate) async fn open(
     url: &WsUrl,
-    connect_to: Option<SocketAddr>,
+    options: &ConnectOptions,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 ) -> Result<MaybeTlsStream, Error> {
+    let proxy = ws_net::Attempts::new(url.clone(), options.request.clone())
+        .proxy(options.connect_to.is_some())
+        .map_err(|error| proxy_error(None, error))?;
     let route = Route {
         url,
-        connect_to,
-        proxy: None,
-        proxy_tls: None,
+        connect_to: options.connect_to,
+        proxy: proxy.as_ref(),
+        proxy_tls: proxy_tls(proxy.as_ref(), options)?,
     };
     open_route(route, tls).await
+}
+
+/// The TLS configuration for an `https://` proxy: the client's own (same roots).
+fn proxy_tls(
+    proxy: Option<&ProxyUrl>,
+    options: &ConnectOptions,
+) -> Result<Option<Arc<ClientConfig>>, Error> {
+    match proxy {
+        Some(p) if p.scheme() == ProxyScheme::Https => Ok(Some(options.tls.build()?)),
+        _ => Ok(None),
+    }
 }
 
 /// Where one attempt connects.
