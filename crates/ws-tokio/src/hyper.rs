@@ -55,8 +55,9 @@
 //! With axum, take the request as `axum::extract::Request`, call [`upgrade`], and return
 //! `response.map(axum::body::Body::new)`.
 //!
-//! Only HTTP/1.1 upgrades for now; an HTTP/2 extended CONNECT request is answered 505 (the
-//! core supports it through [`ws_proto::upgrade::Http::V2`]; hyper's side is to come).
+//! Only HTTP/1.1 upgrades here; an HTTP/2 extended CONNECT request is answered 505. WebSockets
+//! over HTTP/2 are served by the `http2` feature's `ws_tokio::h2::serve_connection` (on the
+//! `h2` crate hyper uses).
 //!
 //! [`Connection::upgraded`]: ws_proto::Connection::upgraded
 

@@ -448,3 +448,141 @@ async fn prior_knowledge_speaks_http2_on_ws_urls() {
     assert_eq!(http_of(&c), Http::V1);
     round_trip(&mut c, b"h1".to_vec()).await;
 }
+
+/// A raw HTTP/2 client (the `h2` crate) on a plain connection to our prior-knowledge server:
+/// sends `request` and returns the response status.
+async fn raw_status(addr: SocketAddr, request: http::Request<()>) -> u16 {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut send = send.ready().await.unwrap();
+    let (response, _stream) = send.send_request(request, false).unwrap();
+    bounded("a response", response)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn connect_request(
+    path: &str,
+    protocol: Option<&'static str>,
+    version: Option<&str>,
+) -> http::Request<()> {
+    let mut b = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://localhost{path}"));
+    if let Some(p) = protocol {
+        b = b.extension(h2::ext::Protocol::from_static(p));
+    }
+    if let Some(v) = version {
+        b = b.header("sec-websocket-version", v);
+    }
+    b.body(()).unwrap()
+}
+
+#[tokio::test]
+async fn hostile_http2_requests_get_a_status_not_a_websocket() {
+    let (addr, _, _, _) = server(Speaks::Plain).await;
+    // No :protocol, another protocol, no or a wrong version, another method.
+    assert_eq!(
+        raw_status(addr, connect_request("/echo", None, Some("13"))).await,
+        400
+    );
+    assert_eq!(
+        raw_status(addr, connect_request("/echo", Some("chat"), Some("13"))).await,
+        400
+    );
+    let missing = raw_status(addr, connect_request("/echo", Some("websocket"), None)).await;
+    assert!(matches!(missing, 400 | 426), "{missing}");
+    let wrong = raw_status(addr, connect_request("/echo", Some("websocket"), Some("8"))).await;
+    assert!(matches!(wrong, 400 | 426), "{wrong}");
+    let get = http::Request::builder()
+        .uri("http://localhost/echo")
+        .body(())
+        .unwrap();
+    assert_eq!(raw_status(addr, get).await, 404);
+    // A valid one still opens afterwards.
+    assert_eq!(
+        raw_status(
+            addr,
+            connect_request("/echo", Some("websocket"), Some("13"))
+        )
+        .await,
+        200
+    );
+}
+
+/// A hostile HTTP/2 server on a plain connection: answers every extended CONNECT with
+/// `status` and `headers`.
+async fn hostile_server(
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut b = h2::server::Builder::new();
+                b.enable_connect_protocol();
+                let Ok(mut conn) = b.handshake::<_, bytes::Bytes>(tcp).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    let mut resp = http::Response::builder().status(status);
+                    for (n, v) in headers {
+                        resp = resp.header(*n, *v);
+                    }
+                    let _ = respond.send_response(resp.body(()).unwrap(), false);
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn hostile_http2_answers_are_clear_errors() {
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let opts = options("", &attempts)
+        .protocol("chat")
+        .deflate(Some(DeflateConfig::default()));
+    let http2 = Http2Options::default().mode(Http2Mode::PriorKnowledge);
+    for (status, headers, says) in [
+        // 101 is no HTTP/2 status: h2 refuses the answer itself.
+        (101u16, &[][..], "stream"),
+        (302, &[("location", "http://elsewhere/")][..], "302"),
+        (
+            200,
+            &[("sec-websocket-protocol", "not-offered")][..],
+            "not-offered",
+        ),
+        (
+            200,
+            &[("sec-websocket-extensions", "x-unknown")][..],
+            "x-unknown",
+        ),
+        (
+            200,
+            &[(
+                "sec-websocket-extensions",
+                "permessage-deflate; server_max_window_bits=99",
+            )][..],
+            "window",
+        ),
+    ] {
+        let addr = hostile_server(status, headers).await;
+        let url = format!("ws://127.0.0.1:{}/x", addr.port());
+        let err = bounded("connect", ws_tokio::h2::connect_with(&url, &opts, &http2))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.to_lowercase().contains(&says.to_lowercase()),
+            "{status} {headers:?}: {text}"
+        );
+    }
+}
