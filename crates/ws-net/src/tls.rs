@@ -140,7 +140,7 @@ pub fn untrusted_hint(e: &rustls::Error) -> Option<&'static str> {
         | rustls::Error::InvalidCertificate(C::Other(_)) => Some(
             "the server's certificate is not signed by a trusted root (the platform's trust \
              store by default): add its CA certificate (PEM) to the client's TLS options \
-             (add_root_pem; wsx connect --ca FILE), or install it into the system's trust store",
+             (add_root_pem), or install it into the system's trust store",
         ),
         _ => None,
     }
@@ -396,7 +396,7 @@ mod tests {
             Err(e) => assert!(e.to_string().contains("bundled webpki roots"), "{e}"),
         }
         let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        assert!(untrusted_hint(&unknown).is_some_and(|h| h.contains("--ca")));
+        assert!(untrusted_hint(&unknown).is_some_and(|h| h.contains("add_root_pem")));
         assert_eq!(untrusted_hint(&rustls::Error::HandshakeNotComplete), None);
         let client = client_config(webpki_roots(), &[]).expect("client");
         assert!(!webpki_roots().is_empty());

@@ -253,7 +253,7 @@ impl AsyncWrite for MaybeTlsStream {
 }
 
 /// Connects to a `ws://` or `wss://` URL with the default options (no subprotocol, no
-/// permessage-deflate, the webpki roots for `wss://`). See [`connect_with`].
+/// permessage-deflate, the platform's trust store for `wss://`). See [`connect_with`].
 pub async fn connect(url: &str) -> Result<WebSocketStream<MaybeTlsStream>, Error> {
     connect_with(url, &ConnectOptions::default()).await
 }
