@@ -50,8 +50,7 @@ pub fn client(a: &TlsClientArgs) -> Result<Option<Arc<ClientConfig>>, String> {
     };
     let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
     let certs = ws_net::tls::certs_from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
-    let roots = ws_net::tls::platform_roots().map_err(|e| format!("TLS: {e}"))?;
-    ws_net::tls::client_config(roots, &certs)
+    ws_net::tls::platform_client_config(&certs)
         .map(Some)
         .map_err(|e| format!("{}: {e}", ca.display()))
 }

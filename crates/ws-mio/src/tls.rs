@@ -19,10 +19,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// A client configuration trusting the platform's trust store
 /// ([`ws_net::tls::platform_roots`]): the default of `wss://` connections.
 pub fn default_client_config() -> Result<Arc<ClientConfig>, Error> {
-    Ok(ws_net::tls::client_config(
-        ws_net::tls::platform_roots()?,
-        &[],
-    )?)
+    Ok(ws_net::tls::platform_client_config(&[])?)
 }
 
 /// A client configuration trusting the bundled Mozilla root program

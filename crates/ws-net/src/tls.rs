@@ -130,6 +130,24 @@ pub fn platform_roots() -> Result<RootCertStore, TlsError> {
         .map_err(TlsError::Config)
 }
 
+/// A client configuration trusting the platform's trust store
+/// ([`platform_roots`]) plus `extra` certificates. When the platform's store
+/// cannot be loaded (no CA bundle on the machine) but `extra` is not empty,
+/// the extra certificates alone are trusted (the failure is logged at debug
+/// level); with no extra certificate, the failure is the error.
+pub fn platform_client_config(
+    extra: &[CertificateDer<'static>],
+) -> Result<Arc<ClientConfig>, TlsError> {
+    match platform_roots() {
+        Ok(roots) => client_config(roots, extra),
+        Err(e) if !extra.is_empty() => {
+            log::debug!("ws-net: trusting the extra roots only: {e}");
+            client_config(RootCertStore::empty(), extra)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// What to tell the user about a TLS failure that an added root would fix:
 /// for a certificate whose issuer is not trusted (or self-signed), how to
 /// trust it. `None` for other failures.

@@ -101,7 +101,7 @@ impl TlsClientOptions {
             return Ok(c.clone());
         }
         let store = match &self.roots {
-            Roots::Platform => ws_net::tls::platform_roots()?,
+            Roots::Platform => return Ok(ws_net::tls::platform_client_config(&self.extra_roots)?),
             Roots::WebPki => ws_net::tls::webpki_roots(),
             Roots::Custom(s) => s.clone(),
         };

@@ -139,11 +139,10 @@ impl TlsOptions {
         if let Some(c) = &self.config {
             return Ok(Arc::clone(c));
         }
-        let roots = match &self.roots {
-            Some(r) => r.clone(),
-            None => ws_net::tls::platform_roots()?,
-        };
-        Ok(ws_net::tls::client_config(roots, &self.extra_roots)?)
+        match &self.roots {
+            Some(r) => Ok(ws_net::tls::client_config(r.clone(), &self.extra_roots)?),
+            None => Ok(ws_net::tls::platform_client_config(&self.extra_roots)?),
+        }
     }
 }
 
