@@ -106,3 +106,32 @@ fn http2_goes_through_the_proxy_too() {
     assert_eq!((code, out.as_str()), (0, "h2\n"), "{err}");
     assert!(err.contains("over HTTP/2"), "{err}");
 }
+
+#[test]
+fn trust_store_missing_extra_roots_still_work() {
+    let site = Site::tls();
+    site.route("/echo", Route::Echo);
+    let url = format!("{}/echo", site.base());
+    let dir = std::env::temp_dir().join(format!("wsx-reach-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, site.ca_pem()).unwrap();
+    let ca = ca.to_str().unwrap();
+    // A machine without a CA bundle (the variables rustls-native-certs reads point nowhere).
+    let none = dir.join("no-such-bundle");
+    let none = none.to_str().unwrap();
+    let env = [("SSL_CERT_FILE", none), ("SSL_CERT_DIR", none)];
+    for driver in DRIVERS {
+        let (code, _, err) = wsx(&["--driver", driver, &url], &env, "");
+        assert_eq!(code, 1, "{driver}: {err}");
+        assert!(
+            err.contains(
+                "no trusted root certificate could be loaded from the platform's trust store"
+            ),
+            "{driver}: {err}"
+        );
+        let (code, out, err) = wsx(&["--driver", driver, "--ca", ca, &url], &env, "hi\n");
+        assert_eq!((code, out.as_str()), (0, "hi\n"), "{driver}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -143,8 +143,42 @@ impl Site {
     }
 }
 
-trait Io: Read + Write + Send {}
-impl<T: Read + Write + Send> Io for T {}
+/// A site connection: plain, or TLS (which ends with `close_notify`).
+enum SiteIo {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl SiteIo {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            SiteIo::Plain(s) => s.read(buf),
+            SiteIo::Tls(s) => s.read(buf),
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            SiteIo::Plain(s) => s.write_all(data),
+            SiteIo::Tls(s) => s.write_all(data).and_then(|()| s.flush()),
+        }
+    }
+
+    /// Ends the write side; TLS says `close_notify` first (a client may count a TLS stream
+    /// cut without it as an error).
+    fn close(&mut self) {
+        match self {
+            SiteIo::Plain(s) => {
+                let _ = s.shutdown(Shutdown::Write);
+            }
+            SiteIo::Tls(s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+                let _ = s.sock.shutdown(Shutdown::Write);
+            }
+        }
+    }
+}
 
 fn serve(
     sock: TcpStream,
@@ -154,12 +188,12 @@ fn serve(
 ) {
     let _ = sock.set_read_timeout(Some(LIMIT));
     let raw = sock.try_clone().unwrap();
-    let mut io: Box<dyn Io> = match tls {
+    let mut io = match tls {
         Some(cfg) => {
             let conn = rustls::ServerConnection::new(cfg).unwrap();
-            Box::new(rustls::StreamOwned::new(conn, sock))
+            SiteIo::Tls(Box::new(rustls::StreamOwned::new(conn, sock)))
         }
-        None => Box::new(sock),
+        None => SiteIo::Plain(sock),
     };
     let mut conn = Connection::server(Config::default(), Instant::now());
     let mut buf = vec![0u8; 16 << 10];
@@ -197,6 +231,7 @@ fn serve(
                 }
                 Event::Closed(_) => {
                     flush(&mut conn, &mut io, &mut out);
+                    io.close();
                     let _ = raw.shutdown(Shutdown::Both);
                     return;
                 }
@@ -215,15 +250,18 @@ fn serve(
     }
 }
 
-fn flush(conn: &mut Connection, io: &mut Box<dyn Io>, out: &mut [u8]) -> bool {
+fn flush(conn: &mut Connection, io: &mut SiteIo, out: &mut [u8]) -> bool {
     while let Some(t) = conn.poll_transmit(Instant::now(), out) {
         match t {
             Transmit::Data(n) => {
-                if io.write_all(&out[..n]).and_then(|()| io.flush()).is_err() {
+                if io.send(&out[..n]).is_err() {
                     return false;
                 }
             }
-            Transmit::Shutdown => return false,
+            Transmit::Shutdown => {
+                io.close();
+                return false;
+            }
         }
     }
     true
