@@ -189,22 +189,7 @@ impl ProxyUrl {
         if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
             return Err(bad("a proxy URL has no path, query or fragment"));
         }
-        let (host, ip) = match url.host() {
-            Some(url::Host::Domain(d)) => {
-                if !d
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
-                    return Err(bad(
-                        "a host name may only hold letters, digits, '-', '_' and '.'",
-                    ));
-                }
-                (d.to_ascii_lowercase(), None)
-            }
-            Some(url::Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
-            Some(url::Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
-            None => return Err(bad("no host")),
-        };
+        let (host, ip) = crate::url::host_of(&url).map_err(|r| bad(&format!("host: {r}")))?;
         // `url` reports no port when it is the scheme's own default (80/443) even if
         // written: a written port wins, else the proxy default (1080 for http, as curl).
         let port = if explicit_port(s) {
@@ -636,12 +621,7 @@ fn check_target(host: &str, port: u16) -> Result<Option<IpAddr>, ProxyError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(Some(ip));
     }
-    if host.is_empty()
-        || host.len() > 255
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
+    if host.len() > 255 || !crate::url::is_host_name(host) {
         return Err(ProxyError::InvalidTarget(format!(
             "host {host:?} is not a DNS name or an IP address"
         )));

@@ -38,6 +38,30 @@ use std::net::IpAddr;
 
 pub use crate::proxy::Credentials;
 
+/// Whether `name` may be a host name here: letters, digits, `-`, `_` and `.`
+/// (after IDNA), so it can go into a request line or header as it is.
+pub(crate) fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The host of a parsed URL (WebSocket or proxy): a lower-case name, or an
+/// address (IPv6 without brackets) with its parsed form; the reason when
+/// there is none or the name holds other characters.
+pub(crate) fn host_of(url: &url::Url) -> Result<(String, Option<IpAddr>), &'static str> {
+    match url.host() {
+        Some(url::Host::Domain(d)) if is_host_name(d) => Ok((d.to_ascii_lowercase(), None)),
+        Some(url::Host::Domain(_)) => {
+            Err("a host name may only hold letters, digits, '-', '_' and '.'")
+        }
+        Some(url::Host::Ipv4(a)) => Ok((a.to_string(), Some(IpAddr::V4(a)))),
+        Some(url::Host::Ipv6(a)) => Ok((a.to_string(), Some(IpAddr::V6(a)))),
+        None => Err("missing"),
+    }
+}
+
 /// `input` with the password of its user information (if any) replaced by `***`: what an
 /// error message may repeat of a URL.
 pub(crate) fn redact_userinfo(input: &str) -> String {
@@ -181,23 +205,7 @@ impl WsUrl {
                 "a WebSocket URL may not have a #fragment (RFC 6455 §3); write %23 for a '#' in the path",
             ));
         }
-        let (host, ip) = match url.host() {
-            Some(url::Host::Domain(d)) => {
-                if !d
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
-                    return Err(err(
-                        "host",
-                        "a host name may only hold letters, digits, '-', '_' and '.'",
-                    ));
-                }
-                (d.to_ascii_lowercase(), None)
-            }
-            Some(url::Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
-            Some(url::Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
-            None => return Err(err("host", "missing")),
-        };
+        let (host, ip) = host_of(&url).map_err(|r| err("host", r))?;
         let port = url
             .port_or_known_default()
             .unwrap_or(if secure { 443 } else { 80 });
