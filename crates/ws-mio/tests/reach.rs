@@ -10,19 +10,19 @@ use std::time::Duration;
 
 use common::{client, Ev};
 use ws_mio::ConnectOptions;
-use ws_net::request::RequestOptions;
 use ws_proto::{Config, MessageKind};
-use ws_testkit::reach::{ReachClient, LIMIT};
+use ws_testkit::reach::{ReachClient, Try, LIMIT};
 
 struct Mio;
 
 impl ReachClient for Mio {
-    fn echo(
-        url: &str,
-        request: &RequestOptions,
-        ca_pem: &[u8],
-        timeout: Duration,
-    ) -> Result<String, String> {
+    fn echo(t: &Try<'_>) -> Result<String, String> {
+        let Try {
+            url,
+            request,
+            ca_pem,
+            timeout,
+        } = *t;
         let mut options = ConnectOptions::default()
             .config(Config::default().handshake_timeout(timeout))
             .request(request.clone());

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ws_net::request::RequestOptions;
 use ws_proto::Config;
 use ws_std::{connect, ClientOptions, Received, TlsClientOptions, WebSocketClient};
-use ws_testkit::reach::{ReachClient, LIMIT};
+use ws_testkit::reach::{ReachClient, Try, LIMIT};
 
 fn options(request: &RequestOptions, ca_pem: &[u8], timeout: Duration) -> ClientOptions {
     let mut tls = TlsClientOptions::default();
@@ -25,12 +25,13 @@ fn options(request: &RequestOptions, ca_pem: &[u8], timeout: Duration) -> Client
 struct Blocking;
 
 impl ReachClient for Blocking {
-    fn echo(
-        url: &str,
-        request: &RequestOptions,
-        ca_pem: &[u8],
-        timeout: Duration,
-    ) -> Result<String, String> {
+    fn echo(t: &Try<'_>) -> Result<String, String> {
+        let Try {
+            url,
+            request,
+            ca_pem,
+            timeout,
+        } = *t;
         let mut ws = connect(url, &options(request, ca_pem, timeout)).map_err(|e| e.to_string())?;
         ws.send_text("hello").map_err(|e| e.to_string())?;
         for _ in 0..16 {
@@ -59,12 +60,13 @@ mod blocking {
 struct Events;
 
 impl ReachClient for Events {
-    fn echo(
-        url: &str,
-        request: &RequestOptions,
-        ca_pem: &[u8],
-        timeout: Duration,
-    ) -> Result<String, String> {
+    fn echo(t: &Try<'_>) -> Result<String, String> {
+        let Try {
+            url,
+            request,
+            ca_pem,
+            timeout,
+        } = *t;
         let (tx, rx) = mpsc::channel::<Result<String, String>>();
         let (t1, t2) = (tx.clone(), tx);
         let client = WebSocketClient::builder(url)

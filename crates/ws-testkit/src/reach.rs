@@ -23,17 +23,26 @@ use ws_proto::{Accept, Config, Connection, Event, Transmit};
 /// The longest any step of these tests may take.
 pub const LIMIT: Duration = Duration::from_secs(20);
 
+/// One connection a [`ReachClient`] makes: to `url` with `request` (its proxy and redirect
+/// limit too), trusting `ca_pem` in addition for `wss://` (and an `https://` proxy), within
+/// `timeout` (the handshake timeout).
+#[derive(Debug)]
+pub struct Try<'a> {
+    /// The URL.
+    pub url: &'a str,
+    /// The request options (proxy, redirects, headers, hook).
+    pub request: &'a RequestOptions,
+    /// PEM certificates to trust besides the defaults (empty: none).
+    pub ca_pem: &'a [u8],
+    /// The handshake timeout.
+    pub timeout: Duration,
+}
+
 /// A client driver under test.
 pub trait ReachClient {
-    /// Connects to `url` with `request` (its proxy and redirect limit too), trusting
-    /// `ca_pem` in addition for `wss://`, within `timeout`; sends the text `"hello"`, and
-    /// returns the text echoed back, or the error's message (`Display`).
-    fn echo(
-        url: &str,
-        request: &RequestOptions,
-        ca_pem: &[u8],
-        timeout: Duration,
-    ) -> Result<String, String>;
+    /// Makes the connection `t` describes, sends the text `"hello"`, and returns the text
+    /// echoed back, or the error's message (`Display`).
+    fn echo(t: &Try<'_>) -> Result<String, String>;
 }
 
 /// A request received by a [`Site`]: its path (with the query) and its headers.
@@ -544,11 +553,23 @@ pub mod cases {
     use super::*;
 
     fn ok<C: ReachClient>(url: &str, r: &RequestOptions, ca: &[u8]) -> String {
-        C::echo(url, r, ca, LIMIT).unwrap_or_else(|e| panic!("{url}: {e}"))
+        let t = Try {
+            url,
+            request: r,
+            ca_pem: ca,
+            timeout: LIMIT,
+        };
+        C::echo(&t).unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
     fn err<C: ReachClient>(url: &str, r: &RequestOptions, ca: &[u8], timeout: Duration) -> String {
-        match C::echo(url, r, ca, timeout) {
+        let t = Try {
+            url,
+            request: r,
+            ca_pem: ca,
+            timeout,
+        };
+        match C::echo(&t) {
             Ok(echo) => panic!("{url}: connected and echoed {echo:?}; expected an error"),
             Err(e) => e,
         }

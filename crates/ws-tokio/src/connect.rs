@@ -328,6 +328,7 @@ async fn connect_attempt(
 /// The core's client connection for an HTTP/1.1 attempt on `url` (the request built, edited
 /// by the hook and validated here) and its send-queue limit. The core's handshake timer
 /// starts at `start`, with the attempt.
+#[cfg(feature = "http2")]
 pub(crate) fn http1_connection(
     url: &WsUrl,
     options: &ConnectOptions,
@@ -365,6 +366,7 @@ pub(crate) fn tls_target(
 /// Resolves, connects (through the proxy `options` choose for `url`, by the one rule of
 /// [`ws_net::Attempts::proxy`]) and (for `wss://`) runs the TLS handshake: the HTTP/2 path's
 /// way in (it follows no redirects).
+#[cfg(feature = "http2")]
 pub(crate) async fn open(
     url: &WsUrl,
     options: &ConnectOptions,

@@ -4,12 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
 use futures_util::{SinkExt, StreamExt};
-use ws_net::request::RequestOptions;
 use ws_proto::Config;
-use ws_testkit::reach::{ReachClient, LIMIT};
+use ws_testkit::reach::{ReachClient, Try, LIMIT};
 use ws_tokio::{ConnectOptions, TlsOptions};
 
 struct Tokio;
@@ -30,12 +27,13 @@ async fn echo(url: &str, options: ConnectOptions) -> Result<String, String> {
 }
 
 impl ReachClient for Tokio {
-    fn echo(
-        url: &str,
-        request: &RequestOptions,
-        ca_pem: &[u8],
-        timeout: Duration,
-    ) -> Result<String, String> {
+    fn echo(t: &Try<'_>) -> Result<String, String> {
+        let Try {
+            url,
+            request,
+            ca_pem,
+            timeout,
+        } = *t;
         let mut tls = TlsOptions::default();
         if !ca_pem.is_empty() {
             tls = tls.add_root_pem(ca_pem).unwrap();
