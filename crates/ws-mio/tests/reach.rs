@@ -17,12 +17,7 @@ struct Mio;
 
 impl ReachClient for Mio {
     fn echo(t: &Try<'_>) -> Result<String, String> {
-        let Try {
-            url,
-            request,
-            ca_pem,
-            timeout,
-        } = *t;
+        let (url, request, ca_pem, timeout) = (t.url, t.request, t.ca_pem, t.timeout);
         let mut options = ConnectOptions::default()
             .config(Config::default().handshake_timeout(timeout))
             .request(request.clone());

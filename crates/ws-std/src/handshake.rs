@@ -171,14 +171,7 @@ fn proxy_handshake(
 ) -> Result<(), Error> {
     let fail = |e| proxy_error(Some(proxy), e);
     let mut hs = ProxyHandshake::new(proxy, url.host(), url.port()).map_err(fail)?;
-    let remaining = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(Error::Timeout(Timeout::Proxy))
-        } else {
-            Ok(left.max(Duration::from_millis(1)))
-        }
-    };
+    let remaining = || tls::time_left(deadline, Timeout::Proxy);
     let io_error = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             Error::Timeout(Timeout::Proxy)

@@ -165,20 +165,24 @@ pub(crate) fn handshake(
     restore.map_err(Error::Io)
 }
 
+/// The time left until `deadline` (at least 1 ms, a usable socket timeout),
+/// or the `timeout` error once it has passed.
+pub(crate) fn time_left(deadline: Instant, timeout: Timeout) -> Result<Duration, Error> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(Error::Timeout(timeout))
+    } else {
+        Ok(left.max(Duration::from_millis(1)))
+    }
+}
+
 fn handshake_inner(
     sock: &TcpStream,
     tls: &mut rustls::Connection,
     deadline: Instant,
 ) -> Result<(), Error> {
     let mut io: &TcpStream = sock;
-    let remaining = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(Error::Timeout(Timeout::Tls))
-        } else {
-            Ok(left.max(Duration::from_millis(1)))
-        }
-    };
+    let remaining = || time_left(deadline, Timeout::Tls);
     // Every round trip either makes progress or hits the deadline.
     loop {
         while tls.wants_write() {

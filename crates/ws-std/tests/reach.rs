@@ -26,12 +26,7 @@ struct Blocking;
 
 impl ReachClient for Blocking {
     fn echo(t: &Try<'_>) -> Result<String, String> {
-        let Try {
-            url,
-            request,
-            ca_pem,
-            timeout,
-        } = *t;
+        let (url, request, ca_pem, timeout) = (t.url, t.request, t.ca_pem, t.timeout);
         let mut ws = connect(url, &options(request, ca_pem, timeout)).map_err(|e| e.to_string())?;
         ws.send_text("hello").map_err(|e| e.to_string())?;
         for _ in 0..16 {
@@ -61,12 +56,7 @@ struct Events;
 
 impl ReachClient for Events {
     fn echo(t: &Try<'_>) -> Result<String, String> {
-        let Try {
-            url,
-            request,
-            ca_pem,
-            timeout,
-        } = *t;
+        let (url, request, ca_pem, timeout) = (t.url, t.request, t.ca_pem, t.timeout);
         let (tx, rx) = mpsc::channel::<Result<String, String>>();
         let (t1, t2) = (tx.clone(), tx);
         let client = WebSocketClient::builder(url)

@@ -28,12 +28,7 @@ async fn echo(url: &str, options: ConnectOptions) -> Result<String, String> {
 
 impl ReachClient for Tokio {
     fn echo(t: &Try<'_>) -> Result<String, String> {
-        let Try {
-            url,
-            request,
-            ca_pem,
-            timeout,
-        } = *t;
+        let (url, request, ca_pem, timeout) = (t.url, t.request, t.ca_pem, t.timeout);
         let mut tls = TlsOptions::default();
         if !ca_pem.is_empty() {
             tls = tls.add_root_pem(ca_pem).unwrap();
