@@ -259,15 +259,7 @@ impl LoopState {
         let mut session = Session::new(conn, transport, true);
         session.f.proxying = phase.is_some();
         let id = self.admit(session)?;
-        // Entries of sessions that are gone or past them are dropped here.
-        let sessions = &mut self.sessions;
-        self.proxies
-            .retain(|id, _| sessions.get_mut(*id).is_some_and(|(s, _)| s.f.proxying));
-        self.follows.retain(|id, _| {
-            sessions
-                .get_mut(*id)
-                .is_some_and(|(s, _)| s.conn.state() == ws_proto::State::Connecting)
-        });
+        // Both entries go when the connection opens or ends (dispatch).
         if let Some(phase) = phase {
             self.proxies.insert(id, phase);
         }

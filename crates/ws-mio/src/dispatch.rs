@@ -136,8 +136,10 @@ fn dispatch<H: Handler>(app: &mut App<H>, state: &mut LoopState, id: ConnId, ev:
             });
         }
         Event::Closed(c) => {
-            // A redirect followed: the connection goes on with its next
-            // attempt, nothing to tell.
+            // A proxy handshake left over (a timeout, a shutdown) goes with
+            // its attempt. A redirect followed: the connection goes on with
+            // its next attempt, nothing to tell.
+            state.proxies.remove(&id);
             let Some(c) = state.follow_redirect(id, c) else {
                 return;
             };

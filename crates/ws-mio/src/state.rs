@@ -161,12 +161,11 @@ pub(crate) struct LoopState {
     pub(crate) client_tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) log: LogLimits,
     /// The proxy handshakes under way, by connection (see
-    /// [`ProxyPhase`](crate::sessions::ProxyPhase)); entries whose session
-    /// is no longer proxying are dropped at the next proxied connect.
+    /// [`ProxyPhase`](crate::sessions::ProxyPhase)); an entry goes when its
+    /// tunnel opens or fails, or with its connection's `Closed`.
     pub(crate) proxies: std::collections::HashMap<ConnId, Box<crate::sessions::ProxyPhase>>,
     /// The redirect state of client connections not yet open (see
-    /// [`Follow`](crate::sessions::Follow)); dropped on open, on close, and
-    /// (when stale) at the next connect.
+    /// [`Follow`](crate::sessions::Follow)); dropped on open and on close.
     pub(crate) follows: std::collections::HashMap<ConnId, Box<crate::sessions::Follow>>,
 }
 
