@@ -155,6 +155,9 @@ wait_port() {
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
 
 # One bench run; prints msg/s, or "err" (with the reason on stderr).
 bench() {
@@ -185,7 +188,7 @@ bench_broadcast() {
     fi
 }
 
-declare -A RESULT MEM DEFLATE ECHOES
+declare -A RESULT MEM DEFLATE ECHOES CPU
 NAMES=()
 BNAMES=()
 # Every server runs from the start (idle ones cost nothing), so the rounds
@@ -248,6 +251,23 @@ for name in "${NAMES[@]}"; do
     echo "== $name idle: ${opened:-0} connections, VmRSS $before -> $after KiB, echo check $echo_ok" >&2
 done
 
+# keep_least KEY VALUE: CPU[KEY] = the smaller of the two ("-" loses).
+keep_least() {
+    local old=${CPU["$1"]:-}
+    if [ -z "$old" ] || [ "$old" = - ]; then
+        CPU["$1"]=$2
+    elif [ "$2" != - ] && awk -v a="$2" -v b="$old" 'BEGIN { exit !(a < b) }'; then
+        CPU["$1"]=$2
+    fi
+}
+
+# cpu_per_message T0 T1 RATE: the server's CPU microseconds per echoed message
+# over one run of SECS seconds ("-" when nothing was echoed).
+cpu_per_message() {
+    awk -v t0="$1" -v t1="$2" -v r="$3" -v s="$SECS" -v tck="$TCK" 'BEGIN {
+        if (r ~ /^[0-9]+$/ && r > 0) printf "%.2f", (t1 - t0) * 1e6 / tck / (r * s); else printf "-" }'
+}
+
 # keep_best KEY VALUE: RESULT[KEY] = the larger of the two ("err" loses).
 keep_best() {
     local old=${RESULT["$1"]:-}
@@ -270,8 +290,11 @@ for round in $(seq 1 "$REPEAT"); do
                     [ "$d" = on ] && [ "${DEFLATE[$name]}" != yes ] && continue
                     extra=$fargs
                     [ "$d" = on ] && extra="$extra --deflate"
+                    t0=$(cpu_ticks "${PID[$name]}")
                     r=$(bench "${PORT[$name]}" "$args $extra")
+                    t1=$(cpu_ticks "${PID[$name]}")
                     keep_best "$name|$label|$frames|$d" "$r"
+                    keep_least "$name|$label|$frames|$d" "$(cpu_per_message "$t0" "$t1" "$r")"
                     echo "  round $round, $label, $frames, deflate $d, $name: $r msg/s" >&2
                 done
             done
@@ -340,6 +363,28 @@ for d in off on; do
 done
 echo
 echo "frames sent: what the load generator sends (1 frame: every message as one frame, as browsers do; 32767-byte fragments: wsx bench --fragment-size 32767, with FRAGMENTS=1). ws-mio, ws-tokio and ws-std echo with a server's default fragment size (every message as one frame, as the peers send it); "ws-mio, echoes in 32767-byte frames": the same ws-mio server with --fragment-size 32767 (the client's default), which measures what fragmenting costs a server's peers."
+echo
+echo "Server CPU per echoed message, in microseconds (user + system time of the server process over the run, from /proc, divided by the messages it echoed; least of $REPEAT rounds; lower is better). This is the servers' cost, whatever the load generator's own limits: where every server is held back by the same client (large messages on 2 shared cores), the messages/s table shows parity and this one shows who spends less. Ratios = peer / ours: > 1 means ours spends less."
+echo
+echo "| scenario | frames sent | ws-mio | ws-tokio | ws-std | tungstenite | tokio-tungstenite | fastwebsockets | tokio-websockets | yawc | least of the peers | least peer / ws-mio | least peer / ws-tokio |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+for sc in "${SCENARIOS[@]}"; do
+    IFS='|' read -r label args <<<"$sc"
+    for fr in "${FRAMINGS[@]}"; do
+        IFS='|' read -r frames fargs <<<"$fr"
+        [ -n "$fargs" ] && [ "$(size_of "$args")" -le 32767 ] && continue
+        k="$label|$frames|off"
+        least=- who=-
+        for p in "${PEERS[@]}"; do
+            v=${CPU["$p|$k"]:--}
+            if [ "$v" != - ] && { [ "$least" = - ] || awk -v a="$v" -v b="$least" 'BEGIN { exit !(a < b) }'; }; then
+                least=$v who=$p
+            fi
+        done
+        c() { echo "${CPU["$1|$k"]:-–}"; }
+        echo "| $label | $frames | $(c ws-mio) | $(c ws-tokio) | $(c ws-std) | $(c tungstenite) | $(c tokio-tungstenite) | $(c fastwebsockets) | $(c tokio-websockets) | $(c yawc) | $least ($who) | $(ratio "$least" "$(c ws-mio)") | $(ratio "$least" "$(c ws-tokio)") |"
+    done
+done
 echo
 echo "n/a: the peer has no permessage-deflate here (tungstenite and tokio-tungstenite 0.30 have no deflate feature; fastwebsockets and tokio-websockets have none; yawc has one, but its echo server runs as its example does, without it)."
 echo

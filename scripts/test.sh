@@ -19,6 +19,14 @@ if ! cargo deny --version >/dev/null 2>&1; then
   cargo install cargo-deny --locked --quiet
 fi
 cargo deny --log-level error check licenses bans sources
+echo "== real peers the tests need (installed when missing): node (HTTP/2 interop with Node's http2 module)"
+if ! command -v node >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq nodejs
+  else
+    echo "node is missing and apt-get is not available: install Node.js (the HTTP/2 interop tests need it)" >&2
+  fi
+fi
 echo "== cargo test"
 cargo test --workspace --all-features --locked
 echo "== fuzzing, short form: every cargo-fuzz target for 10 s (scripts/fuzz.sh 10; installs cargo-fuzz if missing, needs the nightly toolchain)"

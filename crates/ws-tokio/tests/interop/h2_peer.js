@@ -42,6 +42,11 @@ function frame(opcode, payload, mask) {
   return Buffer.concat([head, key, body]);
 }
 
+// The status code of a close frame's payload (1005 when it has none).
+function closeCode(payload) {
+  return payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+}
+
 // Whole messages out of a byte stream: fragments reassembled, control frames passed through.
 class Messages {
   constructor() {
@@ -117,7 +122,7 @@ function server(certPath, keyPath) {
       let m;
       while ((m = msgs.next())) {
         if (m.opcode === 8) {
-          const code = m.payload.length >= 2 ? m.payload.readUInt16BE(0) : 1005;
+          const code = closeCode(m.payload);
           stream.end(frame(8, m.payload, false));
           console.log(`closed code=${code} messages=${count} bytes=${bytes} max=${max}`);
           return;
@@ -176,7 +181,7 @@ function client(port, caPath) {
         let m;
         while ((m = msgs.next())) {
           if (m.opcode === 8) {
-            const code = m.payload.length >= 2 ? m.payload.readUInt16BE(0) : 1005;
+            const code = closeCode(m.payload);
             console.log(`ok messages=${next} bytes=${bytes} close=${code}`);
             stream.end();
             session.close();
