@@ -203,6 +203,17 @@ pub struct ConnectArgs {
     /// Give up when the handshake takes longer than this (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
+    /// Go through this proxy (http://, socks5:// or socks5h://, with optional
+    /// user:password@) instead of the one the environment names
+    /// (https_proxy / http_proxy / all_proxy, no_proxy).
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Use no proxy, whatever the environment says.
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// Follow at most N redirects (301, 302, 303, 307, 308); 0 follows none.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_redirects: usize,
     #[command(flatten)]
     pub proto: ProtoArgs,
 }
@@ -213,7 +224,7 @@ pub struct TlsClientArgs {
     /// wss: accept any server certificate (testing only).
     #[arg(long)]
     pub insecure: bool,
-    /// wss: trust this CA certificate (PEM) in addition to the web roots.
+    /// wss: trust this CA certificate (PEM) in addition to the platform's trust store.
     #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
     pub ca: Option<PathBuf>,
 }

@@ -37,8 +37,8 @@ pub fn server_self_signed() -> Result<(Arc<ServerConfig>, String), String> {
 /// The client configuration `wsx connect` and `wsx bench` ask for, for every driver:
 /// `--insecure` accepts any certificate
 /// ([`ws_net::tls::danger::insecure_client_config`]); `--ca PEM` trusts the
-/// public roots plus the certificates in that file; neither leaves the
-/// driver's default (the public roots).
+/// platform's trust store plus the certificates in that file; neither leaves the
+/// driver's default (the platform's trust store).
 pub fn client(a: &TlsClientArgs) -> Result<Option<Arc<ClientConfig>>, String> {
     if a.insecure {
         return ws_net::tls::danger::insecure_client_config()
@@ -50,7 +50,7 @@ pub fn client(a: &TlsClientArgs) -> Result<Option<Arc<ClientConfig>>, String> {
     };
     let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
     let certs = ws_net::tls::certs_from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
-    ws_net::tls::client_config(ws_net::tls::webpki_roots(), &certs)
+    ws_net::tls::platform_client_config(&certs)
         .map(Some)
         .map_err(|e| format!("{}: {e}", ca.display()))
 }

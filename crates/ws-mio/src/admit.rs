@@ -4,20 +4,21 @@
 //! ([`LoopState::admit`]).
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
+use ws_net::proxy::{ProxyError, ProxyHandshake, ProxyScheme};
 use ws_net::url::WsUrl;
-use ws_proto::Connection;
+use ws_proto::{Bytes, Closed, Connection, ConnectionError, TransportError};
 
 use crate::error::Error;
 use crate::id::{listener_token, ConnId};
 use crate::net::{self, Listener};
 use crate::options::ConnectOptions;
-use crate::sessions::Session;
+use crate::sessions::{Follow, ProxyPhase, Session};
 use crate::state::{LoopState, RunState};
 use crate::tls;
 use crate::transport::Transport;
@@ -253,21 +254,84 @@ impl LoopState {
         // (assembled, edited by the hook and validated by
         // `RequestOptions::build`, and checked again by the core).
         let url = WsUrl::parse(url)?;
-        let request = opts.request.build(&url)?;
+        let attempts = ws_net::Attempts::new(url, opts.request.clone());
+        let (conn, transport, phase) = self.open_attempt(&attempts, &opts)?;
+        let mut session = Session::new(conn, transport, true);
+        session.f.proxying = phase.is_some();
+        let id = self.admit(session)?;
+        // Both entries go when the connection opens or ends (dispatch).
+        if let Some(phase) = phase {
+            self.proxies.insert(id, phase);
+        }
+        if opts.request.max_redirects > 0 {
+            self.follows.insert(id, Box::new(Follow { attempts, opts }));
+        }
+        Ok(id)
+    }
+
+    /// One attempt of a client connection ([`ws_net::Attempts`], shared by
+    /// every driver: the request of the current URL, its proxy): the core's
+    /// connection, the transport (TCP connect started) and the proxy
+    /// handshake to run first, if any. Name resolution blocks the loop
+    /// (pass [`ConnectOptions::addr`] or an IP URL to avoid it).
+    fn open_attempt(
+        &mut self,
+        attempts: &ws_net::Attempts,
+        opts: &ConnectOptions,
+    ) -> Result<(Connection, Transport, Option<Box<ProxyPhase>>), Error> {
+        let url = attempts.url();
+        let request = attempts.request()?;
+        let addr_given = opts.addr.filter(|_| attempts.on_first_origin());
+        let proxy = attempts
+            .proxy(addr_given.is_some())
+            .map_err(|error| Error::Proxy {
+                proxy: error.proxy_label(None),
+                error,
+            })?;
+        let phase = match proxy {
+            Some(p) if p.scheme() == ProxyScheme::Https => {
+                return Err(Error::Proxy {
+                    proxy: p.to_string(),
+                    error: ProxyError::Unsupported(
+                        "TLS to the proxy (https:// proxy URLs) is not supported by ws-mio yet; use an http:// or socks5:// proxy".into(),
+                    ),
+                });
+            }
+            Some(p) => {
+                let hs = ProxyHandshake::new(&p, url.host(), url.port()).map_err(|error| {
+                    Error::Proxy {
+                        proxy: p.to_string(),
+                        error,
+                    }
+                })?;
+                Some(Box::new(ProxyPhase {
+                    proxy: p,
+                    hs,
+                    out: Vec::new(),
+                    tcp_done: false,
+                }))
+            }
+            None => None,
+        };
         let config = opts
             .config
+            .clone()
             .map_or_else(|| Arc::clone(&self.config), Arc::new);
         let conn = Connection::client(config, &request, self.now)?;
-        let tls = match (url.is_secure(), opts.tls) {
+        let tls = match (url.is_secure(), &opts.tls) {
             (false, _) => None,
-            (true, Some(cfg)) => Some(cfg),
+            (true, Some(cfg)) => Some(cfg.clone()),
             (true, None) => Some(self.default_client_tls()?),
         };
         let tls = match tls {
             Some(cfg) => Some(ws_net::tls::client_connection(cfg, url.host())?),
             None => None,
         };
-        let stream = net::start_connect(resolve(&url, opts.addr)?, opts.bind)?;
+        let addr = match &phase {
+            Some(p) => resolve(p.proxy.host(), p.proxy.ip(), p.proxy.port(), None)?,
+            None => resolve(url.host(), url.ip(), url.port(), addr_given)?,
+        };
+        let stream = net::start_connect(addr, opts.bind)?;
         if self.options.nodelay {
             if let Err(e) = stream.set_nodelay(true) {
                 log::debug!("ws-mio: TCP_NODELAY failed: {e}");
@@ -277,7 +341,68 @@ impl LoopState {
             Some(c) => Transport::tls(stream, rustls::Connection::Client(c)),
             None => Transport::Plain(stream),
         };
-        self.admit(Session::new(conn, transport, true))
+        Ok((conn, transport, phase))
+    }
+
+    /// A client connection ended with `closed`: when that is a redirect to
+    /// follow ([`ws_net::Attempts::redirected`], the one policy of every
+    /// driver), the same connection id starts its next attempt and `None`
+    /// is returned (the application sees nothing but the final outcome);
+    /// otherwise the `Closed` to deliver (a redirect that must not be
+    /// followed, or a next attempt that cannot start, becomes its error).
+    pub(crate) fn follow_redirect(&mut self, id: ConnId, mut closed: Closed) -> Option<Closed> {
+        let Some(mut follow) = self.follows.remove(&id) else {
+            return Some(closed);
+        };
+        let Some(ConnectionError::Handshake(h)) = &closed.error else {
+            return Some(closed);
+        };
+        let fail = |m: String| {
+            Some(ConnectionError::Io(TransportError::new(
+                io::ErrorKind::Other,
+                m,
+            )))
+        };
+        match follow.attempts.redirected(h) {
+            Ok(false) => return Some(closed),
+            Err(e) => {
+                closed.error = fail(e.to_string());
+                return Some(closed);
+            }
+            Ok(true) => {}
+        }
+        let next = self.open_attempt(&follow.attempts, &follow.opts);
+        let (conn, transport, phase) = match next {
+            Ok(parts) => parts,
+            Err(e) => {
+                closed.error = fail(format!("redirect to {}: {e}", follow.attempts.url()));
+                return Some(closed);
+            }
+        };
+        log::debug!("ws-mio: {id} redirected to {}", follow.attempts.url());
+        let registry = self.poll.registry();
+        let Some((sess, lists)) = self.sessions.get_mut(id) else {
+            return Some(closed);
+        };
+        if sess.interest.take().is_some() {
+            if let Err(e) = registry.deregister(sess.transport.socket_mut()) {
+                log::debug!("ws-mio: deregister failed: {e}");
+            }
+        }
+        sess.conn = conn;
+        sess.transport = transport;
+        sess.pending = None;
+        sess.pending_payload = Bytes::new();
+        sess.f.connecting = true;
+        sess.f.eof = false;
+        sess.f.write_blocked = false;
+        sess.f.proxying = phase.is_some();
+        lists.mark_dirty(id, sess);
+        if let Some(phase) = phase {
+            self.proxies.insert(id, phase);
+        }
+        self.follows.insert(id, follow);
+        None
     }
 
     /// The default client TLS configuration, built once per loop.
@@ -291,22 +416,24 @@ impl LoopState {
     }
 }
 
-/// The address to connect to: the one given, the URL's IP, or the first
-/// the URL's host resolves to (blocking).
-fn resolve(url: &WsUrl, given: Option<SocketAddr>) -> Result<SocketAddr, Error> {
+/// The address to connect to: the one given, the host's IP, or the first
+/// the host (the URL's or the proxy's) resolves to (blocking).
+fn resolve(
+    host: &str,
+    ip: Option<IpAddr>,
+    port: u16,
+    given: Option<SocketAddr>,
+) -> Result<SocketAddr, Error> {
     if let Some(a) = given {
         return Ok(a);
     }
-    if let Some(ip) = url.ip() {
-        return Ok(SocketAddr::new(ip, url.port()));
+    if let Some(ip) = ip {
+        return Ok(SocketAddr::new(ip, port));
     }
-    (url.host(), url.port())
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| {
-            Error::Io(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("host {:?} resolves to no address", url.host()),
-            ))
-        })
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("host {host:?} resolves to no address"),
+        ))
+    })
 }

@@ -110,6 +110,7 @@ fn dispatch<H: Handler>(app: &mut App<H>, state: &mut LoopState, id: ConnId, ev:
     match ev {
         Event::UpgradeRequest(req) => upgrade(app, state, id, &req),
         Event::Open(info) => {
+            state.follows.remove(&id);
             call(app, state, Some(id), "on_open", |h, ctx| {
                 h.on_open(ctx, id, &info)
             });
@@ -135,6 +136,13 @@ fn dispatch<H: Handler>(app: &mut App<H>, state: &mut LoopState, id: ConnId, ev:
             });
         }
         Event::Closed(c) => {
+            // A proxy handshake left over (a timeout, a shutdown) goes with
+            // its attempt. A redirect followed: the connection goes on with
+            // its next attempt, nothing to tell.
+            state.proxies.remove(&id);
+            let Some(c) = state.follow_redirect(id, c) else {
+                return;
+            };
             // Whether or not `on_close` panics, the connection goes.
             call(app, state, None, "on_close", |h, ctx| {
                 h.on_close(ctx, id, &c)

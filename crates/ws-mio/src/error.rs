@@ -45,6 +45,16 @@ pub enum Error {
     /// `Sec-WebSocket-Protocol`... see [`Error::invalid_request`]); such a
     /// request is refused before any socket is opened.
     Command(ws_proto::Error),
+    /// The proxy chosen for `connect` is unusable (a bad URL from an
+    /// environment variable, an `https://` proxy). `proxy` never holds a
+    /// password. A proxy that refuses the tunnel ends the connection later,
+    /// like a failed TCP connect (its `Closed` says why).
+    Proxy {
+        /// The proxy, or the variable's value (password hidden).
+        proxy: String,
+        /// What is wrong.
+        error: ws_net::proxy::ProxyError,
+    },
     /// The loop already holds `Options::max_connections` connections.
     TooManyConnections,
     /// The loop is shutting down or stopped and takes no new connections.
@@ -86,6 +96,7 @@ impl fmt::Display for Error {
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::TlsConfig(m) => write!(f, "TLS configuration error: {m}"),
             Error::UnknownConnection(id) => write!(f, "no connection {id}"),
+            Error::Proxy { proxy, error } => write!(f, "proxy {proxy}: {error}"),
             Error::Command(e) => write!(f, "{e}"),
             Error::TooManyConnections => f.write_str("too many connections"),
             Error::ShuttingDown => f.write_str("the event loop is shutting down"),
@@ -102,6 +113,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Tls(e) => Some(e),
             Error::Command(e) => Some(e),
+            Error::Proxy { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -148,13 +160,15 @@ impl DriverError for Error {
     /// there to carry the command out); [`QueueFull`](Error::QueueFull) and
     /// [`TooManyConnections`](Error::TooManyConnections) are
     /// [`ErrorKind::Backpressure`] (retry later);
-    /// [`NoSuchLoop`](Error::NoSuchLoop) is [`ErrorKind::Usage`].
+    /// [`NoSuchLoop`](Error::NoSuchLoop) is [`ErrorKind::Usage`];
+    /// [`Proxy`](Error::Proxy) is [`ErrorKind::Proxy`].
     fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidUrl(_) => ErrorKind::InvalidRequest,
             Error::Io(_) => ErrorKind::Io,
             Error::Tls(_) | Error::TlsConfig(_) => ErrorKind::Tls,
             Error::Command(e) => ws_net::command_kind(e),
+            Error::Proxy { .. } => ErrorKind::Proxy,
             Error::UnknownConnection(_) | Error::ShuttingDown | Error::LoopGone => {
                 ErrorKind::Closed
             }

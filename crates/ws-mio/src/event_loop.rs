@@ -238,6 +238,10 @@ impl<H: Handler> EventLoop<H> {
         if writable {
             self.state.finish_connect(id);
             self.drive(id);
+        } else if readable && self.state.in_proxy_handshake(id) {
+            // The proxy's answer: the handshake moves on reads too.
+            self.state.finish_connect(id);
+            self.drive(id);
         }
         if readable {
             self.read_ready(id);

@@ -11,7 +11,7 @@ use mio::Interest;
 use ws_proto::VectoredTransmit;
 
 use crate::id::{conn_token, ConnId};
-use crate::sessions::Session;
+use crate::sessions::{ProxyPhase, Session};
 use crate::state::{LoopState, Notice};
 
 /// What one read attempt did.
@@ -29,6 +29,68 @@ pub(crate) enum ReadStep {
     Paused,
     /// Nothing to do (gone, connecting, paused or finished).
     Idle,
+}
+
+/// Moves the proxy handshake of a session on: writes what the ws-net state
+/// machine has to send, reads and feeds its answer, until the socket would
+/// block, the tunnel is open (then `connecting` ends and the WebSocket, or
+/// TLS, handshake starts) or the proxy fails it (the core hears why, as for a
+/// failed TCP connect). Bounded: every round reads at least a byte of an
+/// answer the state machine bounds, or stops. Whether the handshake is over
+/// (open or failed: its phase can go).
+fn proxy_io(sess: &mut Session, p: &mut ProxyPhase, now: Instant) -> bool {
+    use std::io::{Read, Write};
+    let mut sock = sess.transport.socket();
+    let mut buf = [0u8; 512];
+    let mut result: Result<bool, String> = Ok(false);
+    for _ in 0..=ws_net::proxy::MAX_HTTP_ANSWER + 1 {
+        if p.out.is_empty() {
+            p.out = p.hs.transmit().unwrap_or_default();
+        }
+        let mut write_error = None;
+        while !p.out.is_empty() {
+            match sock.write(&p.out) {
+                Ok(n) => {
+                    p.out.drain(..n.min(p.out.len()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    write_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(e) = write_error {
+            result = Err(e);
+            break;
+        }
+        result = match sock.read(&mut buf) {
+            Ok(0) => Err(p.hs.eof().to_string()),
+            Ok(n) => match p.hs.receive(buf.get(..n).unwrap_or_default()) {
+                Ok(ws_net::proxy::ProxyStep::Done) => Ok(true),
+                Ok(ws_net::proxy::ProxyStep::NeedMore) => continue,
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e.to_string()),
+        };
+        break;
+    }
+    match result {
+        Ok(true) => {
+            log::debug!("ws-mio: proxy tunnel through {} open", p.proxy);
+            sess.f.proxying = false;
+            sess.f.connecting = false;
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            sess.fail(now, &format!("proxy {}: {e}", p.proxy));
+            true
+        }
+    }
 }
 
 /// How a transmit pass ended.
@@ -140,7 +202,14 @@ impl LoopState {
         }
     }
 
-    /// A client's TCP connect reported readiness: completed or failed?
+    /// Whether a session is in its proxy handshake (past the TCP connect).
+    pub(crate) fn in_proxy_handshake(&mut self, id: ConnId) -> bool {
+        self.sessions.get_mut(id).is_some_and(|(s, _)| s.f.proxying)
+            && self.proxies.get(&id).is_some_and(|p| p.tcp_done)
+    }
+
+    /// A client's TCP connect reported readiness: completed or failed? In
+    /// a proxy handshake, moves it on.
     pub(crate) fn finish_connect(&mut self, id: ConnId) {
         let now = self.now;
         let Some((sess, _)) = self.sessions.get_mut(id) else {
@@ -148,6 +217,14 @@ impl LoopState {
         };
         if !sess.f.connecting {
             return;
+        }
+        if sess.f.proxying {
+            if let Some(p) = self.proxies.get_mut(&id).filter(|p| p.tcp_done) {
+                if proxy_io(sess, p, now) {
+                    self.proxies.remove(&id);
+                }
+                return;
+            }
         }
         let sock = sess.transport.socket();
         let failure = match sock.take_error() {
@@ -158,6 +235,18 @@ impl LoopState {
                 Err(e) => Some(e),
             },
         };
+        if failure.is_none() && sess.f.proxying {
+            if let Some(p) = self.proxies.get_mut(&id) {
+                // The tunnel comes first; `connecting` stays set (no
+                // WebSocket or TLS byte moves) until it is open.
+                p.tcp_done = true;
+                self.stats.connected += 1;
+                if proxy_io(sess, p, now) {
+                    self.proxies.remove(&id);
+                }
+                return;
+            }
+        }
         sess.f.connecting = false;
         match failure {
             None => self.stats.connected += 1,

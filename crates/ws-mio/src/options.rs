@@ -184,9 +184,11 @@ impl Options {
 pub struct ConnectOptions {
     /// Protocol configuration; the loop's [`Options::config`] when `None`.
     pub config: Option<Config>,
-    /// TLS client configuration for `wss://`; when `None`, the Mozilla roots
-    /// from `webpki-roots` with the *ring* provider
-    /// ([`tls::default_client_config`](crate::tls::default_client_config)).
+    /// TLS client configuration for `wss://`; when `None`, the platform's
+    /// trust store with the *ring* provider
+    /// ([`tls::default_client_config`](crate::tls::default_client_config);
+    /// [`tls::webpki_client_config`](crate::tls::webpki_client_config) for the
+    /// bundled Mozilla roots).
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Local address to bind before connecting (spreads many client
     /// connections over several source addresses).

@@ -40,6 +40,25 @@ pub(crate) struct Session {
     pub(crate) f: Flags,
 }
 
+/// A client connection's redirect state (held beside the sessions, in
+/// `LoopState::follows`, until it opens or ends): its attempts and the
+/// options each new attempt is made with.
+pub(crate) struct Follow {
+    pub(crate) attempts: ws_net::Attempts,
+    pub(crate) opts: crate::options::ConnectOptions,
+}
+
+/// The proxy handshake of a client connection (held beside the sessions, in
+/// `LoopState::proxies`, while `Flags::proxying` is set; a session stays
+/// `connecting` meanwhile): the ws-net state machine, the bytes of it not
+/// yet written, and whether the TCP connect to the proxy has completed.
+pub(crate) struct ProxyPhase {
+    pub(crate) proxy: ws_net::proxy::ProxyUrl,
+    pub(crate) hs: ws_net::proxy::ProxyHandshake,
+    pub(crate) out: Vec<u8>,
+    pub(crate) tcp_done: bool,
+}
+
 /// Session flags.
 #[derive(Default)]
 pub(crate) struct Flags {
@@ -54,6 +73,8 @@ pub(crate) struct Flags {
     carry_write: bool,
     /// Reading paused: the pool refused a read buffer.
     pub(crate) read_paused: bool,
+    /// In its proxy handshake (see [`ProxyPhase`]).
+    pub(crate) proxying: bool,
     /// The read side is finished (end of stream or transport error).
     pub(crate) eof: bool,
     /// The last write would block: wait for writable readiness.
@@ -94,6 +115,7 @@ impl Session {
     /// the core hears why (its `Closed` follows).
     pub(crate) fn fail(&mut self, now: Instant, why: &str) {
         self.f.connecting = false;
+        self.f.proxying = false;
         self.f.eof = true;
         self.pending = None;
         self.pending_payload = Bytes::new();

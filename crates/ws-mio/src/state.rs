@@ -160,6 +160,13 @@ pub(crate) struct LoopState {
     pub(crate) stats: LoopStats,
     pub(crate) client_tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) log: LogLimits,
+    /// The proxy handshakes under way, by connection (see
+    /// [`ProxyPhase`](crate::sessions::ProxyPhase)); an entry goes when its
+    /// tunnel opens or fails, or with its connection's `Closed`.
+    pub(crate) proxies: std::collections::HashMap<ConnId, Box<crate::sessions::ProxyPhase>>,
+    /// The redirect state of client connections not yet open (see
+    /// [`Follow`](crate::sessions::Follow)); dropped on open and on close.
+    pub(crate) follows: std::collections::HashMap<ConnId, Box<crate::sessions::Follow>>,
 }
 
 impl LoopState {
@@ -183,6 +190,8 @@ impl LoopState {
             stats: LoopStats::default(),
             client_tls: None,
             log: LogLimits::new(),
+            proxies: std::collections::HashMap::new(),
+            follows: std::collections::HashMap::new(),
         }
     }
 
@@ -255,6 +264,7 @@ impl LoopState {
                 }
                 State::Connecting => {
                     sess.f.connecting = false;
+                    sess.f.proxying = false;
                     sess.f.eof = true;
                     sess.conn.handle_transport_error(now, "shutting down");
                 }

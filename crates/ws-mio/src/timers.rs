@@ -101,7 +101,12 @@ pub(crate) fn expire(sess: &mut Session, now: Instant) {
         if sess.conn.poll_timeout().is_some_and(|d| now >= d) {
             sess.f.connecting = false;
             sess.f.eof = true;
-            sess.conn.handle_transport_error(now, "connect timed out");
+            let why = if std::mem::take(&mut sess.f.proxying) {
+                "proxy handshake timed out"
+            } else {
+                "connect timed out"
+            };
+            sess.conn.handle_transport_error(now, why);
         }
         return;
     }

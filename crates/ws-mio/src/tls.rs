@@ -16,9 +16,15 @@ pub fn provider() -> Arc<CryptoProvider> {
     ws_net::tls::provider()
 }
 
-/// A client configuration trusting the Mozilla root program
-/// (`webpki-roots`).
+/// A client configuration trusting the platform's trust store
+/// ([`ws_net::tls::platform_roots`]): the default of `wss://` connections.
 pub fn default_client_config() -> Result<Arc<ClientConfig>, Error> {
+    Ok(ws_net::tls::platform_client_config(&[])?)
+}
+
+/// A client configuration trusting the bundled Mozilla root program
+/// (`webpki-roots`).
+pub fn webpki_client_config() -> Result<Arc<ClientConfig>, Error> {
     Ok(ws_net::tls::client_config(
         ws_net::tls::webpki_roots(),
         &[],

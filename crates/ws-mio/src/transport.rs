@@ -164,7 +164,12 @@ impl TlsStream {
             if let Err(e) = self.tls.process_new_packets() {
                 // Try to get the alert out before giving up.
                 let _ = self.tls.write_tls(&mut self.sock);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                return Err(match ws_net::tls::untrusted_hint(&e) {
+                    Some(hint) => {
+                        io::Error::new(io::ErrorKind::InvalidData, format!("{e}; {hint}"))
+                    }
+                    None => io::Error::new(io::ErrorKind::InvalidData, e),
+                });
             }
         }
     }

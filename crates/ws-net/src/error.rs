@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Protocol,
     /// TLS: configuration, certificate or session failure.
     Tls,
+    /// The proxy: an unusable proxy URL (given or from the environment), or a proxy that
+    /// refused or botched the tunnel (see [`crate::proxy::ProxyError`]).
+    Proxy,
     /// An I/O failure (name resolution, connect, read, write, reset); see
     /// [`DriverError::io_kind`].
     Io,

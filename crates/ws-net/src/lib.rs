@@ -8,6 +8,11 @@
 //!   ([`request::client_request`]), and the request options every driver's
 //!   client options hold, with their builder methods and the request hook
 //!   ([`request::RequestOptions`]).
+//! - [`proxy`]: proxy selection (explicit, off, or the environment as curl
+//!   reads it) and the HTTP `CONNECT` and SOCKS5 handshakes, sans-IO.
+//! - [`redirect`]: the redirect policy of the opening handshake.
+//! - [`Attempts`]: one connection's attempts (the URL, each redirect), with
+//!   the request and the proxy for each.
 //! - [`origin`]: the one server-side `Origin` allow-list check
 //!   ([`origin::origin_allowed`], ASCII case-insensitive).
 //! - [`tls`]: the rustls configurations (client, server, and the CLI's
@@ -31,15 +36,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod attempts;
 mod error;
 mod log_limit;
 pub mod origin;
 mod panics;
+pub mod proxy;
+pub mod redirect;
 pub mod request;
 pub mod tls;
 pub mod url;
 pub mod wire;
 
+pub use attempts::Attempts;
 pub use error::{command_kind, connection_kind, invalid_request, DriverError, ErrorKind};
 pub use log_limit::LogLimiter;
 pub use panics::panic_message;

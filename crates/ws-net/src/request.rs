@@ -13,6 +13,8 @@ use std::sync::Arc;
 #[doc(no_inline)]
 pub use ws_proto::ClientRequest;
 
+use crate::proxy::{ProxyMode, ProxyUrl};
+use crate::redirect::DEFAULT_MAX_REDIRECTS;
 use crate::url::WsUrl;
 
 /// Builds the upgrade request for `url` with an `Origin`, the offered
@@ -63,11 +65,15 @@ pub fn client_request(
 /// validated like the rest.
 pub type RequestHook = Arc<dyn Fn(&mut ClientRequest) + Send + Sync>;
 
-/// What a client puts into its upgrade request besides the URL: the
+/// What a client puts into its upgrade request besides the URL (the
 /// `Origin`, the offered subprotocols, extra headers, and a hook that may
-/// edit the assembled request. Every driver's client options hold one
-/// (ws-std `ClientOptions`, ws-mio and ws-tokio `ConnectOptions`) and
-/// forward their builder methods to it.
+/// edit the assembled request), and how that request reaches the server
+/// (the proxy, and how many redirects are followed). Every driver's client
+/// options hold one (ws-std `ClientOptions`, ws-mio and ws-tokio
+/// `ConnectOptions`) and forward their builder methods to it.
+///
+/// The URL's `user:password@` becomes `Authorization: Basic` unless an
+/// `Authorization` header is given (see [`build_attempt`](Self::build_attempt)).
 ///
 /// ```
 /// use ws_net::request::RequestOptions;
@@ -89,7 +95,7 @@ pub type RequestHook = Arc<dyn Fn(&mut ClientRequest) + Send + Sync>;
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RequestOptions {
     /// The `Origin` header (visible ASCII, e.g. `https://app.example`).
@@ -104,6 +110,26 @@ pub struct RequestOptions {
     /// Called with the assembled request before anything is connected;
     /// what it leaves is validated like the rest.
     pub request_hook: Option<RequestHook>,
+    /// Which proxy to go through (default [`ProxyMode::Env`]: the
+    /// environment's, as curl reads it; see [`ProxyMode::select_with`]).
+    pub proxy: ProxyMode,
+    /// How many redirects (301, 302, 303, 307, 308) are followed (default
+    /// [`DEFAULT_MAX_REDIRECTS`]; 0: none, a 3xx is the handshake's error).
+    /// See [`crate::redirect`].
+    pub max_redirects: usize,
+}
+
+impl Default for RequestOptions {
+    fn default() -> Self {
+        RequestOptions {
+            origin: None,
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            request_hook: None,
+            proxy: ProxyMode::Env,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+        }
+    }
 }
 
 impl fmt::Debug for RequestOptions {
@@ -113,6 +139,8 @@ impl fmt::Debug for RequestOptions {
             .field("protocols", &self.protocols)
             .field("headers", &self.headers)
             .field("request_hook", &self.request_hook.is_some())
+            .field("proxy", &self.proxy)
+            .field("max_redirects", &self.max_redirects)
             .finish()
     }
 }
@@ -143,6 +171,28 @@ impl RequestOptions {
         self
     }
 
+    /// Goes through this proxy, whatever the environment says
+    /// ([`ProxyMode::Url`]).
+    pub fn proxy(mut self, proxy: ProxyUrl) -> Self {
+        self.proxy = ProxyMode::Url(proxy);
+        self
+    }
+    /// Uses no proxy, whatever the environment says ([`ProxyMode::Off`]).
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyMode::Off;
+        self
+    }
+    /// Sets how the proxy is chosen.
+    pub fn proxy_mode(mut self, mode: ProxyMode) -> Self {
+        self.proxy = mode;
+        self
+    }
+    /// Follows at most `n` redirects (0: none).
+    pub fn max_redirects(mut self, n: usize) -> Self {
+        self.max_redirects = n;
+        self
+    }
+
     /// The request these options make for `url` without running the hook,
     /// validated ([`client_request`]): what a builder checks early, before
     /// the hook runs per connection.
@@ -167,8 +217,47 @@ impl RequestOptions {
         url: &WsUrl,
         http: ws_proto::upgrade::Http,
     ) -> Result<ClientRequest, ws_proto::Error> {
+        self.build_with(url, http, true)
+    }
+
+    /// The HTTP/1.1 request for one attempt on `url` (the first, or one after
+    /// a redirect): with `send_credentials`, the URL's `user:password@`
+    /// becomes `Authorization: Basic` (unless an `Authorization` header is
+    /// given); without (a redirect to another origin), the URL's
+    /// credentials and the `Authorization` and `Cookie` headers are left
+    /// out. Then the hook edits it (it runs for every attempt) and it is
+    /// validated again.
+    pub fn build_attempt(
+        &self,
+        url: &WsUrl,
+        send_credentials: bool,
+    ) -> Result<ClientRequest, ws_proto::Error> {
+        self.build_with(url, ws_proto::upgrade::Http::V1, send_credentials)
+    }
+
+    /// The one assembly behind [`build_for`](Self::build_for) and
+    /// [`build_attempt`](Self::build_attempt).
+    fn build_with(
+        &self,
+        url: &WsUrl,
+        http: ws_proto::upgrade::Http,
+        send_credentials: bool,
+    ) -> Result<ClientRequest, ws_proto::Error> {
         let mut request = self.assemble(url)?;
         request.http = http;
+        if send_credentials {
+            let has_auth = request
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+            if let (Some(c), false) = (url.credentials(), has_auth) {
+                request.headers.push(("Authorization".into(), c.basic()));
+            }
+        } else {
+            request.headers.retain(|(n, _)| {
+                !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("cookie")
+            });
+        }
         if let Some(hook) = &self.request_hook {
             hook(&mut request);
             request.validate()?;
@@ -179,7 +268,7 @@ impl RequestOptions {
 
 /// Gives a driver's options type that holds a [`RequestOptions`] the request builder methods,
 /// each forwarding to [`RequestOptions`]: `request` (replace it), `origin`, `protocol`,
-/// `header`, `request_hook`; the fields stay on the held value (`options.request.origin`).
+/// `header`, `request_hook`, `proxy`, `no_proxy`, `proxy_mode`, `max_redirects`; the fields stay on the held value (`options.request.origin`).
 ///
 /// ```
 /// use ws_net::request::RequestOptions;
@@ -231,6 +320,30 @@ macro_rules! forward_request_options {
                 hook: impl Fn(&mut $crate::request::ClientRequest) + Send + Sync + 'static,
             ) -> Self {
                 self.$($field).+ = self.$($field).+.request_hook(hook);
+                self
+            }
+            /// Goes through this proxy whatever the environment says
+            /// ([`RequestOptions::proxy`]($crate::request::RequestOptions::proxy)).
+            pub fn proxy(mut self, proxy: $crate::proxy::ProxyUrl) -> Self {
+                self.$($field).+ = self.$($field).+.proxy(proxy);
+                self
+            }
+            /// Uses no proxy whatever the environment says
+            /// ([`RequestOptions::no_proxy`]($crate::request::RequestOptions::no_proxy)).
+            pub fn no_proxy(mut self) -> Self {
+                self.$($field).+ = self.$($field).+.no_proxy();
+                self
+            }
+            /// Sets how the proxy is chosen
+            /// ([`RequestOptions::proxy_mode`]($crate::request::RequestOptions::proxy_mode)).
+            pub fn proxy_mode(mut self, mode: $crate::proxy::ProxyMode) -> Self {
+                self.$($field).+ = self.$($field).+.proxy_mode(mode);
+                self
+            }
+            /// Follows at most `n` redirects, 0 for none (default 5;
+            /// [`RequestOptions::max_redirects`]($crate::request::RequestOptions::max_redirects)).
+            pub fn max_redirects(mut self, n: usize) -> Self {
+                self.$($field).+ = self.$($field).+.max_redirects(n);
                 self
             }
         }
@@ -338,5 +451,45 @@ mod tests {
             msg.starts_with("invalid X-Test in the upgrade request: control bytes"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn url_credentials_become_basic_authorization_on_their_origin_only() {
+        let u = url("ws://alice:pw@example.com/");
+        let auth = |r: &ClientRequest| {
+            r.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        let o = RequestOptions::default();
+        let r = o.build(&u).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(auth(&r), ["Basic YWxpY2U6cHc="]);
+        // A caller's Authorization wins.
+        let o = RequestOptions::default().header("Authorization", "Bearer t");
+        let r = o.build(&u).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(auth(&r), ["Bearer t"]);
+        // Another origin gets neither, nor cookies; the hook still runs.
+        let o = o
+            .header("Cookie", "s=1")
+            .header("X-Keep", "1")
+            .request_hook(|r| r.headers.push(("X-Hook".into(), r.host.clone())));
+        let r = o
+            .build_attempt(&url("ws://other.example/"), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<_> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["X-Keep", "X-Hook"]);
+        assert_eq!(r.headers[1].1, "other.example");
+    }
+
+    #[test]
+    fn proxy_and_redirect_builders() {
+        let o = RequestOptions::default();
+        assert_eq!((o.proxy.clone(), o.max_redirects), (ProxyMode::Env, 5));
+        let o = o.no_proxy().max_redirects(0);
+        assert_eq!((o.proxy.clone(), o.max_redirects), (ProxyMode::Off, 0));
+        let p = ProxyUrl::parse("socks5://127.0.0.1:1080").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(o.proxy(p.clone()).proxy, ProxyMode::Url(p));
     }
 }

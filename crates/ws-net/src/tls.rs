@@ -84,6 +84,86 @@ pub fn webpki_roots() -> RootCertStore {
     }
 }
 
+/// The platform's trust store (the default roots of every client in the
+/// workspace), from the `rustls-native-certs` crate: on Linux and the BSDs
+/// the system bundle (`SSL_CERT_FILE` / `SSL_CERT_DIR` override it, as for
+/// OpenSSL), on macOS the keychains' trusted roots, on Windows the system
+/// certificate store. Loaded once per process and then shared.
+///
+/// Why `rustls-native-certs` and not `rustls-platform-verifier`: the
+/// platform's roots become a [`RootCertStore`] that goes through the same
+/// [`client_config`] as the bundled webpki roots and the extra PEM roots, on
+/// the same explicit *ring* provider, so every driver and every root choice
+/// verifies certificates the same way (webpki), extra roots included. The
+/// platform verifier replaces the verifier instead (better fidelity on
+/// macOS, Windows and Android: revocation, per-certificate trust settings),
+/// but on Linux it reads the same files, and how it combines with extra
+/// roots differs by platform.
+///
+/// Fails when the store holds no usable certificate (e.g. no CA bundle is
+/// installed): the message says how to add roots or pick the bundled ones.
+/// Certificates the store holds but webpki cannot use are skipped.
+pub fn platform_roots() -> Result<RootCertStore, TlsError> {
+    static ROOTS: std::sync::OnceLock<Result<RootCertStore, String>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            for e in found.errors.iter().take(5) {
+                log::debug!("ws-net: platform trust store: {e}");
+            }
+            let mut store = RootCertStore::empty();
+            let (added, _ignored) = store.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found
+                    .errors
+                    .first()
+                    .map_or_else(|| "it is empty".to_string(), |e| e.to_string());
+                return Err(format!(
+                    "no trusted root certificate could be loaded from the platform's trust store ({why}); \
+                     install the system CA bundle (e.g. the ca-certificates package) or point SSL_CERT_FILE at one, \
+                     add a root (PEM) to the client's TLS options, or use the bundled webpki roots"
+                ));
+            }
+            Ok(store)
+        })
+        .clone()
+        .map_err(TlsError::Config)
+}
+
+/// A client configuration trusting the platform's trust store
+/// ([`platform_roots`]) plus `extra` certificates. When the platform's store
+/// cannot be loaded (no CA bundle on the machine) but `extra` is not empty,
+/// the extra certificates alone are trusted (the failure is logged at debug
+/// level); with no extra certificate, the failure is the error.
+pub fn platform_client_config(
+    extra: &[CertificateDer<'static>],
+) -> Result<Arc<ClientConfig>, TlsError> {
+    match platform_roots() {
+        Ok(roots) => client_config(roots, extra),
+        Err(e) if !extra.is_empty() => {
+            log::debug!("ws-net: trusting the extra roots only: {e}");
+            client_config(RootCertStore::empty(), extra)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What to tell the user about a TLS failure that an added root would fix:
+/// for a certificate whose issuer is not trusted (or self-signed), how to
+/// trust it. `None` for other failures.
+pub fn untrusted_hint(e: &rustls::Error) -> Option<&'static str> {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature)
+        | rustls::Error::InvalidCertificate(C::Other(_)) => Some(
+            "the server's certificate is not signed by a trusted root (the platform's trust \
+             store by default): add its CA certificate (PEM) to the client's TLS options \
+             (add_root_pem), or install it into the system's trust store",
+        ),
+        _ => None,
+    }
+}
+
 /// Every `CERTIFICATE` in a PEM text; fails when the PEM is malformed or
 /// holds none.
 pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -103,7 +183,8 @@ pub fn key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// A client configuration trusting `roots` plus `extra` certificates (e.g. a
 /// self-signed test certificate; pass [`RootCertStore::empty`] to trust
-/// only those, or [`webpki_roots()`] for the public web).
+/// only those, [`platform_roots()`] for the machine's store, or
+/// [`webpki_roots()`] for the bundled Mozilla roots).
 pub fn client_config(
     mut roots: RootCertStore,
     extra: &[CertificateDer<'static>],
@@ -326,6 +407,15 @@ mod tests {
         let c = cert();
         let server =
             server_config_from_pem(c.pem.as_bytes(), c.key_pem.as_bytes()).expect("server");
+        // The platform's store is whatever the machine has: loaded, or a
+        // message saying how to add roots.
+        match platform_roots() {
+            Ok(store) => assert!(!store.is_empty()),
+            Err(e) => assert!(e.to_string().contains("bundled webpki roots"), "{e}"),
+        }
+        let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert!(untrusted_hint(&unknown).is_some_and(|h| h.contains("add_root_pem")));
+        assert_eq!(untrusted_hint(&rustls::Error::HandshakeNotComplete), None);
         let client = client_config(webpki_roots(), &[]).expect("client");
         assert!(!webpki_roots().is_empty());
         let err = handshake(client, server.clone(), "localhost").expect_err("untrusted");

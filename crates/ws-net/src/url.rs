@@ -21,8 +21,12 @@
 //!   resource the caller did not write; write `%20`. An empty path is `/`.
 //! - **Fragment** (`#...`): refused. RFC 6455 §3 says fragments must not be
 //!   used on WebSocket URIs; a `#` meant for the path is written `%23`.
-//! - **User information** (`user:password@`): refused for now, with an error
-//!   saying so (send an `Authorization` header instead).
+//! - **User information** (`user:password@`): kept apart from the rest
+//!   ([`WsUrl::credentials`], percent-decoded) and sent as `Authorization:
+//!   Basic` by [`RequestOptions::build`](crate::request::RequestOptions::build).
+//!   It never appears in `Display`, `Debug` or an error message (the password
+//!   is shown as `***`). Control characters in it, or a `:` in the user name,
+//!   are refused.
 //! - A backslash is refused anywhere (the WHATWG parser would read it as
 //!   `/`).
 //! - Leading and trailing whitespace is trimmed; any other whitespace or
@@ -31,6 +35,49 @@
 
 use std::fmt;
 use std::net::IpAddr;
+
+pub use crate::proxy::Credentials;
+
+/// Whether `name` may be a host name here: letters, digits, `-`, `_` and `.`
+/// (after IDNA), so it can go into a request line or header as it is.
+pub(crate) fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The host of a parsed URL (WebSocket or proxy): a lower-case name, or an
+/// address (IPv6 without brackets) with its parsed form; the reason when
+/// there is none or the name holds other characters.
+pub(crate) fn host_of(url: &url::Url) -> Result<(String, Option<IpAddr>), &'static str> {
+    match url.host() {
+        Some(url::Host::Domain(d)) if is_host_name(d) => Ok((d.to_ascii_lowercase(), None)),
+        Some(url::Host::Domain(_)) => {
+            Err("a host name may only hold letters, digits, '-', '_' and '.'")
+        }
+        Some(url::Host::Ipv4(a)) => Ok((a.to_string(), Some(IpAddr::V4(a)))),
+        Some(url::Host::Ipv6(a)) => Ok((a.to_string(), Some(IpAddr::V6(a)))),
+        None => Err("missing"),
+    }
+}
+
+/// `input` with the password of its user information (if any) replaced by `***`: what an
+/// error message may repeat of a URL.
+pub(crate) fn redact_userinfo(input: &str) -> String {
+    let (scheme, rest) = match input.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), input),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}{user}:***{}", &rest[at..])
+        }
+        None => input.to_string(),
+    }
+}
 
 /// A parsed `ws://` or `wss://` URL: everything a driver needs to connect
 /// and to build the upgrade request.
@@ -59,6 +106,7 @@ pub struct WsUrl {
     ip: Option<IpAddr>,
     port: u16,
     resource: String,
+    credentials: Option<Credentials>,
 }
 
 /// Why a string is not a usable WebSocket URL: which part, and what is wrong.
@@ -72,7 +120,7 @@ pub struct UrlError {
 impl UrlError {
     fn new(input: &str, part: &'static str, reason: impl Into<String>) -> UrlError {
         UrlError {
-            input: input.to_string(),
+            input: redact_userinfo(input),
             part,
             reason: reason.into(),
         }
@@ -90,7 +138,8 @@ impl UrlError {
         &self.reason
     }
 
-    /// The string that was given.
+    /// The string that was given, with the password of its user information (if any)
+    /// replaced by `***`.
     pub fn input(&self) -> &str {
         &self.input
     }
@@ -149,35 +198,14 @@ impl WsUrl {
             });
         }
         let url = url::Url::parse(s).map_err(|e| err(part_of_parse_error(e), &e.to_string()))?;
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(err(
-                "user information",
-                "user:password@ in the URL is not supported (send an Authorization header instead)",
-            ));
-        }
+        let credentials = Credentials::from_url(&url).map_err(|r| err("user information", &r))?;
         if url.fragment().is_some() {
             return Err(err(
                 "fragment",
                 "a WebSocket URL may not have a #fragment (RFC 6455 §3); write %23 for a '#' in the path",
             ));
         }
-        let (host, ip) = match url.host() {
-            Some(url::Host::Domain(d)) => {
-                if !d
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
-                    return Err(err(
-                        "host",
-                        "a host name may only hold letters, digits, '-', '_' and '.'",
-                    ));
-                }
-                (d.to_ascii_lowercase(), None)
-            }
-            Some(url::Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
-            Some(url::Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
-            None => return Err(err("host", "missing")),
-        };
+        let (host, ip) = host_of(&url).map_err(|r| err("host", r))?;
         let port = url
             .port_or_known_default()
             .unwrap_or(if secure { 443 } else { 80 });
@@ -198,7 +226,33 @@ impl WsUrl {
             ip,
             port,
             resource,
+            credentials,
         })
+    }
+
+    /// The `user:password@` of the URL, percent-decoded: sent as `Authorization: Basic`
+    /// (never shown by `Display` or `Debug`).
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// Replaces the credentials (a redirect on the first URL's origin keeps them).
+    pub(crate) fn set_credentials(&mut self, credentials: Option<Credentials>) {
+        self.credentials = credentials;
+    }
+
+    /// The same URL without its credentials.
+    pub fn without_credentials(&self) -> WsUrl {
+        WsUrl {
+            credentials: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether `other` is the same origin: scheme, host and port (credentials and
+    /// path aside).
+    pub fn same_origin(&self, other: &WsUrl) -> bool {
+        self.secure == other.secure && self.host == other.host && self.port == other.port
     }
 
     /// `wss://`: the connection runs over TLS.
@@ -432,12 +486,27 @@ mod tests {
     }
 
     #[test]
-    fn user_information_is_refused() {
-        for s in ["ws://user@h/", "ws://user:pass@h/", "wss://:pass@h/"] {
+    fn user_information_is_kept_apart_and_never_shown() {
+        let u = ok("ws://al%20ice:p%40ss:w@h:81/x");
+        let c = u.credentials().expect("credentials");
+        assert_eq!((c.user(), c.password()), ("al ice", "p@ss:w"));
+        assert_eq!(u.to_string(), "ws://h:81/x");
+        assert!(!format!("{u:?}").contains("p@ss"), "{u:?}");
+        assert_eq!(u.without_credentials().credentials(), None);
+        assert!(u.same_origin(&ok("ws://h:81/other")));
+        assert!(!u.same_origin(&ok("wss://h:81/x")));
+        assert_eq!(
+            ok("ws://user@h/").credentials().map(|c| c.password()),
+            Some("")
+        );
+        for s in ["ws://a%0d%0aX:y@h/", "ws://u:p%00@h/"] {
             let e = refused(s);
             assert_eq!(e.part(), "user information", "{s}");
-            assert!(e.reason().contains("not supported"), "{e}");
         }
+        // An error about another part does not repeat the password.
+        let e = refused("ws://bob:hunter2@h:99999/");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.input().contains("bob:***@"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub enum Timeout {
     Connect,
     /// The TLS handshake did not complete in time.
     Tls,
+    /// The proxy did not open its tunnel in time.
+    Proxy,
     /// The WebSocket opening handshake (HTTP upgrade) did not complete within
     /// `Config::handshake_timeout` (counted from the start of the connection
     /// attempt).
@@ -38,6 +40,7 @@ impl fmt::Display for Timeout {
         f.write_str(match self {
             Timeout::Connect => "TCP connect timed out",
             Timeout::Tls => "TLS handshake timed out",
+            Timeout::Proxy => "proxy handshake timed out",
             Timeout::Handshake => "WebSocket handshake timed out",
             Timeout::Idle => "no message received within the idle timeout",
             Timeout::Close => "closing handshake timed out",
@@ -97,6 +100,19 @@ pub enum Error {
     },
     /// TLS failed (certificate not trusted, wrong name, alert from the peer...).
     Tls(rustls::Error),
+    /// The proxy: its URL is unusable (given, or from an environment variable), or it did
+    /// not open the tunnel (refused, wrong credentials, a malformed or oversized answer).
+    Proxy {
+        /// The proxy (`scheme://host:port`, never its credentials), or the variable's value
+        /// (password hidden) when it could not be parsed.
+        proxy: String,
+        /// What went wrong.
+        error: ws_net::proxy::ProxyError,
+    },
+    /// A redirect of the opening handshake was not followed: a loop, more than
+    /// `max_redirects`, a downgrade from `wss://` to `ws://`, a missing or unusable
+    /// `Location`. The message names the chain of URLs.
+    Redirect(ws_net::redirect::RedirectError),
     /// The TLS configuration could not be built (bad PEM, bad key...).
     TlsConfig(String),
     /// The WebSocket opening handshake failed; for an HTTP answer other than
@@ -151,7 +167,12 @@ impl fmt::Display for Error {
             Error::InvalidUrl(m) => f.write_str(m),
             Error::Resolve { host, source } => write!(f, "cannot resolve host {host:?}: {source}"),
             Error::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
-            Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::Tls(e) => match ws_net::tls::untrusted_hint(e) {
+                Some(hint) => write!(f, "TLS error: {e}; {hint}"),
+                None => write!(f, "TLS error: {e}"),
+            },
+            Error::Proxy { proxy, error } => write!(f, "proxy {proxy}: {error}"),
+            Error::Redirect(e) => e.fmt(f),
             Error::TlsConfig(m) => write!(f, "TLS configuration error: {m}"),
             Error::Handshake(e) => write!(f, "WebSocket handshake failed: {e}"),
             Error::Timeout(t) => t.fmt(f),
@@ -182,6 +203,8 @@ impl std::error::Error for Error {
             Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(source),
             Error::ConnectionLost { source: Some(e) } | Error::Io(e) => Some(e),
             Error::Tls(e) => Some(e),
+            Error::Proxy { error, .. } => Some(error),
+            Error::Redirect(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::Protocol(e) => Some(e),
             Error::Command(e) => Some(e),
@@ -211,7 +234,8 @@ impl DriverError for Error {
             | Error::ConnectionLost { .. }
             | Error::Io(_) => ErrorKind::Io,
             Error::Tls(_) | Error::TlsConfig(_) => ErrorKind::Tls,
-            Error::Handshake(_) => ErrorKind::Handshake,
+            Error::Handshake(_) | Error::Redirect(_) => ErrorKind::Handshake,
+            Error::Proxy { .. } => ErrorKind::Proxy,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Protocol(_) => ErrorKind::Protocol,
             Error::Command(e) => ws_net::command_kind(e),
@@ -233,7 +257,7 @@ impl DriverError for Error {
             Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(source.kind()),
             Error::Io(e) | Error::ConnectionLost { source: Some(e) } => Some(e.kind()),
             Error::ConnectionLost { source: None } => Some(io::ErrorKind::UnexpectedEof),
-            Error::Timeout(Timeout::Connect | Timeout::Tls | Timeout::Write) => {
+            Error::Timeout(Timeout::Connect | Timeout::Tls | Timeout::Proxy | Timeout::Write) => {
                 Some(io::ErrorKind::TimedOut)
             }
             _ => None,
@@ -252,6 +276,12 @@ impl From<ws_proto::Error> for Error {
             } => Error::Closed,
             e => Error::Command(e),
         }
+    }
+}
+
+impl From<ws_net::redirect::RedirectError> for Error {
+    fn from(e: ws_net::redirect::RedirectError) -> Self {
+        Error::Redirect(e)
     }
 }
 

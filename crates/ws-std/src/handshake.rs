@@ -3,10 +3,14 @@
 //! request, the application's decision), up to the open [`WebSocket`].
 //! `Config::handshake_timeout` bounds each of them as a whole.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ws_net::proxy::{
+    ProxyError, ProxyHandshake, ProxyScheme, ProxyStep, ProxyUrl, MAX_HTTP_ANSWER,
+};
 use ws_net::url::WsUrl;
 use ws_proto::{Connection, Event, OpenInfo, UpgradeRequest};
 
@@ -28,7 +32,13 @@ use crate::websocket::WebSocket;
 /// [`ws_proto::Error::InvalidRequest`] naming the field
 /// ([`Error::invalid_request`]).
 ///
-/// Then fails with [`Error::Resolve`], [`Error::Connect`], [`Error::Tls`],
+/// The proxy is chosen by [`RequestOptions::proxy`](ws_net::request::RequestOptions::proxy)
+/// (default: the environment, as curl reads it; see docs/connecting.md), and
+/// redirects are followed up to
+/// [`max_redirects`](ws_net::request::RequestOptions::max_redirects) (default 5),
+/// each attempt bounded by `handshake_timeout`.
+///
+/// Then fails with [`Error::Proxy`], [`Error::Redirect`], [`Error::Resolve`], [`Error::Connect`], [`Error::Tls`],
 /// [`Error::Handshake`] (e.g. [`HandshakeError::Status`](ws_proto::HandshakeError::Status)
 /// for a 401), [`Error::Timeout`] or [`Error::ConnectionLost`].
 pub fn connect(url: &str, options: &ClientOptions) -> Result<WebSocket, Error> {
@@ -46,41 +56,71 @@ pub fn accept(stream: TcpStream, options: &ServerOptions) -> Result<WebSocket, E
     accept_with_id(stream, options, ConnId::next(), &|_| {}, log::Level::Info)
 }
 
-/// The upgrade request `options` ask for on `url`, assembled, edited by the
-/// request hook and validated by [`ws_net::request::RequestOptions::build`]:
-/// the protocol connection is made here, before any socket exists, so an
-/// invalid request never reaches one.
-pub(crate) fn client_connection(
-    url: &WsUrl,
-    options: &ClientOptions,
-    start: Instant,
-) -> Result<Connection, Error> {
-    let request = options.request.build(url)?;
-    Ok(Connection::client(options.config.clone(), &request, start)?)
-}
-
 /// The client side of [`connect`], with a chosen id (the event client logs
-/// under its own id from the start).
+/// under its own id from the start): one attempt per URL of the redirect
+/// chain ([`ws_net::Attempts`]: the request built again, the hook run again,
+/// credentials only on the first origin, the proxy chosen per URL).
 pub(crate) fn connect_url(
     url: &WsUrl,
     options: &ClientOptions,
     id: ConnId,
 ) -> Result<WebSocket, Error> {
+    let mut attempts = ws_net::Attempts::new(url.clone(), options.request.clone());
+    // Bounded: `redirected` answers true at most `max_redirects` times.
+    loop {
+        match connect_attempt(&attempts, options, id) {
+            Err(Error::Handshake(e)) => {
+                if !attempts.redirected(&e)? {
+                    return Err(Error::Handshake(e));
+                }
+                wslog!(Info, id, "redirected to {}", attempts.url());
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt of [`connect_url`]: the URL [`ws_net::Attempts::url`] names.
+fn connect_attempt(
+    attempts: &ws_net::Attempts,
+    options: &ClientOptions,
+    id: ConnId,
+) -> Result<WebSocket, Error> {
+    let url = attempts.url();
     let start = Instant::now();
     let deadline = start + options.config.handshake_timeout;
     // Everything that can be refused locally is refused before a socket
     // exists. The core's handshake timer starts with the attempt, so
-    // `handshake_timeout` bounds connect + TLS + upgrade together.
-    let conn = client_connection(url, options, start)?;
+    // `handshake_timeout` bounds connect + proxy + TLS + upgrade together.
+    let request = attempts.request()?;
+    let conn = Connection::client(options.config.clone(), &request, start)?;
+    let connect_to = options.connect_to.filter(|_| attempts.on_first_origin());
+    let proxy = attempts
+        .proxy(connect_to.is_some())
+        .map_err(|error| proxy_error(None, error))?;
     let tls_config = if url.is_secure() {
         Some(options.tls.build()?)
     } else {
         None
     };
-    wslog!(Debug, id, "connecting to {url}");
-    let addrs = match options.connect_to {
-        Some(a) => vec![a],
-        None => resolve(url)?,
+    let addrs = match (&proxy, connect_to) {
+        (Some(p), _) => {
+            if p.scheme() == ProxyScheme::Https {
+                return Err(proxy_error(
+                    Some(p),
+                    ProxyError::Unsupported(
+                        "TLS to the proxy (https:// proxy URLs) is not supported by ws-std yet; use an http:// or socks5:// proxy".into(),
+                    ),
+                ));
+            }
+            wslog!(Debug, id, "connecting to {url} through proxy {p}");
+            resolve(p.host(), p.ip(), p.port())?
+        }
+        (None, Some(a)) => vec![a],
+        (None, None) => {
+            wslog!(Debug, id, "connecting to {url}");
+            resolve(url.host(), url.ip(), url.port())?
+        }
     };
     let sock = connect_tcp(&addrs, options.connect_timeout, deadline)?;
     wslog!(
@@ -91,6 +131,10 @@ pub(crate) fn connect_url(
             .map_or_else(|e| e.to_string(), |a| a.to_string())
     );
     sock.set_nodelay(true).map_err(Error::Io)?;
+    if let Some(p) = &proxy {
+        proxy_handshake(&sock, p, url, deadline)?;
+        wslog!(Debug, id, "proxy tunnel to {} open", url.host_header());
+    }
     let tls = match tls_config {
         Some(config) => {
             let mut session = tls::client_session(config, url.host())?;
@@ -107,6 +151,59 @@ pub(crate) fn connect_url(
         Some(Event::Open(info)) => Ok(opening.open(*info, None)),
         other => Err(opening.handshake_failed(other, log::Level::Info)),
     }
+}
+
+fn proxy_error(proxy: Option<&ProxyUrl>, error: ProxyError) -> Error {
+    Error::Proxy {
+        proxy: error.proxy_label(proxy),
+        error,
+    }
+}
+
+/// Runs the proxy handshake ([`ProxyHandshake`], written once in ws-net) on
+/// `sock` until the tunnel to `url` is open, the proxy fails it, or
+/// `deadline` passes. Socket timeouts are restored to none afterwards.
+fn proxy_handshake(
+    sock: &TcpStream,
+    proxy: &ProxyUrl,
+    url: &WsUrl,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let fail = |e| proxy_error(Some(proxy), e);
+    let mut hs = ProxyHandshake::new(proxy, url.host(), url.port()).map_err(fail)?;
+    let remaining = || tls::time_left(deadline, Timeout::Proxy);
+    let io_error = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            Error::Timeout(Timeout::Proxy)
+        }
+        _ => Error::from_io(e),
+    };
+    let mut io: &TcpStream = sock;
+    let mut buf = [0u8; 1024];
+    // Every read brings at least a byte of an answer that is bounded
+    // (MAX_HTTP_ANSWER), or ends the handshake; the deadline bounds the time.
+    for _ in 0..=MAX_HTTP_ANSWER + 1 {
+        while let Some(out) = hs.transmit() {
+            sock.set_write_timeout(Some(remaining()?))
+                .map_err(Error::Io)?;
+            io.write_all(&out).map_err(io_error)?;
+        }
+        sock.set_read_timeout(Some(remaining()?))
+            .map_err(Error::Io)?;
+        let n = match io.read(&mut buf) {
+            Ok(0) => return Err(fail(hs.eof())),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(e)),
+        };
+        if hs.receive(&buf[..n]).map_err(fail)? == ProxyStep::Done {
+            sock.set_read_timeout(None)
+                .and_then(|()| sock.set_write_timeout(None))
+                .map_err(Error::Io)?;
+            return Ok(());
+        }
+    }
+    Err(fail(ProxyError::AnswerTooLarge))
 }
 
 /// The server side of [`accept`]; `register` sees the connection's shared
@@ -273,27 +370,24 @@ impl Opening {
     }
 }
 
-/// Resolves the URL's host. Names in the `.invalid` top-level domain fail
-/// at once, without asking the resolver (RFC 6761 §6.4).
-fn resolve(url: &WsUrl) -> Result<Vec<SocketAddr>, Error> {
-    if let Some(ip) = url.ip() {
-        return Ok(vec![SocketAddr::new(ip, url.port())]);
+/// Resolves a host (the URL's or the proxy's). Names in the `.invalid`
+/// top-level domain fail at once, without asking the resolver (RFC 6761 §6.4).
+fn resolve(host: &str, ip: Option<IpAddr>, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    if let Some(ip) = ip {
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let fail = |source| Error::Resolve {
-        host: url.host().to_string(),
+        host: host.to_string(),
         source,
     };
-    let name = url.host().trim_end_matches('.');
+    let name = host.trim_end_matches('.');
     if name == "invalid" || name.ends_with(".invalid") {
         return Err(fail(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "names under .invalid never resolve (RFC 6761)",
         )));
     }
-    let addrs: Vec<SocketAddr> = (url.host(), url.port())
-        .to_socket_addrs()
-        .map_err(fail)?
-        .collect();
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(fail)?.collect();
     if addrs.is_empty() {
         return Err(fail(std::io::Error::new(
             std::io::ErrorKind::NotFound,

@@ -73,8 +73,9 @@
 //! (shared with the other drivers) and uses the *ring* provider explicitly
 //! (`builder_with_provider`), never the process default, so no feature
 //! combination elsewhere in a build can make it panic. Clients trust
-//! the `webpki-roots` store by default, or a store of your own, plus extra
-//! certificates ([`TlsClientOptions`]); the SNI name and the name checked are
+//! the platform's trust store by default (or the bundled `webpki-roots`, or
+//! a store of your own), plus extra certificates ([`TlsClientOptions`]; see
+//! docs/connecting.md, also for proxies and redirects); the SNI name and the name checked are
 //! the URL's host. Servers take a rustls `ServerConfig`
 //! ([`server_config_from_pem`]).
 //!

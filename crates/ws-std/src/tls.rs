@@ -28,7 +28,9 @@ impl From<TlsError> for Error {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Roots {
-    /// The Mozilla root program, from the `webpki-roots` crate (default).
+    /// The platform's trust store ([`ws_net::tls::platform_roots`]; default).
+    Platform,
+    /// The Mozilla root program bundled from the `webpki-roots` crate.
     WebPki,
     /// Exactly this store.
     Custom(RootCertStore),
@@ -39,7 +41,7 @@ pub enum Roots {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TlsClientOptions {
-    /// The root store (default [`Roots::WebPki`]).
+    /// The root store (default [`Roots::Platform`]).
     pub roots: Roots,
     /// Certificates trusted in addition to the roots (e.g. a self-signed
     /// test certificate).
@@ -52,7 +54,7 @@ pub struct TlsClientOptions {
 impl Default for TlsClientOptions {
     fn default() -> Self {
         TlsClientOptions {
-            roots: Roots::WebPki,
+            roots: Roots::Platform,
             extra_roots: Vec::new(),
             config: None,
         }
@@ -60,7 +62,14 @@ impl Default for TlsClientOptions {
 }
 
 impl TlsClientOptions {
-    /// Trusts exactly this root store instead of the webpki roots.
+    /// Trusts the bundled webpki roots (Mozilla's program) instead of the
+    /// platform's store.
+    pub fn webpki_roots(mut self) -> Self {
+        self.roots = Roots::WebPki;
+        self
+    }
+
+    /// Trusts exactly this root store instead of the platform's.
     pub fn root_store(mut self, store: RootCertStore) -> Self {
         self.roots = Roots::Custom(store);
         self
@@ -92,6 +101,7 @@ impl TlsClientOptions {
             return Ok(c.clone());
         }
         let store = match &self.roots {
+            Roots::Platform => return Ok(ws_net::tls::platform_client_config(&self.extra_roots)?),
             Roots::WebPki => ws_net::tls::webpki_roots(),
             Roots::Custom(s) => s.clone(),
         };
@@ -155,20 +165,24 @@ pub(crate) fn handshake(
     restore.map_err(Error::Io)
 }
 
+/// The time left until `deadline` (at least 1 ms, a usable socket timeout),
+/// or the `timeout` error once it has passed.
+pub(crate) fn time_left(deadline: Instant, timeout: Timeout) -> Result<Duration, Error> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(Error::Timeout(timeout))
+    } else {
+        Ok(left.max(Duration::from_millis(1)))
+    }
+}
+
 fn handshake_inner(
     sock: &TcpStream,
     tls: &mut rustls::Connection,
     deadline: Instant,
 ) -> Result<(), Error> {
     let mut io: &TcpStream = sock;
-    let remaining = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(Error::Timeout(Timeout::Tls))
-        } else {
-            Ok(left.max(Duration::from_millis(1)))
-        }
-    };
+    let remaining = || time_left(deadline, Timeout::Tls);
     // Every round trip either makes progress or hits the deadline.
     loop {
         while tls.wants_write() {

@@ -15,6 +15,9 @@
 //!   ([`echo_client::steady_state_allocations`]);
 //! - [`interop`]: the Python side of the interop tests (the scripts'
 //!   directory, the virtualenv's python);
+//! - [`reach`]: the proxy and redirect tests of every client driver
+//!   (real proxies from `pproxy`, hostile fake proxies, a redirecting
+//!   site), made per driver by [`reach_tests!`];
 //! - [`wait::wait_until`]: the bounded poll for a condition no event
 //!   announces;
 //! - [`bad_request`]: the invalid upgrade requests every client must refuse
@@ -33,4 +36,5 @@ pub mod bad_request;
 pub mod echo_client;
 pub mod interop;
 pub mod pair;
+pub mod reach;
 pub mod wait;

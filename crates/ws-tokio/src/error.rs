@@ -45,6 +45,19 @@ pub enum Error {
     TlsConfig(String),
     /// Another I/O failure while connecting (the TLS handshake's transport, socket options).
     Io(io::Error),
+    /// The proxy: its URL is unusable (given, or from an environment variable), or it did
+    /// not open the tunnel (refused, wrong credentials, a malformed or oversized answer).
+    Proxy {
+        /// The proxy (`scheme://host:port`, never its credentials), or the variable's value
+        /// (password hidden) when it could not be parsed.
+        proxy: String,
+        /// What went wrong.
+        error: ws_net::proxy::ProxyError,
+    },
+    /// A redirect of the opening handshake was not followed: a loop, more than
+    /// `max_redirects`, a downgrade from `wss://` to `ws://`, a missing or unusable
+    /// `Location`. The message names the chain of URLs.
+    Redirect(ws_net::redirect::RedirectError),
     /// The core refused a command: local misuse (an invalid close code, a too-long ping, a text
     /// message that is not UTF-8, an accept or reject it cannot answer), or an invalid upgrade
     /// request ([`ws_proto::Error::InvalidRequest`], whose `field` names the header, `Origin`,
@@ -72,9 +85,14 @@ impl fmt::Display for Error {
             Error::InvalidUrl(m) => f.write_str(m),
             Error::Resolve { host, source } => write!(f, "cannot resolve host {host:?}: {source}"),
             Error::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
-            Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::Tls(e) => match ws_net::tls::untrusted_hint(e) {
+                Some(hint) => write!(f, "TLS error: {e}; {hint}"),
+                None => write!(f, "TLS error: {e}"),
+            },
             Error::TlsConfig(m) => write!(f, "TLS configuration error: {m}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Proxy { proxy, error } => write!(f, "proxy {proxy}: {error}"),
+            Error::Redirect(e) => e.fmt(f),
             // "invalid X in the upgrade request: ..." says it all.
             Error::Command(e @ ws_proto::Error::InvalidRequest { .. }) => e.fmt(f),
             Error::Command(e) => write!(f, "command refused: {e}"),
@@ -92,6 +110,8 @@ impl std::error::Error for Error {
                 Some(source)
             }
             Error::Tls(e) => Some(e),
+            Error::Proxy { error, .. } => Some(error),
+            Error::Redirect(e) => Some(e),
             Error::Command(e) => Some(e),
             Error::Connection(e) => Some(e),
             Error::InvalidUrl(_)
@@ -108,6 +128,8 @@ impl DriverError for Error {
             Error::InvalidUrl(_) => ErrorKind::InvalidRequest,
             Error::Resolve { .. } | Error::Connect { .. } | Error::Io(_) => ErrorKind::Io,
             Error::Tls(_) | Error::TlsConfig(_) => ErrorKind::Tls,
+            Error::Proxy { .. } => ErrorKind::Proxy,
+            Error::Redirect(_) => ErrorKind::Handshake,
             Error::Command(e) => ws_net::command_kind(e),
             Error::Closed => ErrorKind::Closed,
             Error::CallbackPanicked(_) => ErrorKind::Application,
@@ -143,6 +165,12 @@ impl From<ws_proto::Error> for Error {
 impl From<ConnectionError> for Error {
     fn from(e: ConnectionError) -> Error {
         Error::Connection(e)
+    }
+}
+
+impl From<ws_net::redirect::RedirectError> for Error {
+    fn from(e: ws_net::redirect::RedirectError) -> Error {
+        Error::Redirect(e)
     }
 }
 

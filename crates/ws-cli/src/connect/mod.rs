@@ -112,6 +112,13 @@ fn settings(a: &ConnectArgs) -> Result<Settings, String> {
         }
     }
     request.protocols = a.protocols.clone();
+    request.max_redirects = a.max_redirects;
+    if a.no_proxy {
+        request.proxy = ws_net::proxy::ProxyMode::Off;
+    } else if let Some(p) = &a.proxy {
+        let p = ws_net::proxy::ProxyUrl::parse(p).map_err(|e| format!("--proxy: {e}"))?;
+        request.proxy = ws_net::proxy::ProxyMode::Url(p);
+    }
     if a.http2 && a.driver != Driver::Tokio {
         return Err("--http2 needs --driver tokio (HTTP/2 is spoken by ws-tokio)".to_string());
     }

@@ -61,9 +61,32 @@ pub fn serve_at(addr: &str, args: &[&str]) -> Server {
     Server { child, url }
 }
 
+/// Every proxy variable (curl's names): cleared for each `wsx connect`, so the machine's own
+/// never apply.
+pub const PROXY_VARS: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
 /// Runs `wsx connect` with stdin, returning (exit code, stdout, stderr), bounded in time.
 pub fn connect(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(WSX)
+    connect_env(args, &[], stdin)
+}
+
+/// [`connect`] with these environment variables (after clearing [`PROXY_VARS`]).
+pub fn connect_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
+    let mut cmd = Command::new(WSX);
+    for v in PROXY_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd
         .arg("connect")
         .args(args)
         .stdin(Stdio::piped())

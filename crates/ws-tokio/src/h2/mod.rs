@@ -327,7 +327,7 @@ async fn attempt(
         None => {
             let tls = tls_target(url, options)?.map(|(cfg, name)| (with_alpn(&cfg), name));
             let secure = tls.is_some();
-            let stream = open(url, options.connect_to, tls).await?;
+            let stream = open(url, options, tls).await?;
             if secure && !negotiated_h2(&stream) {
                 if mode == Http2Mode::Force {
                     return Err(no_h2("the server did not choose h2 in ALPN"));
@@ -377,7 +377,7 @@ async fn http1(
     let (conn, limit) = http1_connection(url, options, start)?;
     let stream = match stream {
         Some(s) => s,
-        None => open(url, options.connect_to, tls_target(url, options)?).await?,
+        None => open(url, options, tls_target(url, options)?).await?,
     };
     crate::client_handshake(Transport::Http1(stream), conn, limit).await
 }
