@@ -21,6 +21,9 @@ pub const MAX_SLICES: usize = 2 * MAX_PAYLOADS + 1;
 /// core (a header that does not fit makes `poll_transmit_vectored` wait for the next call).
 const MIN_ROOM: usize = 16;
 
+/// First size of the byte buffer (it grows to `cap` when traffic needs it).
+const START: usize = 1024;
+
 /// See the [module](self) documentation.
 #[derive(Debug)]
 pub struct WireQueue {
@@ -52,8 +55,9 @@ pub enum Pulled {
 }
 
 impl WireQueue {
-    /// An empty queue with a byte buffer of `cap` bytes (allocated on first use) that takes no
-    /// more from the core once `limit` bytes are queued.
+    /// An empty queue with a byte buffer of up to `cap` bytes (allocated on first use, 1 KiB
+    /// at first, doubled when full) that takes no more from the core once `limit` bytes are
+    /// queued.
     pub const fn new(cap: usize, limit: usize) -> WireQueue {
         WireQueue {
             buf: Vec::new(),
@@ -85,11 +89,12 @@ impl WireQueue {
         if self.queued() >= self.limit || self.payloads.len() >= MAX_PAYLOADS {
             return &mut [];
         }
-        if self.buf.is_empty() {
-            // Zeroed by the allocator (pages not touched until written).
-            self.buf = vec![0; self.cap];
-        } else if self.buf.len() < self.cap {
-            self.buf.resize(self.cap, 0);
+        // The buffer starts small (a handshake answer, a few small frames) and doubles, up to
+        // `cap`, each time the core has filled it before it was written: a connection that
+        // only ever sends little holds little, and steady traffic reuses what it grew to.
+        if self.buf.len().saturating_sub(self.len) < MIN_ROOM && self.buf.len() < self.cap {
+            let grown = self.buf.len().saturating_mul(2).max(START).min(self.cap);
+            self.buf.resize(grown, 0);
         }
         match self.buf.get_mut(self.len..) {
             Some(room) if room.len() >= MIN_ROOM => room,
@@ -298,6 +303,37 @@ mod tests {
             q.advance(n);
         }
         out
+    }
+
+    #[test]
+    fn the_buffer_starts_small_and_grows_to_its_cap_only_when_filled() {
+        let mut q = WireQueue::new(16 << 10, 1 << 20);
+        assert_eq!(q.retained_bytes(), 0, "nothing until first use");
+        let room = q.room().len();
+        assert_eq!(room, START, "a first use takes 1 KiB");
+        // Filling it (the core wrote everything it could) doubles it, up to the cap.
+        let mut written = Vec::new();
+        for i in 0..64u32 {
+            let room = q.room();
+            if room.is_empty() {
+                break;
+            }
+            let n = room.len();
+            for (k, b) in room.iter_mut().enumerate() {
+                *b = (k as u32 ^ i) as u8;
+            }
+            written.extend_from_slice(&q.room()[..n]);
+            q.filled(n);
+        }
+        assert_eq!(
+            q.retained_bytes(),
+            16 << 10,
+            "grown to the cap, never past it"
+        );
+        // What was queued across the growth comes out whole and in order.
+        assert_eq!(drain(&mut q, 1000), written);
+        q.release();
+        assert_eq!(q.retained_bytes(), 0);
     }
 
     #[test]
