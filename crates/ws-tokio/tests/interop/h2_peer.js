@@ -47,6 +47,18 @@ function closeCode(payload) {
   return payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
 }
 
+// Calls `handle` with every whole message (or control frame) `stream` delivers, in order, until
+// it returns false.
+function eachMessage(stream, msgs, handle) {
+  stream.on('data', (chunk) => {
+    msgs.push(chunk);
+    let m;
+    while ((m = msgs.next())) {
+      if (handle(m) === false) return;
+    }
+  });
+}
+
 // Whole messages out of a byte stream: fragments reassembled, control frames passed through.
 class Messages {
   constructor() {
@@ -117,15 +129,12 @@ function server(certPath, keyPath) {
     let count = 0;
     let bytes = 0;
     let max = 0;
-    stream.on('data', (chunk) => {
-      msgs.push(chunk);
-      let m;
-      while ((m = msgs.next())) {
+    eachMessage(stream, msgs, (m) => {
         if (m.opcode === 8) {
           const code = closeCode(m.payload);
           stream.end(frame(8, m.payload, false));
           console.log(`closed code=${code} messages=${count} bytes=${bytes} max=${max}`);
-          return;
+          return false;
         } else if (m.opcode === 9) {
           stream.write(frame(10, m.payload, false));
         } else if (m.opcode === 1 || m.opcode === 2) {
@@ -134,7 +143,7 @@ function server(certPath, keyPath) {
           max = Math.max(max, m.payload.length);
           stream.write(frame(m.opcode, m.payload, false));
         }
-      }
+        return true;
     });
     stream.on('error', () => {});
   });
@@ -176,16 +185,13 @@ function client(port, caPath) {
           stream.write(frame(8, close, true));
         }
       };
-      stream.on('data', (chunk) => {
-        msgs.push(chunk);
-        let m;
-        while ((m = msgs.next())) {
+      eachMessage(stream, msgs, (m) => {
           if (m.opcode === 8) {
             const code = closeCode(m.payload);
             console.log(`ok messages=${next} bytes=${bytes} close=${code}`);
             stream.end();
             session.close();
-            return;
+            return false;
           }
           const want = sent[next];
           if (!want || m.opcode !== want.opcode || !m.payload.equals(want.payload)) {
@@ -194,7 +200,7 @@ function client(port, caPath) {
           bytes += m.payload.length;
           next += 1;
           sendNext();
-        }
+          return true;
       });
       sendNext();
     });
