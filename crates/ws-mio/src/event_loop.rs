@@ -305,6 +305,9 @@ impl<H: Handler> EventLoop<H> {
                 break;
             };
             let Some(id) = entry else { continue };
+            if self.state.lower_low_water(id) {
+                self.read_ready(id);
+            }
             if let Some((sess, _)) = self.state.sessions.get_mut(id) {
                 timers::expire(sess, now);
             }

@@ -4,6 +4,7 @@
 //! while the pool is over budget, and the poll interest that follows.
 
 use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
@@ -13,6 +14,7 @@ use ws_proto::VectoredTransmit;
 use crate::id::{conn_token, ConnId};
 use crate::sessions::{ProxyPhase, Session};
 use crate::state::{LoopState, Notice};
+use crate::transport::Transport;
 
 /// What one read attempt did.
 pub(crate) enum ReadStep {
@@ -147,6 +149,12 @@ impl LoopState {
                 ReadStep::Fed
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Sleep until the rest of a large frame is there, not
+                // until its next piece (see `ws_net::low_water`).
+                if let Transport::Plain(s) = &sess.transport {
+                    let missing = sess.conn.frame_remaining();
+                    sess.f.low_water.after_empty_read(s.as_fd(), missing);
+                }
                 ReadStep::Blocked(sess.transport.is_tls())
             }
             Err(e) => {
@@ -154,6 +162,19 @@ impl LoopState {
                 sess.conn.handle_transport_error(now, &e);
                 ReadStep::Ended
             }
+        }
+    }
+
+    /// Lowers a raised receive low-water mark (before the session's timers
+    /// run): whether it was raised, so the caller reads what is queued first
+    /// and a slow sender's pieces count as activity, not silence.
+    pub(crate) fn lower_low_water(&mut self, id: ConnId) -> bool {
+        let Some((sess, _)) = self.sessions.get_mut(id) else {
+            return false;
+        };
+        match &sess.transport {
+            Transport::Plain(s) => sess.f.low_water.reset(s.as_fd()),
+            _ => false,
         }
     }
 

@@ -427,3 +427,39 @@ fn deferred_upgrade_is_accepted_later_from_another_thread() {
     h.send_text(id, "late but fine").unwrap();
     assert_eq!(wait_msg(&rx, id).as_text(), Some("late but fine"));
 }
+
+/// A large frame that arrives slowly, in pieces far apart, is not silence:
+/// while the loop sleeps until the rest of the frame is there (the socket's
+/// receive low-water mark, `ws_net::low_water`), its idle timer still reads
+/// what came and counts it as activity. Each piece is far smaller than the
+/// rest of the frame, and the frame takes longer than the idle timeout.
+#[test]
+fn a_large_frame_trickling_in_is_not_taken_for_silence() {
+    let idle = Duration::from_millis(1500);
+    let cfg = Config::default().idle_timeout(Some(idle));
+    let (server, srx) = echo_server(1, Options::default().config(cfg));
+    let addr = server.local_addr().unwrap();
+    let mut raw = raw_client(addr, "/slow");
+    let sid = wait_for(&srx, "slow open", |_, ev| match ev {
+        Ev::Upgrade(i, p) if p == "/slow" => Some(*i),
+        _ => None,
+    });
+    let payload: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let frame = client_frame(0x2, &payload, true);
+    let pieces: Vec<&[u8]> = frame.chunks(50_000).collect();
+    let started = Instant::now();
+    for piece in &pieces {
+        raw.write_all(piece).unwrap();
+        // The sender's pace (the scenario), not a wait for the server.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(started.elapsed() > idle * 2, "{:?}", started.elapsed());
+    let (op, echoed) = read_frame(&mut raw).expect("the echo");
+    assert_eq!(op, 0x2);
+    assert!(echoed == payload, "echo differs");
+    assert!(
+        srx.try_iter()
+            .all(|(_, ev)| !matches!(ev, Ev::Closed(i, _) if i == sid)),
+        "closed while the frame was arriving"
+    );
+}

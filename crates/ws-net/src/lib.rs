@@ -17,6 +17,8 @@
 //!   ([`origin::origin_allowed`], ASCII case-insensitive).
 //! - [`tls`]: the rustls configurations (client, server, and the CLI's
 //!   `--insecure` verifier), always on the explicit *ring* provider.
+//! - [`low_water`]: a reader woken once per large frame, not once per
+//!   piece of it (the socket's receive low-water mark, Linux).
 //! - [`ErrorKind`] / [`DriverError`]: the one classification of driver errors.
 //! - [`LogLimiter`] and [`log_limited!`]: a repeated warning (say, `accept`
 //!   failing with "too many open files" on every retry) is logged once per
@@ -36,9 +38,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![deny(unsafe_code)]
+
 mod attempts;
 mod error;
 mod log_limit;
+pub mod low_water;
 pub mod origin;
 mod panics;
 pub mod proxy;

@@ -152,7 +152,9 @@ pub struct Config {
     pub auto_pong: bool,
     /// Send a ping this often while open (default: never).
     pub ping_interval: Option<Duration>,
-    /// Fail the connection when no frame arrives for this long (default: never).
+    /// Fail the connection when nothing arrives from the peer for this long
+    /// (default: never). The bytes of a frame still arriving count: a large
+    /// message on a slow link is not silence.
     pub idle_timeout: Option<Duration>,
     /// How long to wait for the peer's close frame or TCP close (default 5 s).
     pub close_timeout: Duration,

@@ -691,6 +691,30 @@ fn idle_timeout_ends_a_silent_connection_with_an_error() {
     assert!(!c.clean);
 }
 
+/// The idle timeout counts from the last bytes received, not the last whole
+/// frame: a large frame arriving slowly keeps the connection alive, and
+/// `last_message_received` still names the last complete frame.
+#[test]
+fn a_frame_still_arriving_is_not_silence() {
+    let cfg = client_cfg().idle_timeout(Some(Duration::from_secs(2)));
+    let mut p = Pair::open(cfg, server_cfg(), Chunking::Whole);
+    let opened = p.client.last_message_received();
+    let payload = vec![7u8; 10_000];
+    let wire = frame(true, 2, None, &payload);
+    // One piece every 1.5 s: 15 s in all, far past the idle timeout.
+    for piece in wire.chunks(1000) {
+        p.advance(Duration::from_millis(1500));
+        assert!(p.client_closed().is_none(), "closed mid-frame");
+        p.inject(Dir::ServerToClient, piece);
+    }
+    assert_eq!(messages(&p.client_events).len(), 1);
+    assert!(p.client.last_message_received() > opened);
+    // Then silence: the timeout applies as before.
+    p.advance(Duration::from_millis(2100));
+    let c = p.client_closed().unwrap();
+    assert_eq!(c.error, Some(ConnectionError::IdleTimeout));
+}
+
 #[test]
 fn keepalive_pongs_keep_an_idle_connection_alive() {
     let cfg = client_cfg()

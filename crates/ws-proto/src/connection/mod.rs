@@ -278,6 +278,9 @@ pub struct Connection {
     // Timers and keepalive.
     timers: Timers,
     last_received: Option<Instant>,
+    /// The latest input from the peer once open (bytes of a frame still
+    /// arriving included): the idle timeout counts from it.
+    last_heard: Option<Instant>,
     pings_out: LazyQueue<(Bytes, Instant)>,
     ping_counter: u64,
     latency: Option<Duration>,
@@ -478,6 +481,7 @@ impl Connection {
             ending: Ending::Running,
             eof_received: false,
             last_received: None,
+            last_heard: None,
             pings_out: LazyQueue::new(),
             ping_counter: 0,
             latency: None,

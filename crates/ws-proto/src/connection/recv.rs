@@ -56,6 +56,24 @@ impl Connection {
         self.rbuf.capacity().saturating_sub(self.rbuf.len())
     }
 
+    /// Payload bytes of the frame being received that have not arrived yet
+    /// (0 between frames, and before the open). A driver can use it to sleep
+    /// until a large frame is all there instead of waking for every piece of
+    /// it (see `ws_net::low_water`); nothing is delivered before a frame is
+    /// complete anyway.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use ws_proto::{Config, Connection};
+    /// let conn = Connection::server(Config::default(), Instant::now());
+    /// assert_eq!(conn.frame_remaining(), 0);
+    /// ```
+    pub fn frame_remaining(&self) -> usize {
+        self.rx_header
+            .map(|h| (h.payload_len as usize).saturating_sub(self.rbuf.len()))
+            .unwrap_or(0)
+    }
+
     /// Takes the first `n` bytes of the room [`receive_buffer`](Self::receive_buffer)
     /// lent as received input (as [`handle_input`](Self::handle_input) would).
     /// More than was lent is never taken.
@@ -107,6 +125,10 @@ impl Connection {
     /// New bytes are in the receive buffer: parse what they complete.
     fn after_input(&mut self, was_open: bool) {
         self.last_activity = self.now;
+        if was_open {
+            // A large frame arriving slowly is not silence.
+            self.last_heard = Some(self.now);
+        }
         self.process();
         // The buffer is kept for the next input while the connection is busy
         // (its allocation is reclaimed once the application has dropped the

@@ -58,7 +58,7 @@ impl Connection {
         if self.state() != State::Open {
             return;
         }
-        if let (Some(idle), Some(last)) = (self.cfg.idle_timeout, self.last_received) {
+        if let (Some(idle), Some(last)) = (self.cfg.idle_timeout, self.last_heard) {
             if now >= after(last, idle) {
                 self.initiator.get_or_insert(Initiator::Local);
                 self.set_failure(ConnectionError::IdleTimeout);
@@ -86,11 +86,11 @@ impl Connection {
             return None;
         }
         let open = self.state() == State::Open;
-        // The idle deadline follows the last frame received.
+        // The idle deadline follows the last input received.
         let idle = self
             .cfg
             .idle_timeout
-            .zip(self.last_received)
+            .zip(self.last_heard)
             .map(|(d, l)| after(l, d))
             .filter(|_| open);
         let ping = self.timers.get(Timer::Ping).filter(|_| open);

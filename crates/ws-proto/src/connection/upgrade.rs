@@ -196,6 +196,7 @@ impl Connection {
         self.hs = Handshake::Done;
         self.timers.clear(Timer::Handshake);
         self.last_received = Some(self.now);
+        self.last_heard = Some(self.now);
         if let Some(every) = self.cfg.ping_interval {
             self.timers.set(Timer::Ping, after(self.now, every));
         }
