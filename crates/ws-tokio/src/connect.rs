@@ -186,6 +186,15 @@ macro_rules! each {
 }
 
 impl MaybeTlsStream {
+    /// The socket of a `ws://` connection without a TLS proxy (see
+    /// [`WebSocketStream::wake_on_whole_frames`]).
+    pub(crate) fn plain_socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match self {
+            MaybeTlsStream::Plain(s) => Some(std::os::fd::AsFd::as_fd(s)),
+            _ => None,
+        }
+    }
+
     /// The TCP stream (for its addresses and socket options).
     pub fn tcp(&self) -> &TcpStream {
         match self {
@@ -322,7 +331,9 @@ async fn connect_attempt(
         Ok(stream) => stream?,
         Err(_) => return Err(Error::Connection(ConnectionError::HandshakeTimeout)),
     };
-    crate::client_handshake(stream, conn, limit).await
+    let mut ws = crate::client_handshake(stream, conn, limit).await?;
+    ws.with_inner(|inner| inner.socket = Some(MaybeTlsStream::plain_socket));
+    Ok(ws)
 }
 
 /// The core's client connection for an HTTP/1.1 attempt on `url` (the request built, edited

@@ -8,13 +8,15 @@
 //! other's wake-ups.
 
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Read};
+use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+use ws_net::low_water::LowWater;
 use ws_net::wire::{WireQueue, MAX_SLICES};
 use ws_proto::{Closed, Connection, Event, Message, OpenInfo, PreparedMessage, UpgradeRequest};
 
@@ -46,6 +48,15 @@ pub(crate) const DEFAULT_HIGH_WATER: usize = 64 << 10;
 /// Most read/write/timer rounds in one drive; then the task yields (woken at once) so one busy
 /// connection cannot hold its executor thread forever.
 const MAX_ROUNDS: usize = 64;
+
+/// The plain TCP socket under a stream, when it is one (see `ws_net::low_water`): `None` for
+/// TLS and other streams.
+pub(crate) type SocketOf<S> = for<'a> fn(&'a S) -> Option<BorrowedFd<'a>>;
+
+/// [`SocketOf`] for a stream that is a plain TCP socket.
+pub(crate) fn whole_socket<S: std::os::fd::AsFd>(s: &S) -> Option<BorrowedFd<'_>> {
+    Some(s.as_fd())
+}
 
 /// What a caller of [`Inner::poll_until`] waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +173,10 @@ pub(crate) struct Inner<S> {
     pub(crate) split: bool,
     /// The application started the closing handshake (see [`Inner::hold_events`]).
     pub(crate) local_close: bool,
+    /// The plain TCP socket under `io`, when it is one: reads then sleep until the rest of a
+    /// large frame is there (`ws_net::low_water`).
+    pub(crate) socket: Option<SocketOf<S>>,
+    low_water: LowWater,
 }
 
 impl<S> std::fmt::Debug for Inner<S> {
@@ -195,6 +210,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             wakers: Arc::default(),
             split: false,
             local_close: false,
+            socket: None,
+            low_water: LowWater::default(),
         }
     }
 
@@ -445,8 +462,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Fires the core's timers; the connection may have been quiet, so the write buffer may
     /// go too.
     fn fire_timers(&mut self, now: std::time::Instant) {
+        self.read_under_low_water(now);
         self.conn.handle_timeout(now);
         self.release_if_quiet();
+    }
+
+    /// A read found the socket empty: sleep until the rest of a large frame is there.
+    fn after_empty_read(&mut self) {
+        if let Some(fd) = self.socket.and_then(|of| of(&self.io)) {
+            self.low_water
+                .after_empty_read(fd, self.conn.frame_remaining());
+        }
+    }
+
+    /// Before the timers run: lowers a raised low-water mark and reads what arrived of the
+    /// frame under it, so that a slow sender's bytes count as activity, not silence. The bytes
+    /// are read from the socket directly (tokio's readiness has not seen them: the kernel
+    /// reported nothing under the mark), at most the rest of the frame.
+    fn read_under_low_water(&mut self, now: std::time::Instant) {
+        let Some(fd) = self.socket.and_then(|of| of(&self.io)) else {
+            return;
+        };
+        if !self.low_water.reset(fd) {
+            return;
+        }
+        let sock = socket2::SockRef::from(&fd);
+        let mut ended = None;
+        let frames = self.conn.stats().frames_in;
+        for _ in 0..MAX_ROUNDS {
+            if self.conn.frame_remaining() == 0 || self.conn.stats().frames_in != frames {
+                break;
+            }
+            let room = self.conn.receive_buffer(FEED);
+            match (&*sock).read(room) {
+                Ok(0) => {
+                    ended = Some(Ok(()));
+                    break;
+                }
+                Ok(n) => self.conn.handle_received(now, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    ended = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        match ended {
+            Some(Ok(())) => {
+                self.read_done = true;
+                self.conn.handle_eof(now);
+            }
+            Some(Err(e)) => self.fail(now, e),
+            None => {}
+        }
     }
 
     /// Reads once: into the core's receive buffer (the room it lends, see [`FEED`]), or into
@@ -504,7 +573,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 self.fail(now, e);
                 true
             }
-            Poll::Pending => false,
+            Poll::Pending => {
+                self.after_empty_read();
+                false
+            }
         }
     }
 

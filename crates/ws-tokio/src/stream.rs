@@ -202,6 +202,11 @@ impl<S> std::fmt::Debug for WebSocketStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
+    /// Runs `f` on the connection state, under its lock.
+    pub(crate) fn with_inner<R>(&mut self, f: impl FnOnce(&mut Inner<S>) -> R) -> R {
+        f(&mut self.shared.lock())
+    }
+
     pub(crate) fn from_inner(inner: Inner<S>) -> Self {
         WebSocketStream {
             shared: Shared(Arc::new(Mutex::new(inner))),
@@ -280,7 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     }
 
     /// Reads the stream under the connection (addresses, TLS state, the HTTP version of a
-    /// [`crate::h2::Transport`]...). Do not read or write it: the driver owns its bytes.
+    /// `ws_tokio::h2::Transport`...). Do not read or write it: the driver owns its bytes.
     pub fn with_io<R>(&self, f: impl FnOnce(&S) -> R) -> R {
         self.shared.with_io(f)
     }
@@ -289,6 +294,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// Higher batches more and holds more memory.
     pub fn set_send_high_water(&mut self, bytes: usize) {
         self.shared.set_send_high_water(bytes);
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + std::os::fd::AsFd> WebSocketStream<S> {
+    /// For a stream that **is** a plain TCP socket (`tokio::net::TcpStream`, not TLS: under TLS
+    /// the bytes on the socket are not the frame's): while a large frame arrives, the task is
+    /// woken once the rest of it is there, not for every piece of it (the socket's receive
+    /// low-water mark, see `ws_net::low_water`; Linux). One wake-up per 1 MiB message instead
+    /// of about a dozen. The core's timers still see what arrived.
+    /// [`connect`](crate::connect) does this for `ws://` connections.
+    ///
+    /// ```no_run
+    /// # async fn f(tcp: tokio::net::TcpStream) -> Result<(), ws_tokio::Error> {
+    /// let mut ws = ws_tokio::accept(tcp).await?;
+    /// ws.wake_on_whole_frames();
+    /// # Ok(()) }
+    /// ```
+    pub fn wake_on_whole_frames(&mut self) {
+        self.shared.lock().socket = Some(crate::driver::whole_socket::<S>);
     }
 }
 

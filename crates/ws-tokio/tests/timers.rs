@@ -236,3 +236,45 @@ async fn the_close_timeout_fires_under_a_flood() {
     assert!(waited < Duration::from_secs(10), "{waited:?}");
     flood.abort();
 }
+
+/// Over real TCP, with the server woken once per large frame
+/// (`wake_on_whole_frames`): a 600 KB frame sent in 50 KB pieces 300 ms apart (3.6 s, past
+/// the 1.5 s idle timeout; every piece far below the rest of the frame, so the kernel reports
+/// none of them) is echoed, not failed as silence: the timers read what arrived first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_frame_trickling_in_is_not_taken_for_silence() {
+    use ws_testkit::attacker::wire;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let idle = Duration::from_millis(1500);
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let cfg = Config::default().idle_timeout(Some(idle));
+        let mut ws = ws_tokio::accept_with(tcp, cfg, |_| Decision::accept())
+            .await
+            .unwrap();
+        ws.wake_on_whole_frames();
+        let m = ws.next().await.unwrap().unwrap();
+        ws.send(m).await.unwrap();
+    });
+    let payload: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let expected = payload.clone();
+    let client = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut s = wire::upgrade(addr, "/slow", "");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let frame = wire::frame(wire::FIN | 0x2, true, &payload);
+        let started = std::time::Instant::now();
+        for piece in frame.chunks(50_000) {
+            s.write_all(piece).unwrap();
+            // The sender's pace (the scenario), not a wait for the server.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert!(started.elapsed() > idle * 2);
+        wire::read_frame(&mut s).expect("the echo")
+    });
+    let echo = bounded("the echo", client).await.unwrap();
+    assert_eq!(echo.opcode(), 0x2);
+    assert!(echo.payload == expected, "echo differs");
+    bounded("the server", server).await.unwrap();
+}

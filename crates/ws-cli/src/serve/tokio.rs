@@ -334,7 +334,8 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Arc<Serv
             {
                 http2(tcp, peer, id, server).await;
             } else {
-                session(tcp, peer, id, server).await;
+                // Plain TCP: woken once per large frame, not per piece.
+                session(tcp, peer, id, server, WebSocketStream::wake_on_whole_frames).await;
             }
         }
         Some(acceptor) => {
@@ -347,7 +348,7 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Arc<Serv
                 Ok(tls) if server.http2 && ws_tokio::h2::is_h2(&tls) => {
                     http2(tls, peer, id, server).await;
                 }
-                Ok(tls) => session(tls, peer, id, server).await,
+                Ok(tls) => session(tls, peer, id, server, |_| {}).await,
                 Err(e) => debug!("[ws#{id}] TLS handshake with {peer} failed: {e}"),
             }
         }
@@ -389,9 +390,15 @@ where
     }
 }
 
-/// The opening handshake, then the echo or the room ([`serve_ws`]).
-async fn session<S>(io: S, peer: SocketAddr, id: u64, server: &Server)
-where
+/// The opening handshake, `prepare` on the open stream, then the echo or the
+/// room ([`serve_ws`]).
+async fn session<S>(
+    io: S,
+    peer: SocketAddr,
+    id: u64,
+    server: &Server,
+    prepare: fn(&mut WebSocketStream<S>),
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut path = String::new();
@@ -401,7 +408,10 @@ where
     })
     .await;
     match accepted {
-        Ok(ws) => serve_ws(ws, &path, &path, peer, id, server).await,
+        Ok(mut ws) => {
+            prepare(&mut ws);
+            serve_ws(ws, &path, &path, peer, id, server).await
+        }
         Err(e) => debug!("[ws#{id}] handshake with {peer} failed: {e}"),
     }
 }
