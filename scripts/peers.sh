@@ -42,7 +42,8 @@
 # default nproc), FRAGMENTS (1: also the fragmented rows, default 0),
 # BROADCAST (0: skip the broadcast section, default 1), BROADCAST_SUBS
 # (space-separated subscriber counts, default "1000 10000"; "1000" for a
-# quick run), BROADCAST_MESSAGES (default 1000), BROADCAST_WINDOW (default
+# quick run), BROADCAST_THREADS (space-separated thread counts every
+# broadcast server runs with, default "1 $(nproc)"), BROADCAST_MESSAGES (default 1000), BROADCAST_WINDOW (default
 # 16), BROADCAST_SIZE (default 64), BROADCAST_TIMEOUT (seconds per run,
 # default 300), SOURCES (subscriber source addresses, FIRST-LAST in one /24,
 # default 127.0.0.2-127.0.0.9; empty: the system's choice), BASE_PORT
@@ -60,6 +61,7 @@ REPEAT=${REPEAT:-3}
 FRAGMENTS=${FRAGMENTS:-0}
 BROADCAST=${BROADCAST:-1}
 BROADCAST_SUBS=${BROADCAST_SUBS:-1000 10000}
+BROADCAST_THREADS=${BROADCAST_THREADS:-1 $(nproc)}
 BROADCAST_MESSAGES=${BROADCAST_MESSAGES:-1000}
 BROADCAST_WINDOW=${BROADCAST_WINDOW:-16}
 BROADCAST_SIZE=${BROADCAST_SIZE:-64}
@@ -111,12 +113,14 @@ SERVERS=(
 )
 # Peers, for the "best peer" column.
 PEERS=(tungstenite tokio-tungstenite fastwebsockets tokio-websockets yawc)
-# Broadcast rooms: name | command (ADDR is replaced). Every one relays each
-# message to the other clients (ws-mio: to the sender too, see the table).
+# Broadcast rooms: name | command (ADDR and THREADS are replaced). Every
+# one relays each message to the other clients. Each runs once per thread
+# count in $BROADCAST_THREADS (event loops, or tokio workers: the room reads
+# TOKIO_WORKER_THREADS), and the ratios compare each server at its best.
 BSERVERS=(
-    "ws-mio|$WSX serve ADDR --driver mio --broadcast --threads $THREADS --quiet --no-deflate --max-connections 100000"
-    "ws-tokio|$WSX serve ADDR --driver tokio --broadcast --threads $THREADS --quiet --no-deflate --max-connections 100000"
-    "tokio-tungstenite room|$PB/tokio_tungstenite_room ADDR"
+    "ws-mio|$WSX serve ADDR --driver mio --broadcast --threads THREADS --quiet --no-deflate --max-connections 100000"
+    "ws-tokio|$WSX serve ADDR --driver tokio --broadcast --threads THREADS --quiet --no-deflate --max-connections 100000"
+    "tokio-tungstenite room|env TOKIO_WORKER_THREADS=THREADS $PB/tokio_tungstenite_room ADDR"
 )
 # label | wsx bench arguments
 SCENARIOS=(
@@ -212,19 +216,23 @@ for s in "${SERVERS[@]}"; do
 done
 if [ "$BROADCAST" = 1 ]; then
     for s in "${BSERVERS[@]}"; do
-        IFS='|' read -r name cmd <<<"$s"
-        key="b:$name"
-        port=$((BASE_PORT + i))
-        i=$((i + 1))
-        # shellcheck disable=SC2086
-        ${cmd//ADDR/127.0.0.1:$port} >"$WORK/b$i.out" 2>"$WORK/b$i.err" &
-        PID[$key]=$!
-        if ! wait_port "$port"; then
-            echo "== $name (broadcast) did not start: $(head -c 300 "$WORK/b$i.err")" >&2
-            continue
-        fi
-        PORT[$key]=$port
-        BNAMES+=("$name")
+        IFS='|' read -r bname cmd <<<"$s"
+        for t in $BROADCAST_THREADS; do
+            name="$bname@$t"
+            key="b:$name"
+            port=$((BASE_PORT + i))
+            i=$((i + 1))
+            run=${cmd//ADDR/127.0.0.1:$port}
+            # shellcheck disable=SC2086
+            ${run//THREADS/$t} >"$WORK/b$i.out" 2>"$WORK/b$i.err" &
+            PID[$key]=$!
+            if ! wait_port "$port"; then
+                echo "== $name (broadcast) did not start: $(head -c 300 "$WORK/b$i.err")" >&2
+                continue
+            fi
+            PORT[$key]=$port
+            BNAMES+=("$name")
+        done
     done
 fi
 
@@ -402,14 +410,40 @@ if [ "$BROADCAST" = 1 ]; then
     echo
     echo "Broadcast: deliveries/s (one publisher, $BROADCAST_MESSAGES binary messages of $BROADCAST_SIZE bytes, no deflate, at most $BROADCAST_WINDOW not yet at every subscriber; each subscriber must get every message, in order, once; from the first publish to the last delivery; one ws-mio event loop drives every client connection; best of $REPEAT rounds). Ratios: ours / tokio-tungstenite room."
     echo
-    echo "| subscribers | ws-mio | ws-tokio | tokio-tungstenite room | ws-mio / room | ws-tokio / room |"
-    echo "|---:|---:|---:|---:|---:|---:|"
+    # best_of SERVER SUBS: "value|threads" of the server's best thread count.
+    best_of() {
+        local best=- at=- v
+        for t in $BROADCAST_THREADS; do
+            v=${RESULT["b|$1@$t|$2"]:-}
+            if [[ "$v" =~ ^[0-9]+$ ]] && { [ "$best" = - ] || [ "$v" -gt "$best" ]; }; then
+                best=$v at=$t
+            fi
+        done
+        echo "$best|$at"
+    }
+    head="| subscribers |"
+    rule="|---:|"
+    for s in "${BSERVERS[@]}"; do
+        IFS='|' read -r bname _ <<<"$s"
+        for t in $BROADCAST_THREADS; do head="$head $bname, $t thread(s) |"; rule="$rule---:|"; done
+    done
+    echo "$head ws-mio best / room best | ws-tokio best / room best |"
+    echo "$rule---:|---:|"
     for subs in $BROADCAST_SUBS; do
-        m=$(cell "b|ws-mio|$subs")
-        tk=$(cell "b|ws-tokio|$subs")
-        r=$(cell "b|tokio-tungstenite room|$subs")
-        echo "| $subs | $m | $tk | $r | $(ratio "$m" "$r") | $(ratio "$tk" "$r") |"
+        row="| $subs |"
+        for s in "${BSERVERS[@]}"; do
+            IFS='|' read -r bname _ <<<"$s"
+            for t in $BROADCAST_THREADS; do row="$row $(cell "b|$bname@$t|$subs") |"; done
+        done
+        IFS='|' read -r m mt <<<"$(best_of ws-mio "$subs")"
+        IFS='|' read -r tk tkt <<<"$(best_of ws-tokio "$subs")"
+        IFS='|' read -r r rt <<<"$(best_of "tokio-tungstenite room" "$subs")"
+        echo "$row $(ratio "$m" "$r") ($mt vs $rt) | $(ratio "$tk" "$r") ($tkt vs $rt) |"
     done
     echo
-    echo "Messages the server relayed back to the publisher (not counted as deliveries; last run): ws-mio ${ECHOES[ws-mio]:-?}, ws-tokio ${ECHOES[ws-tokio]:-?}, tokio-tungstenite room ${ECHOES[tokio-tungstenite room]:-?} (of $BROADCAST_MESSAGES). Servers: wsx serve --broadcast --no-deflate --threads $THREADS (mio: $THREADS loops; tokio: $THREADS workers); tokio_tungstenite_room: tokio::sync::broadcast, #[tokio::main] ($(nproc) workers)."
+    echo "Thread counts: wsx serve --broadcast --no-deflate --threads N (mio: N event loops; tokio: N workers); tokio_tungstenite_room: tokio::sync::broadcast, #[tokio::main] with TOKIO_WORKER_THREADS=N. The load generator shares the $(nproc) CPUs: a server that needs fewer threads leaves it more. Ratios: each server at its best thread count (in brackets: ours vs the room's)."
+    echo
+    echo -n "Messages the server relayed back to the publisher (not counted as deliveries; last run):"
+    for name in "${BNAMES[@]}"; do echo -n " $name ${ECHOES[$name]:-?};"; done
+    echo " (of $BROADCAST_MESSAGES)."
 fi
