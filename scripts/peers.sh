@@ -36,11 +36,13 @@
 #
 # Environment: CARGO_TARGET_DIR (main workspace), PEERS_TARGET_DIR (peers
 # workspace; default CARGO_TARGET_DIR, else benches/peers/target),
-# BENCH_DRIVER (echo load generator: mio or std, default mio), IDLE (default
+# BENCH_DRIVER (echo load generator: mio or std, default mio), IDLE (idle
+# connections for the memory table, 0 to skip it; default
 # 2000), REPEAT (rounds over all servers and scenarios, default 3; the tables
 # show the best round), SERVER_THREADS (event loops / runtime workers,
 # default nproc), FRAGMENTS (1: also the fragmented rows, default 0),
-# BROADCAST (0: skip the broadcast section, default 1), BROADCAST_SUBS
+# BROADCAST (0: skip the broadcast section, default 1), ONLY (run only the
+# echo scenarios whose label contains this text, e.g. "64 KiB"), BROADCAST_SUBS
 # (space-separated subscriber counts, default "1000 10000"; "1000" for a
 # quick run), BROADCAST_THREADS (space-separated thread counts every
 # broadcast server runs with, default "1 $(nproc)"), BROADCAST_MESSAGES (default 1000), BROADCAST_WINDOW (default
@@ -129,6 +131,13 @@ SCENARIOS=(
     "2 conns × 1 MiB, window 4|--conns 2 --size 1048576 --window 4"
     "1 conn × 64 KiB, window 16|--conns 1 --size 65536 --window 16"
 )
+
+# ONLY: run only the scenarios whose label contains it (say ONLY="64 KiB").
+if [ -n "${ONLY:-}" ]; then
+    kept=()
+    for sc in "${SCENARIOS[@]}"; do [[ "${sc%%|*}" == *"$ONLY"* ]] && kept+=("$sc"); done
+    SCENARIOS=("${kept[@]}")
+fi
 
 # label | extra wsx bench arguments: the frames the load generator sends.
 FRAMINGS=("1 frame|")
@@ -236,8 +245,9 @@ if [ "$BROADCAST" = 1 ]; then
     done
 fi
 
-# Idle memory first, on every fresh process.
+# Idle memory first, on every fresh process (IDLE=0: skipped).
 for name in "${NAMES[@]}"; do
+    [ "$IDLE" -gt 0 ] || break
     port=${PORT[$name]} pid=${PID[$name]}
     before=$(rss_kib "$pid")
     timeout 120 "$LOAD" "ws://127.0.0.1:$port/" --connections "$IDLE" --loops 1 --hold 3 \
