@@ -41,6 +41,7 @@
 #![deny(unsafe_code)]
 
 mod attempts;
+mod credentials;
 mod error;
 mod log_limit;
 pub mod low_water;

@@ -34,8 +34,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use base64::Engine as _;
-
+pub use crate::credentials::Credentials;
 use crate::url::WsUrl;
 
 /// The largest HTTP `CONNECT` answer head accepted (status line and headers).
@@ -52,93 +51,6 @@ pub enum ProxyScheme {
     /// `socks5://` or `socks5h://`: SOCKS5; the proxy resolves the host name in both cases
     /// (default port 1080).
     Socks5,
-}
-
-/// A user name and password (for a proxy, or the `user:password@` of a WebSocket URL),
-/// percent-decoded. `Debug` shows the user name only.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Credentials {
-    user: String,
-    password: String,
-}
-
-impl Credentials {
-    /// Credentials from a user name and a password. Control characters are refused, and a
-    /// `:` in the user name (Basic authentication could not tell where it ends).
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Result<Self, String> {
-        let (user, password) = (user.into(), password.into());
-        if user.chars().chain(password.chars()).any(char::is_control) {
-            return Err("control characters are not allowed in a user name or password".into());
-        }
-        if user.contains(':') {
-            return Err("a user name may not contain ':'".into());
-        }
-        Ok(Credentials { user, password })
-    }
-
-    /// From a parsed URL's user information (percent-decoded); `None` when it has none.
-    pub(crate) fn from_url(url: &url::Url) -> Result<Option<Self>, String> {
-        if url.username().is_empty() && url.password().is_none() {
-            return Ok(None);
-        }
-        let decode = |s: &str| {
-            percent_decode(s)
-                .ok_or_else(|| "user information is not UTF-8 once decoded".to_string())
-        };
-        let user = decode(url.username())?;
-        let password = decode(url.password().unwrap_or(""))?;
-        Credentials::new(user, password).map(Some)
-    }
-
-    /// The user name.
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-
-    /// The password.
-    pub fn password(&self) -> &str {
-        &self.password
-    }
-
-    /// The value of an `Authorization` or `Proxy-Authorization` header: `Basic
-    /// base64(user:password)` (RFC 7617).
-    pub fn basic(&self) -> String {
-        let raw = format!("{}:{}", self.user, self.password);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
-    }
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-/// Percent-decodes `s` (the `url` crate keeps user information encoded).
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied(), b.get(i + 2).copied()) {
-            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A parsed proxy URL: `http://[user:password@]host[:port]`, `https://...`,
@@ -203,7 +115,7 @@ impl ProxyUrl {
         let credentials = Credentials::from_url(&url).map_err(|r| bad(&r))?;
         if scheme == ProxyScheme::Socks5 {
             if let Some(c) = &credentials {
-                if c.user.is_empty() || c.user.len() > 255 || c.password.len() > 255 {
+                if c.user().is_empty() || c.user().len() > 255 || c.password().len() > 255 {
                     return Err(bad(
                         "a SOCKS5 user name must be 1 to 255 bytes and a password at most 255",
                     ));
@@ -828,10 +740,10 @@ impl ProxyHandshake {
                     }
                     (2, Some(c)) => {
                         out.push(1);
-                        out.push(c.user.len() as u8);
-                        out.extend_from_slice(c.user.as_bytes());
-                        out.push(c.password.len() as u8);
-                        out.extend_from_slice(c.password.as_bytes());
+                        out.push(c.user().len() as u8);
+                        out.extend_from_slice(c.user().as_bytes());
+                        out.push(c.password().len() as u8);
+                        out.extend_from_slice(c.password().as_bytes());
                         s.state = SocksState::Auth;
                     }
                     (0xff, c) => {

@@ -36,7 +36,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-pub use crate::proxy::Credentials;
+pub use crate::credentials::Credentials;
 
 /// Whether `name` may be a host name here: letters, digits, `-`, `_` and `.`
 /// (after IDNA), so it can go into a request line or header as it is.
