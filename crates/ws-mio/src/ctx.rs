@@ -107,8 +107,9 @@ impl<'a> Ctx<'a> {
         except: Option<ConnId>,
     ) -> Result<usize, Error> {
         let here = self.state.broadcast(msg, except);
+        let index = self.loop_index();
         self.handle
-            .broadcast_to(msg, except, Some(self.loop_index()))
+            .broadcast_deferred(msg, except, index, &mut self.state.deferred_wakes)
             .map(|()| here)
     }
 

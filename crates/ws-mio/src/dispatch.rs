@@ -48,6 +48,14 @@ pub(crate) fn drive<H: Handler>(app: &mut App<H>, state: &mut LoopState, id: Con
         }
     }
     state.after_drive(id);
+    wake_deferred(app, state);
+}
+
+/// Wakes the loops this one's callbacks sent broadcasts to.
+fn wake_deferred<H: Handler>(app: &App<H>, state: &mut LoopState) {
+    if !state.deferred_wakes.is_empty() {
+        app.handle.wake_deferred(&mut state.deferred_wakes);
+    }
 }
 
 /// Drives every session marked by a command and delivers the pending
@@ -86,6 +94,7 @@ pub(crate) fn settle<H: Handler>(app: &mut App<H>, state: &mut LoopState) {
             }
         }
     }
+    wake_deferred(app, state);
 }
 
 /// Hands one event to the handler. A connection whose handler panicked

@@ -68,11 +68,16 @@ impl Remote {
     }
 
     fn push(&self, cmd: Command) -> Result<(), Error> {
+        self.push_unwoken(cmd)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Queues a command without waking the loop (the sender wakes it later,
+    /// see [`Handle::wake_deferred`]).
+    fn push_unwoken(&self, cmd: Command) -> Result<(), Error> {
         match self.tx.try_send(cmd) {
-            Ok(()) => {
-                self.wake();
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(Error::QueueFull),
             Err(TrySendError::Disconnected(_)) => Err(Error::LoopGone),
         }
@@ -211,21 +216,8 @@ impl Handle {
         msg: &PreparedMessage,
         except: Option<ConnId>,
     ) -> Result<(), Error> {
-        self.broadcast_to(msg, except, None)
-    }
-
-    /// Posts the broadcast to every loop but `skip_loop`.
-    pub(crate) fn broadcast_to(
-        &self,
-        msg: &PreparedMessage,
-        except: Option<ConnId>,
-        skip_loop: Option<usize>,
-    ) -> Result<(), Error> {
         let mut result = Ok(());
-        for (i, r) in self.loops.iter().enumerate() {
-            if Some(i) == skip_loop {
-                continue;
-            }
+        for r in self.loops.iter() {
             if let Err(e) = r.push(Command::Broadcast {
                 msg: msg.clone(),
                 except,
@@ -234,6 +226,45 @@ impl Handle {
             }
         }
         result
+    }
+
+    /// Posts the broadcast to every loop but `skip_loop` without waking them:
+    /// their indices go to `wakes`, for [`wake_deferred`](Self::wake_deferred)
+    /// once the sending loop has handled everything one read brought. A loop
+    /// woken at the first of several messages would write to its connections
+    /// once per message; woken after the last, it writes them all at once.
+    pub(crate) fn broadcast_deferred(
+        &self,
+        msg: &PreparedMessage,
+        except: Option<ConnId>,
+        skip_loop: usize,
+        wakes: &mut Vec<usize>,
+    ) -> Result<(), Error> {
+        let mut result = Ok(());
+        for (i, r) in self.loops.iter().enumerate() {
+            if i == skip_loop {
+                continue;
+            }
+            match r.push_unwoken(Command::Broadcast {
+                msg: msg.clone(),
+                except,
+            }) {
+                Ok(()) if !wakes.contains(&i) => wakes.push(i),
+                Ok(()) => {}
+                Err(e) => result = Err(e),
+            }
+        }
+        result
+    }
+
+    /// Wakes the loops [`broadcast_deferred`](Self::broadcast_deferred)
+    /// queued commands for, emptying `wakes`.
+    pub(crate) fn wake_deferred(&self, wakes: &mut Vec<usize>) {
+        for i in wakes.drain(..) {
+            if let Some(r) = self.loops.get(i) {
+                r.wake();
+            }
+        }
     }
 
     /// Runs `task` on loop `index`'s thread with that loop's [`Ctx`] (e.g. to

@@ -152,6 +152,9 @@ pub(crate) struct LoopState {
     pub(crate) refusal_config: Arc<Config>,
     /// The command budget ran out with commands still queued.
     pub(crate) commands_carry: bool,
+    /// Loops that were sent broadcasts by this one's callbacks and are still
+    /// to be woken (after the current drive: see `Handle::broadcast_deferred`).
+    pub(crate) deferred_wakes: Vec<usize>,
     pub(crate) run: RunState,
     /// Requested from inside a callback.
     pub(crate) want_stop: bool,
@@ -183,6 +186,7 @@ impl LoopState {
             refusal_config: Arc::new(refusal_config(&options.config)),
             options,
             commands_carry: false,
+            deferred_wakes: Vec::new(),
             run: RunState::Running,
             want_stop: false,
             want_shutdown: None,
