@@ -33,8 +33,11 @@ impl Credentials {
             return Ok(None);
         }
         let decode = |s: &str| {
-            percent_decode(s)
-                .ok_or_else(|| "user information is not UTF-8 once decoded".to_string())
+            // The `url` crate keeps user information percent-encoded.
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|d| d.into_owned())
+                .map_err(|_| "user information is not UTF-8 once decoded".to_string())
         };
         let user = decode(url.username())?;
         let password = decode(url.password().unwrap_or(""))?;
@@ -69,25 +72,4 @@ impl fmt::Debug for Credentials {
             .field("password", &"<redacted>")
             .finish()
     }
-}
-
-/// Percent-decodes `s` (the `url` crate keeps user information encoded).
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied(), b.get(i + 2).copied()) {
-            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
