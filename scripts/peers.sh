@@ -69,6 +69,9 @@ BROADCAST_WINDOW=${BROADCAST_WINDOW:-16}
 BROADCAST_SIZE=${BROADCAST_SIZE:-64}
 BROADCAST_TIMEOUT=${BROADCAST_TIMEOUT:-300}
 SOURCES=${SOURCES-127.0.0.2-127.0.0.9}
+TCP_CC=${TCP_CC:-}
+CC_FILE=/proc/sys/net/ipv4/tcp_congestion_control
+OLD_CC=$(cat "$CC_FILE" 2>/dev/null || echo unknown)
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MAIN_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -153,8 +156,17 @@ cleanup() {
         wait "${PID[$name]}" 2>/dev/null || true
     done
     rm -rf "$WORK"
+    if [ -n "$TCP_CC" ] && [ "$OLD_CC" != unknown ]; then
+        echo "$OLD_CC" >"$CC_FILE" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
+if [ -n "$TCP_CC" ]; then
+    if ! echo "$TCP_CC" >"$CC_FILE" 2>/dev/null; then
+        echo "== TCP_CC=$TCP_CC: cannot write $CC_FILE (root needed, and the module loaded: see $CC_FILE's neighbour tcp_available_congestion_control)" >&2
+        exit 1
+    fi
+fi
 
 # Waits (at most 10 s) until something accepts on 127.0.0.1:$1.
 wait_port() {
@@ -350,7 +362,8 @@ best_peer() {
 
 echo
 echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr), $(rustc --version)"
-echo "Command: scripts/peers.sh $SECS (wsx bench --driver $BENCH_DRIVER, ${SECS} s per run, best of $REPEAT interleaved rounds; servers with $THREADS threads/loops where they have a choice; load generator and server share the machine)"
+echo "TCP congestion control during the run: $(cat "$CC_FILE" 2>/dev/null || echo unknown) (machine default: $OLD_CC); qdisc on lo: $(ip link show lo 2>/dev/null | sed -n 's/.* qdisc \([^ ]*\).*/\1/p' | head -n 1)"
+echo "Command: ${TCP_CC:+TCP_CC=$TCP_CC }scripts/peers.sh $SECS (wsx bench --driver $BENCH_DRIVER, ${SECS} s per run, best of $REPEAT interleaved rounds; servers with $THREADS threads/loops where they have a choice; load generator and server share the machine)"
 echo
 echo "Messages/s (echoed, counted by the load generator). Ratios = ours / peer (ws-std / tungstenite: the two thread-per-connection servers): > 1 means ours is ahead. Best peer: the fastest of tungstenite, tokio-tungstenite, fastwebsockets, tokio-websockets and yawc in that row."
 echo
