@@ -131,6 +131,11 @@ impl WireQueue {
         }
         // Bounded: every round fills bytes, takes a payload slot or ends.
         loop {
+            // Asked first: `room` makes the buffer, which an idle connection (its buffer freed
+            // after a quiet spell) must not get back for nothing to write.
+            if !conn.wants_transmit() {
+                return Pulled::Empty;
+            }
             let room = self.room();
             if room.is_empty() {
                 return Pulled::Full;

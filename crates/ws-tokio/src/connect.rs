@@ -344,20 +344,21 @@ pub(crate) fn http1_connection(
     url: &WsUrl,
     options: &ConnectOptions,
     start: std::time::Instant,
-) -> Result<(Connection, usize), Error> {
+) -> Result<(Box<Connection>, usize), Error> {
     client_connection(&options.request.build(url)?, options, start)
 }
 
 /// The core's client connection for `request` (built and validated already) and its
-/// send-queue limit.
+/// send-queue limit. Boxed: it waits across the connect, and inline it would make the
+/// connecting future that much larger.
 fn client_connection(
     request: &ws_net::request::ClientRequest,
     options: &ConnectOptions,
     start: std::time::Instant,
-) -> Result<(Connection, usize), Error> {
+) -> Result<(Box<Connection>, usize), Error> {
     let config = options.config.clone().streaming(false);
     let limit = config.limits.max_send_queue;
-    Ok((Connection::client(config, request, start)?, limit))
+    Ok((Box::new(Connection::client(config, request, start)?), limit))
 }
 
 /// For `wss://`: the rustls configuration and the server name to check; `None` for `ws://`.

@@ -454,9 +454,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// or the core freed its buffers after `release_buffers_after` of quiet): a busy
     /// connection keeps it (no allocation per message).
     fn release_if_quiet(&mut self) {
-        if self.out.is_empty() && self.conn.retained_bytes() == 0 {
-            self.out.release();
+        if self.conn.retained_bytes() == 0 {
+            self.release_write_buffer();
         }
+    }
+
+    /// Frees the write buffer if everything in it is written: after the opening handshake
+    /// (its response or request is out, and an idle connection should not keep the buffer),
+    /// and when the connection has been quiet.
+    pub(crate) fn release_write_buffer(&mut self) {
+        self.out.release();
     }
 
     /// Fires the core's timers; the connection may have been quiet, so the write buffer may

@@ -203,6 +203,7 @@ pub mod hyper;
 pub mod h2;
 
 use std::future::poll_fn;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -296,19 +297,29 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 /// and returns [`Error::Command`]. A `decide` that panics answers 500 too and returns
 /// [`Error::CallbackPanicked`] with the panic's message: application code cannot leave a
 /// client without an answer.
+///
+/// `config` is a [`Config`] or an `Arc<Config>`: a server that passes one `Arc` to every
+/// connection (with `streaming` off, as the stream delivers whole messages) shares it instead
+/// of holding a copy per connection.
 pub async fn accept_with<S, F>(
     stream: S,
-    config: Config,
+    config: impl Into<Arc<Config>>,
     decide: F,
 ) -> Result<WebSocketStream<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&UpgradeRequest) -> Decision,
 {
-    let config = config.streaming(false);
+    let mut config: Arc<Config> = config.into();
+    if config.streaming {
+        // The stream hands out whole messages.
+        Arc::make_mut(&mut config).streaming = false;
+    }
     let limit = config.limits.max_send_queue;
     let conn = Connection::server(config, now());
-    let mut inner = Inner::new(stream, conn, limit);
+    // On the heap while the handshake runs: the future (and the task of a server that spawns
+    // one per connection) stays small, not one connection's state larger.
+    let mut inner = Box::new(Inner::new(stream, conn, limit));
     poll_fn(|cx| inner.poll_until(cx, Until::Handshake, Role::Read)).await;
     let Some(request) = inner.request.take() else {
         return Err(inner.failure());
@@ -343,7 +354,8 @@ where
     }
     // The 101 goes out now; a peer that leaves at once shows as the stream's end.
     poll_fn(|cx| inner.poll_until(cx, Until::Flushed, Role::Write)).await;
-    Ok(WebSocketStream::from_inner(inner))
+    inner.release_write_buffer();
+    Ok(WebSocketStream::from_inner(*inner))
 }
 
 /// Client role: performs the HTTP/1.1 opening handshake over `stream` (already connected, TLS
@@ -357,7 +369,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<WebSocketStream<S>, Error> {
     let config = config.streaming(false);
     let limit = config.limits.max_send_queue;
-    let conn = Connection::client(config, request, now())?;
+    let conn = Box::new(Connection::client(config, request, now())?);
     client_handshake(stream, conn, limit).await
 }
 
@@ -365,13 +377,15 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
 /// opening handshake.
 pub(crate) async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    conn: Connection,
+    conn: Box<Connection>,
     send_queue_limit: usize,
 ) -> Result<WebSocketStream<S>, Error> {
-    let mut inner = Inner::new(stream, conn, send_queue_limit);
+    // On the heap while the handshake runs (see `accept_with`).
+    let mut inner = Box::new(Inner::new(stream, *conn, send_queue_limit));
     poll_fn(|cx| inner.poll_until(cx, Until::Handshake, Role::Read)).await;
     if inner.open.is_none() {
         return Err(inner.failure());
     }
-    Ok(WebSocketStream::from_inner(inner))
+    inner.release_write_buffer();
+    Ok(WebSocketStream::from_inner(*inner))
 }

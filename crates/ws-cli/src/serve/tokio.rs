@@ -65,7 +65,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// What every connection task shares.
 struct Server {
-    config: ws_proto::Config,
+    /// Shared by every connection (`streaming` off, as `accept_with` wants it).
+    config: Arc<ws_proto::Config>,
     /// `--http2`: HTTP/2 (ALPN `h2`, or the preface on plain TCP) besides HTTP/1.1.
     http2: bool,
     tls: Option<TlsAcceptor>,
@@ -191,7 +192,7 @@ async fn serve(
     };
     let scheme = scheme(tls.as_ref());
     let server = Arc::new(Server {
-        config: a.proto.config(),
+        config: Arc::new(a.proto.config().streaming(false)),
         http2: a.http2,
         tls: tls
             .map(|t| match a.http2 {
@@ -325,6 +326,8 @@ async fn within<T>(
 /// `--http2`, [`http2`] when the client speaks HTTP/2 (ALPN `h2`, or the
 /// HTTP/2 preface on plain TCP).
 async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Arc<Server>) {
+    // The TLS and HTTP/2 paths are boxed: their states are large, and inline they would
+    // make every connection's task as large (a plain idle connection's task was 10.9 KB).
     match &server.tls {
         None => {
             if server.http2
@@ -332,26 +335,36 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, server: &Arc<Serv
                     .await
                     .unwrap_or(false)
             {
-                http2(tcp, peer, id, server).await;
+                Box::pin(http2(tcp, peer, id, server)).await;
             } else {
                 // Plain TCP: woken once per large frame, not per piece.
                 session(tcp, peer, id, server, WebSocketStream::wake_on_whole_frames).await;
             }
         }
-        Some(acceptor) => {
-            let limit = server.config.handshake_timeout;
-            match within(limit, async {
-                acceptor.accept(tcp).await.map_err(|e| e.to_string())
-            })
-            .await
-            {
-                Ok(tls) if server.http2 && ws_tokio::h2::is_h2(&tls) => {
-                    http2(tls, peer, id, server).await;
-                }
-                Ok(tls) => session(tls, peer, id, server, |_| {}).await,
-                Err(e) => debug!("[ws#{id}] TLS handshake with {peer} failed: {e}"),
-            }
+        Some(acceptor) => Box::pin(tls_connection(acceptor, tcp, peer, id, server)).await,
+    }
+}
+
+/// A `wss://` connection: the TLS handshake, then HTTP/2 (ALPN `h2`, with `--http2`) or
+/// [`session`].
+async fn tls_connection(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    server: &Arc<Server>,
+) {
+    let limit = server.config.handshake_timeout;
+    match within(limit, async {
+        acceptor.accept(tcp).await.map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(tls) if server.http2 && ws_tokio::h2::is_h2(&tls) => {
+            http2(tls, peer, id, server).await;
         }
+        Ok(tls) => session(tls, peer, id, server, |_| {}).await,
+        Err(e) => debug!("[ws#{id}] TLS handshake with {peer} failed: {e}"),
     }
 }
 
@@ -368,7 +381,7 @@ where
     let streams = AtomicU64::new(0);
     let served = ws_tokio::h2::serve_connection(
         io,
-        server.config.clone(),
+        (*server.config).clone(),
         &ws_tokio::h2::Http2Options::default(),
         |req| {
             if let Ok(mut p) = path.lock() {

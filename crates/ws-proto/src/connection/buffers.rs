@@ -35,6 +35,11 @@ impl Connection {
         if self.msg.is_none() {
             self.ext.release_buffers();
         }
+        // The outgoing frame queue's room, once everything in it is sent: an idle
+        // connection holds no spare capacity (it grows again with the next message).
+        if self.data_q.is_empty() {
+            self.data_q = VecDeque::new();
+        }
     }
 
     /// When the buffers are due to be freed, if there is anything to free.
