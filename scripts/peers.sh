@@ -30,7 +30,11 @@
 # $BROADCAST_SUBS; wsx checks every delivery (each subscriber gets every
 # message, in order, once) and reports deliveries/s from the first publish
 # to the last delivery, after a sync round that every subscriber must
-# receive. Subscribers connect from the $SOURCES addresses in turn (more
+# receive. With BROADCAST_DEFLATE=1 (default) ws-mio and ws-tokio also run
+# with permessage-deflate (one loop / worker; the subscribers offer it, the
+# server answers server_no_context_takeover so that each message is
+# compressed once for all), in a table of their own: the room has no
+# deflate. Subscribers connect from the $SOURCES addresses in turn (more
 # ephemeral ports); the open-file limit is raised (`ulimit -n`) up to the
 # hard limit.
 #
@@ -68,6 +72,7 @@ BROADCAST_MESSAGES=${BROADCAST_MESSAGES:-1000}
 BROADCAST_WINDOW=${BROADCAST_WINDOW:-16}
 BROADCAST_SIZE=${BROADCAST_SIZE:-64}
 BROADCAST_TIMEOUT=${BROADCAST_TIMEOUT:-300}
+BROADCAST_DEFLATE=${BROADCAST_DEFLATE:-1}
 SOURCES=${SOURCES-127.0.0.2-127.0.0.9}
 TCP_CC=${TCP_CC:-}
 CC_FILE=/proc/sys/net/ipv4/tcp_congestion_control
@@ -126,6 +131,11 @@ BSERVERS=(
     "ws-mio|$WSX serve ADDR --driver mio --broadcast --threads THREADS --quiet --no-deflate --max-connections 100000"
     "ws-tokio|$WSX serve ADDR --driver tokio --broadcast --threads THREADS --quiet --no-deflate --max-connections 100000"
     "tokio-tungstenite room|env TOKIO_WORKER_THREADS=THREADS $PB/tokio_tungstenite_room ADDR"
+)
+# The same rooms with permessage-deflate (BROADCAST_DEFLATE=1), one thread.
+DSERVERS=(
+    "ws-mio|$WSX serve ADDR --driver mio --broadcast --threads 1 --quiet --max-connections 100000"
+    "ws-tokio|$WSX serve ADDR --driver tokio --broadcast --threads 1 --quiet --max-connections 100000"
 )
 # label | wsx bench arguments
 SCENARIOS=(
@@ -200,11 +210,11 @@ bench() {
 # One broadcast run; prints "deliveries/s echoes" or "err" (with the
 # reason on stderr).
 bench_broadcast() {
-    local port=$1 subs=$2 out
+    local port=$1 subs=$2 extra=${3:-} out
     # shellcheck disable=SC2086
     if out=$(timeout $((BROADCAST_TIMEOUT + 30)) "$WSX" bench "ws://127.0.0.1:$port/" --broadcast \
         --subscribers "$subs" --messages "$BROADCAST_MESSAGES" --size "$BROADCAST_SIZE" \
-        --window "$BROADCAST_WINDOW" --timeout "$BROADCAST_TIMEOUT" $SOURCE_ARGS \
+        --window "$BROADCAST_WINDOW" --timeout "$BROADCAST_TIMEOUT" $SOURCE_ARGS $extra \
         --csv --quiet 2>"$WORK/bench.err"); then
         echo "$out" | awk -F, '/^csv,/ {print $7, $15}'
     else
@@ -216,6 +226,7 @@ bench_broadcast() {
 declare -A RESULT MEM DEFLATE ECHOES CPU
 NAMES=()
 BNAMES=()
+DNAMES=()
 # Every server runs from the start (idle ones cost nothing), so the rounds
 # below can interleave them: slow drifts of the shared machine then hit
 # every server alike.
@@ -255,6 +266,23 @@ if [ "$BROADCAST" = 1 ]; then
             BNAMES+=("$name")
         done
     done
+    if [ "$BROADCAST_DEFLATE" = 1 ]; then
+        for s in "${DSERVERS[@]}"; do
+            IFS='|' read -r name cmd <<<"$s"
+            key="d:$name"
+            port=$((BASE_PORT + i))
+            i=$((i + 1))
+            # shellcheck disable=SC2086
+            ${cmd//ADDR/127.0.0.1:$port} >"$WORK/d$i.out" 2>"$WORK/d$i.err" &
+            PID[$key]=$!
+            if ! wait_port "$port"; then
+                echo "== $name (broadcast, deflate) did not start: $(head -c 300 "$WORK/d$i.err")" >&2
+                continue
+            fi
+            PORT[$key]=$port
+            DNAMES+=("$name")
+        done
+    fi
 fi
 
 # Idle memory first, on every fresh process (IDLE=0: skipped).
@@ -337,6 +365,12 @@ for round in $(seq 1 "$REPEAT"); do
             keep_best "b|$name|$subs" "$rate"
             [ -n "${echoes:-}" ] && ECHOES["$name"]=$echoes
             echo "  round $round, broadcast, $subs subscribers, $name: $rate deliveries/s (echoes to the publisher: ${echoes:-?})" >&2
+        done
+        for name in "${DNAMES[@]}"; do
+            r=$(bench_broadcast "${PORT[d:$name]}" "$subs" --deflate)
+            read -r rate _ <<<"$r"
+            keep_best "d|$name|$subs" "$rate"
+            echo "  round $round, broadcast with deflate, $subs subscribers, $name: $rate deliveries/s" >&2
         done
     done
 done
@@ -469,4 +503,17 @@ if [ "$BROADCAST" = 1 ]; then
     echo -n "Messages the server relayed back to the publisher (not counted as deliveries; last run):"
     for name in "${BNAMES[@]}"; do echo -n " $name ${ECHOES[$name]:-?};"; done
     echo " (of $BROADCAST_MESSAGES)."
+    if [ "${#DNAMES[@]}" -gt 0 ]; then
+        echo
+        echo "Broadcast with permessage-deflate (the same benchmark; the subscribers offer deflate, the server answers server_no_context_takeover, so each message is compressed once for all subscribers; one loop / worker; best of $REPEAT rounds). The tokio-tungstenite room has no deflate: its column is its best without, for scale."
+        echo
+        echo "| subscribers | ws-mio, deflate | ws-tokio, deflate | tokio-tungstenite room, no deflate (best) | ws-mio deflate / room | ws-tokio deflate / room |"
+        echo "|---:|---:|---:|---:|---:|---:|"
+        for subs in $BROADCAST_SUBS; do
+            IFS='|' read -r r _ <<<"$(best_of "tokio-tungstenite room" "$subs")"
+            m=$(cell "d|ws-mio|$subs")
+            tk=$(cell "d|ws-tokio|$subs")
+            echo "| $subs | $m | $tk | $r | $(ratio "$m" "$r") | $(ratio "$tk" "$r") |"
+        done
+    fi
 fi

@@ -102,6 +102,23 @@ impl ProtoArgs {
     }
 }
 
+impl ServeArgs {
+    /// The core configuration of every connection: the protocol options, and
+    /// for `--broadcast` a deflate answer without context takeover on our
+    /// side (a message is then compressed once and the same bytes go to every
+    /// receiver, see `ws_proto::PreparedMessage`; with context takeover each
+    /// connection would compress it again).
+    pub fn config(&self) -> ws_proto::Config {
+        let mut cfg = self.proto.config();
+        if self.broadcast {
+            if let Some(d) = cfg.deflate.as_mut() {
+                d.server_no_context_takeover = true;
+            }
+        }
+        cfg
+    }
+}
+
 /// `wsx serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -131,7 +148,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub http2: bool,
     /// Relay every message to every other connection (the sender does not
-    /// get its own messages back) instead of echoing.
+    /// get its own messages back) instead of echoing. With permessage-deflate
+    /// the server answers `server_no_context_takeover`, so that a message is
+    /// compressed once for all its receivers.
     #[arg(long)]
     pub broadcast: bool,
     /// --broadcast across processes: rooms are request paths, and every

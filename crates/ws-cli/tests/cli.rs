@@ -243,7 +243,15 @@ fn broadcast_relays_to_the_other_clients() {
 fn broadcast_with(driver: &str) {
     let s = serve(&["--driver", driver, "--broadcast"]);
     let url = s.url.clone();
-    let listener = ws_std::connect(&url, &ws_std::ClientOptions::default()).unwrap();
+    let offer = ws_std::ClientOptions::default().deflate(Some(ws_proto::DeflateConfig::default()));
+    let listener = ws_std::connect(&url, &offer).unwrap();
+    // A room answers permessage-deflate without context takeover on its side: a message is
+    // then compressed once for all its receivers.
+    let agreed = listener.open_info().extensions.clone().unwrap_or_default();
+    assert!(
+        agreed.starts_with("permessage-deflate") && agreed.contains("server_no_context_takeover"),
+        "{driver}: agreed extensions {agreed:?}"
+    );
     let (mut reader, _writer) = listener.split();
     let (tx, rx) = std::sync::mpsc::channel();
     // Ends when the connection does (the server is killed on drop).

@@ -186,7 +186,7 @@ pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::Serve
     let served = Arc::new(AtomicUsize::new(0));
     let origins = Arc::new(a.origins.clone());
     let options = Options::default()
-        .config(a.proto.config())
+        .config(a.config())
         .max_connections(a.max_connections.max(1));
     let mut builder = LoopGroup::builder()
         .loops(a.threads.max(1))

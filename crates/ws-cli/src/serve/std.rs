@@ -26,7 +26,7 @@ pub(super) fn run(a: &ServeArgs, addr: SocketAddr, tls: Option<Arc<rustls::Serve
     };
     let origins = a.origins.clone();
     let mut server = ServerOptions::default()
-        .config(a.proto.config())
+        .config(a.config())
         .on_upgrade(move |req| {
             if origin_allowed(&origins, req.origin.as_deref()) {
                 UpgradeResponse::accept()

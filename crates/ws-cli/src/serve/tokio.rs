@@ -192,7 +192,7 @@ async fn serve(
     };
     let scheme = scheme(tls.as_ref());
     let server = Arc::new(Server {
-        config: Arc::new(a.proto.config().streaming(false)),
+        config: Arc::new(a.config().streaming(false)),
         http2: a.http2,
         tls: tls
             .map(|t| match a.http2 {
