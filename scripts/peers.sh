@@ -227,22 +227,28 @@ declare -A RESULT MEM DEFLATE ECHOES CPU
 NAMES=()
 BNAMES=()
 DNAMES=()
+# start KEY WHAT CMD: runs CMD (ADDR replaced by the next port) as server
+# KEY; returns 1 (with WHAT in the message) if it does not listen.
+i=0
+start() {
+    local key=$1 what=$2 cmd=$3 port=$((BASE_PORT + i))
+    i=$((i + 1))
+    # shellcheck disable=SC2086
+    ${cmd//ADDR/127.0.0.1:$port} >"$WORK/s$i.out" 2>"$WORK/s$i.err" &
+    PID[$key]=$!
+    if ! wait_port "$port"; then
+        echo "== $what did not start: $(head -c 300 "$WORK/s$i.err")" >&2
+        return 1
+    fi
+    PORT[$key]=$port
+}
+
 # Every server runs from the start (idle ones cost nothing), so the rounds
 # below can interleave them: slow drifts of the shared machine then hit
 # every server alike.
-i=0
 for s in "${SERVERS[@]}"; do
     IFS='|' read -r name deflate cmd <<<"$s"
-    port=$((BASE_PORT + i))
-    i=$((i + 1))
-    # shellcheck disable=SC2086
-    ${cmd//ADDR/127.0.0.1:$port} >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PID[$name]=$!
-    if ! wait_port "$port"; then
-        echo "== $name did not start: $(head -c 300 "$WORK/$name.err")" >&2
-        continue
-    fi
-    PORT[$name]=$port
+    start "$name" "$name" "$cmd" || continue
     DEFLATE[$name]=$deflate
     NAMES+=("$name")
 done
@@ -250,37 +256,13 @@ if [ "$BROADCAST" = 1 ]; then
     for s in "${BSERVERS[@]}"; do
         IFS='|' read -r bname cmd <<<"$s"
         for t in $BROADCAST_THREADS; do
-            name="$bname@$t"
-            key="b:$name"
-            port=$((BASE_PORT + i))
-            i=$((i + 1))
-            run=${cmd//ADDR/127.0.0.1:$port}
-            # shellcheck disable=SC2086
-            ${run//THREADS/$t} >"$WORK/b$i.out" 2>"$WORK/b$i.err" &
-            PID[$key]=$!
-            if ! wait_port "$port"; then
-                echo "== $name (broadcast) did not start: $(head -c 300 "$WORK/b$i.err")" >&2
-                continue
-            fi
-            PORT[$key]=$port
-            BNAMES+=("$name")
+            start "b:$bname@$t" "$bname@$t (broadcast)" "${cmd//THREADS/$t}" && BNAMES+=("$bname@$t")
         done
     done
     if [ "$BROADCAST_DEFLATE" = 1 ]; then
         for s in "${DSERVERS[@]}"; do
             IFS='|' read -r name cmd <<<"$s"
-            key="d:$name"
-            port=$((BASE_PORT + i))
-            i=$((i + 1))
-            # shellcheck disable=SC2086
-            ${cmd//ADDR/127.0.0.1:$port} >"$WORK/d$i.out" 2>"$WORK/d$i.err" &
-            PID[$key]=$!
-            if ! wait_port "$port"; then
-                echo "== $name (broadcast, deflate) did not start: $(head -c 300 "$WORK/d$i.err")" >&2
-                continue
-            fi
-            PORT[$key]=$port
-            DNAMES+=("$name")
+            start "d:$name" "$name (broadcast, deflate)" "$cmd" && DNAMES+=("$name")
         done
     fi
 fi

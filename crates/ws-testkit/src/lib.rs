@@ -13,6 +13,7 @@
 //! - [`echo_client`]: the blocking core client of the zero-allocation
 //!   tests, and their measurement
 //!   ([`echo_client::steady_state_allocations`]);
+//! - [`idle`]: the idle-memory tests' raw client and heap readings;
 //! - [`interop`]: the Python side of the interop tests (the scripts'
 //!   directory, the virtualenv's python);
 //! - [`reach`]: the proxy and redirect tests of every client driver
@@ -34,6 +35,7 @@ pub mod alloc;
 pub mod attacker;
 pub mod bad_request;
 pub mod echo_client;
+pub mod idle;
 pub mod interop;
 pub mod pair;
 pub mod reach;

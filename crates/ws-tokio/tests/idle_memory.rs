@@ -4,7 +4,7 @@
 //! The server runs on a current-thread tokio runtime on its own thread: the runtime, the IO
 //! driver, every connection's task and the core all allocate on that thread, and the kit's
 //! counting global allocator keeps that thread's heap balance (bytes allocated minus bytes
-//! freed, [`heap_balance`]). Each connection's task is `accept_with`, then an echo loop. After a
+//! freed, read through the kit's `HeapProbe`). Each connection's task is `accept_with`, then an echo loop. After a
 //! warm-up connection, [`CONNECTIONS`] clients open a connection each, exchange one small
 //! message (so the receive and write buffers are made) and go quiet; the balance is read again
 //! once the connections have freed what an idle one does not need (`release_buffers_after`).
@@ -17,15 +17,15 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use ws_proto::Config;
-use ws_testkit::alloc::{heap_balance, installed};
+use ws_testkit::alloc::installed;
+use ws_testkit::idle::{echo_hi, open_raw, HeapProbe};
 use ws_tokio::Decision;
 
 ws_testkit::counting_allocator!();
@@ -46,21 +46,9 @@ const MAX_HEAP_PER_IDLE_CONNECTION: isize = 2_600;
 /// How long a quiet connection keeps its buffers.
 const RELEASE_AFTER: Duration = Duration::from_millis(200);
 
-/// What the server thread publishes (atomics: a channel would allocate on one thread and free
-/// on the other, moving the balance being measured).
-#[derive(Default)]
-struct Shared {
-    balance: AtomicIsize,
-    /// Connections whose task is running.
-    held: AtomicUsize,
-    /// Readings so far: a reading newer than a given one is fresh.
-    turns: AtomicUsize,
-    stop: AtomicBool,
-}
-
 /// One connection's task: the handshake, then an echo until the stream ends.
-async fn serve(tcp: tokio::net::TcpStream, shared: Arc<Shared>, config: Arc<Config>) {
-    shared.held.fetch_add(1, Ordering::SeqCst);
+async fn serve(tcp: tokio::net::TcpStream, held: Arc<AtomicUsize>, config: Arc<Config>) {
+    held.fetch_add(1, Ordering::SeqCst);
     if let Ok(mut ws) = ws_tokio::accept_with(tcp, config, |_| Decision::accept()).await {
         use futures_util::SinkExt;
         while let Some(next) = ws.next().await {
@@ -69,47 +57,14 @@ async fn serve(tcp: tokio::net::TcpStream, shared: Arc<Shared>, config: Arc<Conf
             }
         }
     }
-    shared.held.fetch_sub(1, Ordering::SeqCst);
+    held.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Opens a WebSocket connection with a hand-written request (no client state on the server
-/// thread's heap), reads the 101, sends one masked text message ("hi") and reads its echo.
+/// Opens a connection (no client state on the server thread) and echoes one message, so the
+/// receive and write buffers are made.
 fn open(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert!(head.len() < 4096, "no end of the response head");
-        assert_eq!(s.read(&mut byte).unwrap(), 1, "server closed the handshake");
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101 "),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    // FIN + text, masked, 2 bytes, mask 1 2 3 4: "hi".
-    let mask = [1u8, 2, 3, 4];
-    let frame = [
-        0x81,
-        0x82,
-        mask[0],
-        mask[1],
-        mask[2],
-        mask[3],
-        b'h' ^ mask[0],
-        b'i' ^ mask[1],
-    ];
-    s.write_all(&frame).unwrap();
-    let mut echo = [0u8; 4];
-    s.read_exact(&mut echo).unwrap();
-    assert_eq!(echo, [0x81, 0x02, b'h', b'i'], "the echo of \"hi\"");
+    let mut s = open_raw(addr);
+    echo_hi(&mut s);
     s
 }
 
@@ -117,8 +72,8 @@ fn open(addr: SocketAddr) -> TcpStream {
 fn an_idle_open_connection_holds_a_few_kib_of_heap() {
     assert!(installed(), "the counting allocator is this binary's");
     let (addr_tx, addr_rx) = mpsc::channel();
-    let shared = Arc::new(Shared::default());
-    let sh = shared.clone();
+    let probe = Arc::new(HeapProbe::default());
+    let sh = probe.clone();
     let server = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -129,49 +84,22 @@ fn an_idle_open_connection_holds_a_few_kib_of_heap() {
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
             // One configuration for every connection, as a server shares it.
             let config = Arc::new(Config::default().release_buffers_after(RELEASE_AFTER));
+            let held = Arc::new(AtomicUsize::new(0));
             let end = Instant::now() + Duration::from_secs(300);
             let mut tick = tokio::time::interval(Duration::from_millis(10));
-            while !sh.stop.load(Ordering::SeqCst) && Instant::now() < end {
+            while !sh.stopped() && Instant::now() < end {
                 tokio::select! {
                     accepted = listener.accept() => {
                         if let Ok((tcp, _)) = accepted {
-                            tokio::spawn(serve(tcp, sh.clone(), config.clone()));
+                            tokio::spawn(serve(tcp, held.clone(), config.clone()));
                         }
                     }
-                    _ = tick.tick() => {
-                        sh.balance.store(heap_balance(), Ordering::SeqCst);
-                        sh.turns.fetch_add(1, Ordering::SeqCst);
-                    }
+                    _ = tick.tick() => sh.publish(held.load(Ordering::SeqCst)),
                 }
             }
         });
     });
     let addr = addr_rx.recv().unwrap();
-    // A reading taken after at least one whole tick from now.
-    let measure = || {
-        let after = shared.turns.load(Ordering::SeqCst) + 1;
-        let end = Instant::now() + Duration::from_secs(60);
-        while shared.turns.load(Ordering::SeqCst) <= after {
-            assert!(Instant::now() < end, "the server thread does not tick");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        (
-            shared.balance.load(Ordering::SeqCst),
-            shared.held.load(Ordering::SeqCst),
-        )
-    };
-    // Waits (bounded) until the server holds `n` connections and `done` accepts its heap
-    // balance; returns the last reading.
-    let settle = |n: usize, done: &dyn Fn(isize) -> bool| {
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (balance, held) = measure();
-            if (held == n && done(balance)) || Instant::now() > end {
-                return (balance, held);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
 
     // Warm-up: connections in and out, so that what is made once per runtime (the IO
     // driver's slab pages, the timer wheel, lazy statics) is not counted against the idle
@@ -179,13 +107,13 @@ fn an_idle_open_connection_holds_a_few_kib_of_heap() {
     for _ in 0..2 {
         drop(open(addr));
     }
-    let (_, held) = settle(0, &|_| true);
+    let (_, held) = probe.settle(0, &|_| true);
     assert_eq!(held, 0);
-    let (base, _) = measure();
+    let (base, _) = probe.measure();
 
     let clients: Vec<TcpStream> = (0..CONNECTIONS).map(|_| open(addr)).collect();
     let per_connection = |balance: isize| (balance - base) / CONNECTIONS as isize;
-    let (balance, held) = settle(CONNECTIONS, &|b| {
+    let (balance, held) = probe.settle(CONNECTIONS, &|b| {
         per_connection(b) <= MAX_HEAP_PER_IDLE_CONNECTION
     });
     let per = per_connection(balance);
@@ -202,9 +130,9 @@ fn an_idle_open_connection_holds_a_few_kib_of_heap() {
     );
 
     drop(clients);
-    let (_, held) = settle(0, &|_| true);
+    let (_, held) = probe.settle(0, &|_| true);
     assert_eq!(held, 0, "every connection closed");
-    shared.stop.store(true, Ordering::SeqCst);
+    probe.stop();
     server.join().unwrap();
 }
 
