@@ -19,7 +19,6 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::net::TcpStream;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -68,35 +67,16 @@ fn an_idle_open_connection_holds_about_1_kib_of_heap_on_the_loop() {
     });
     let addr = addr_rx.recv().unwrap();
 
-    // Warm-up: one connection in and out, so that what is made once per
-    // loop (the read pool's first segment, the work lists, lazy statics)
-    // is not counted against the idle connections.
-    drop(open_raw(addr));
-    let (_, held) = probe.settle(0, &|_| true);
-    assert_eq!(held, 0);
-    let (base, _) = probe.measure();
-
-    let clients: Vec<TcpStream> = (0..CONNECTIONS).map(|_| open_raw(addr)).collect();
-    let per_connection = |balance: isize| (balance - base) / CONNECTIONS as isize;
-    let (balance, held) = probe.settle(CONNECTIONS, &|b| {
-        per_connection(b) <= MAX_HEAP_PER_IDLE_CONNECTION
-    });
-    let per = per_connection(balance);
-    eprintln!("heap per idle connection: {per} bytes ({CONNECTIONS} connections)");
-    assert_eq!(held, CONNECTIONS, "every connection is held while measured");
-    // The measure is real: a connection costs at least its session.
-    assert!(
-        per >= 256,
-        "{per} bytes per connection is too little to be real"
+    // One warm-up connection: what is made once per loop (the read pool's
+    // first segment, the work lists, lazy statics) is not counted. A
+    // connection costs at least its session (256 B).
+    probe.per_idle_connection(
+        CONNECTIONS,
+        1,
+        &|| open_raw(addr),
+        256,
+        MAX_HEAP_PER_IDLE_CONNECTION,
     );
-    assert!(
-        per <= MAX_HEAP_PER_IDLE_CONNECTION,
-        "{per} bytes of heap per idle connection (bound {MAX_HEAP_PER_IDLE_CONNECTION})"
-    );
-
-    drop(clients);
-    let (_, held) = probe.settle(0, &|_| true);
-    assert_eq!(held, 0, "every connection closed");
     probe.stop();
     server.join().unwrap();
 }

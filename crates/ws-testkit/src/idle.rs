@@ -76,6 +76,49 @@ impl HeapProbe {
     }
 }
 
+impl HeapProbe {
+    /// The whole measurement, against a server that publishes here: `warm_up`
+    /// connections opened with `open` and closed (what is made once per
+    /// server is then not counted), the baseline, `n` connections opened and
+    /// held until their heap per connection is at most `max` (or 60 s
+    /// passed), the checks (every one held; at least `min` bytes each, or
+    /// the measure is not real; at most `max`), then every connection closed
+    /// and gone. Returns the heap bytes per idle connection.
+    pub fn per_idle_connection(
+        &self,
+        n: usize,
+        warm_up: usize,
+        open: &dyn Fn() -> TcpStream,
+        min: isize,
+        max: isize,
+    ) -> isize {
+        for _ in 0..warm_up {
+            drop(open());
+        }
+        let (_, held) = self.settle(0, &|_| true);
+        assert_eq!(held, 0, "the warm-up connections are gone");
+        let (base, _) = self.measure();
+        let clients: Vec<TcpStream> = (0..n).map(|_| open()).collect();
+        let per_connection = |balance: isize| (balance - base) / n as isize;
+        let (balance, held) = self.settle(n, &|b| per_connection(b) <= max);
+        let per = per_connection(balance);
+        eprintln!("heap per idle connection: {per} bytes ({n} connections)");
+        assert_eq!(held, n, "every connection is held while measured");
+        assert!(
+            per >= min,
+            "{per} bytes per connection is too little to be real"
+        );
+        assert!(
+            per <= max,
+            "{per} bytes of heap per idle connection (bound {max})"
+        );
+        drop(clients);
+        let (_, held) = self.settle(0, &|_| true);
+        assert_eq!(held, 0, "every connection closed");
+        per
+    }
+}
+
 /// Opens a WebSocket connection to `addr` with a hand-written request (no
 /// client state on the heap of any thread that matters) and reads the 101.
 pub fn open_raw(addr: SocketAddr) -> TcpStream {

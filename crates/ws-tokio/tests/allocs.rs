@@ -12,13 +12,14 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use ws_proto::{Config, DeflateConfig, MessageKind};
 use ws_testkit::alloc::{watch_this_thread, watched_allocations};
 use ws_testkit::echo_client::{steady_state_allocations, EchoClient};
+
+mod common;
 
 ws_testkit::counting_allocator!();
 
@@ -30,37 +31,26 @@ enum Mode {
 
 /// Starts a one-connection echo server on a counted thread running a current-thread runtime.
 fn echo_server(cfg: Config, mode: Mode) -> (SocketAddr, std::thread::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        watch_this_thread();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    common::server_thread(watch_this_thread, move |listener| async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let mut ws = ws_tokio::accept_with(tcp, cfg, |_| ws_tokio::Decision::accept())
+            .await
             .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let (tcp, _) = listener.accept().await.unwrap();
-            tcp.set_nodelay(true).unwrap();
-            let mut ws = ws_tokio::accept_with(tcp, cfg, |_| ws_tokio::Decision::accept())
-                .await
-                .unwrap();
-            let serve = async {
-                while let Some(Ok(m)) = ws.next().await {
-                    let r = match mode {
-                        Mode::Send => ws.send(m).await,
-                        Mode::Feed => ws.feed(m).await,
-                    };
-                    if r.is_err() {
-                        return;
-                    }
+        let serve = async {
+            while let Some(Ok(m)) = ws.next().await {
+                let r = match mode {
+                    Mode::Send => ws.send(m).await,
+                    Mode::Feed => ws.feed(m).await,
+                };
+                if r.is_err() {
+                    return;
                 }
-            };
-            // Bounded: the client closes long before this.
-            let _ = tokio::time::timeout(Duration::from_secs(120), serve).await;
-        });
-    });
-    (rx.recv().unwrap(), t)
+            }
+        };
+        // Bounded: the client closes long before this.
+        let _ = tokio::time::timeout(Duration::from_secs(120), serve).await;
+    })
 }
 
 /// Allocations on the server thread while `n` messages are echoed after `warm_up` of them.

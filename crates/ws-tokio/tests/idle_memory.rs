@@ -19,7 +19,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -27,6 +27,8 @@ use ws_proto::Config;
 use ws_testkit::alloc::installed;
 use ws_testkit::idle::{echo_hi, open_raw, HeapProbe};
 use ws_tokio::Decision;
+
+mod common;
 
 ws_testkit::counting_allocator!();
 
@@ -71,17 +73,11 @@ fn open(addr: SocketAddr) -> TcpStream {
 #[test]
 fn an_idle_open_connection_holds_a_few_kib_of_heap() {
     assert!(installed(), "the counting allocator is this binary's");
-    let (addr_tx, addr_rx) = mpsc::channel();
     let probe = Arc::new(HeapProbe::default());
     let sh = probe.clone();
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+    let (addr, server) = common::server_thread(
+        || {},
+        move |listener| async move {
             // One configuration for every connection, as a server shares it.
             let config = Arc::new(Config::default().release_buffers_after(RELEASE_AFTER));
             let held = Arc::new(AtomicUsize::new(0));
@@ -97,41 +93,18 @@ fn an_idle_open_connection_holds_a_few_kib_of_heap() {
                     _ = tick.tick() => sh.publish(held.load(Ordering::SeqCst)),
                 }
             }
-        });
-    });
-    let addr = addr_rx.recv().unwrap();
-
-    // Warm-up: connections in and out, so that what is made once per runtime (the IO
-    // driver's slab pages, the timer wheel, lazy statics) is not counted against the idle
-    // connections.
-    for _ in 0..2 {
-        drop(open(addr));
-    }
-    let (_, held) = probe.settle(0, &|_| true);
-    assert_eq!(held, 0);
-    let (base, _) = probe.measure();
-
-    let clients: Vec<TcpStream> = (0..CONNECTIONS).map(|_| open(addr)).collect();
-    let per_connection = |balance: isize| (balance - base) / CONNECTIONS as isize;
-    let (balance, held) = probe.settle(CONNECTIONS, &|b| {
-        per_connection(b) <= MAX_HEAP_PER_IDLE_CONNECTION
-    });
-    let per = per_connection(balance);
-    eprintln!("heap per idle connection: {per} bytes ({CONNECTIONS} connections)");
-    assert_eq!(held, CONNECTIONS, "every connection is held while measured");
-    // The measure is real: a connection costs at least its core.
-    assert!(
-        per >= 700,
-        "{per} bytes per connection is too little to be real"
-    );
-    assert!(
-        per <= MAX_HEAP_PER_IDLE_CONNECTION,
-        "{per} bytes of heap per idle connection (bound {MAX_HEAP_PER_IDLE_CONNECTION})"
+        },
     );
 
-    drop(clients);
-    let (_, held) = probe.settle(0, &|_| true);
-    assert_eq!(held, 0, "every connection closed");
+    // Two warm-up connections: what is made once per runtime (the IO driver's slab pages, the
+    // timer wheel, lazy statics) is not counted. A connection costs at least its core (700 B).
+    probe.per_idle_connection(
+        CONNECTIONS,
+        2,
+        &|| open(addr),
+        700,
+        MAX_HEAP_PER_IDLE_CONNECTION,
+    );
     probe.stop();
     server.join().unwrap();
 }

@@ -175,3 +175,28 @@ pub fn cert() -> Cert {
         server,
     }
 }
+
+/// Runs `serve` with a listener on 127.0.0.1:0 on a thread of its own, in a current-thread
+/// runtime: everything the server does (the runtime, the IO driver, every task) happens on
+/// that one thread, which the counting tests measure. `first` runs on the thread before the
+/// runtime is built. Returns the listener's address and the thread.
+pub fn server_thread<F, Fut>(first: fn(), serve: F) -> (SocketAddr, std::thread::JoinHandle<()>)
+where
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        first();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            serve(listener).await;
+        });
+    });
+    (rx.recv().unwrap(), t)
+}
