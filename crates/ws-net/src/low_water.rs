@@ -72,6 +72,52 @@ impl LowWater {
     }
 }
 
+/// Waits until `sock` is readable as its mark says (the mark's worth of bytes queued, the end
+/// of the stream or an error), at most `timeout` (`None`: no limit). Returns whether it is.
+///
+/// For a blocking reader: a one-byte `peek` ignores the mark (the kernel waits for the smaller
+/// of the mark and the length asked for), `poll` honours it. Elsewhere than Linux (where the
+/// mark is never raised) it answers at once that the socket may be read.
+pub fn wait_readable(
+    sock: BorrowedFd<'_>,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<bool> {
+    poll_in(sock, timeout)
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn poll_in(sock: BorrowedFd<'_>, timeout: Option<std::time::Duration>) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let ms = timeout.map_or(-1, |t| {
+        // Rounded up: a wait shorter than asked would wake before the deadline.
+        let ms = t.as_nanos().div_ceil(1_000_000);
+        libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+    });
+    let mut fds = [libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    loop {
+        // SAFETY: `fds` is a live array of one `pollfd` and the count passed is its length; the
+        // descriptor is borrowed for this call, so it is open.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+        if rc >= 0 {
+            return Ok(rc > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn poll_in(_sock: BorrowedFd<'_>, _timeout: Option<std::time::Duration>) -> io::Result<bool> {
+    Ok(true)
+}
+
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn set(sock: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
@@ -172,5 +218,27 @@ mod tests {
         let mut got = Vec::new();
         b.read_to_end(&mut got).unwrap();
         assert_eq!(got.len(), 1000);
+    }
+
+    /// A blocking reader's wait honours the mark: bytes below it do not wake it, the mark's
+    /// worth does, and so do the bytes below it once the mark is lowered.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn wait_readable_honours_the_mark() {
+        let (mut a, b) = pair();
+        let mut lw = LowWater::default();
+        lw.after_empty_read(b.as_fd(), 100_000);
+        a.write_all(&[1u8; 1000]).unwrap();
+        let short = Some(Duration::from_millis(50));
+        assert!(
+            !wait_readable(b.as_fd(), short).unwrap(),
+            "1,000 bytes under a 100,000-byte mark"
+        );
+        assert!(lw.reset(b.as_fd()));
+        assert!(wait_readable(b.as_fd(), Some(Duration::from_secs(10))).unwrap());
+        lw.after_empty_read(b.as_fd(), 100_000);
+        // The rest of the mark: readable (bounded wait, the kernel has it all at once).
+        a.write_all(&[2u8; 99_000]).unwrap();
+        assert!(wait_readable(b.as_fd(), Some(Duration::from_secs(10))).unwrap());
     }
 }

@@ -23,16 +23,22 @@
 //! them straight into the core's receive buffer (`receive_buffer`) under the
 //! stack lock (a read that cannot block). For TLS, rustls decrypts straight
 //! into the core's receive buffer; what goes to rustls is copied as before.
+//! While a large frame arrives on a plain connection that one thread uses,
+//! the socket's receive low-water mark is the rest of the frame
+//! (`ws_net::low_water`) and the reader waits with `poll`, which honours it
+//! (a one-byte `peek` does not): one wake-up per frame, not per piece.
 //!
 //! [`Shared::drive`] is the only routine that drives the core (drain
 //! `poll_transmit`, drain `poll_event`, read `poll_timeout`).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use ws_net::low_water::{self, LowWater};
 use ws_net::wire::WireQueue;
 use ws_proto::{Connection, Event, Transmit};
 
@@ -530,6 +536,10 @@ pub(crate) struct Reader {
     timeout_set: Option<Option<Duration>>,
     /// When set, `next_event` gives up (`None`) once it passes.
     deadline: Option<Instant>,
+    /// The socket's receive low-water mark: raised to the rest of a large
+    /// frame, so that the reader wakes once it is all there (plain
+    /// connections that one thread uses; see [`Reader::read`]).
+    low_water: LowWater,
 }
 
 impl Reader {
@@ -541,6 +551,7 @@ impl Reader {
             eof: false,
             timeout_set: None,
             deadline: None,
+            low_water: LowWater::default(),
         }
     }
 
@@ -594,6 +605,15 @@ impl Reader {
             };
             let timeout = self.wait_for(shared, deadline);
             if timeout.is_some_and(|t| t.is_zero()) {
+                // A slow sender's bytes under a raised mark are not silence:
+                // lower it and read them before the timers run.
+                if self.low_water.reset(self.sock.as_fd())
+                    && low_water::wait_readable(self.sock.as_fd(), Some(Duration::ZERO))
+                        .unwrap_or(false)
+                {
+                    let r = self.read(shared);
+                    self.after_read(shared, r);
+                }
                 shared.step(false, |_, _| {});
                 continue;
             }
@@ -604,27 +624,34 @@ impl Reader {
                 }
                 self.timeout_set = Some(timeout);
             }
-            match self.read(shared) {
-                Ok(0) => {
-                    self.eof = true;
-                    shared.step(false, |stack, now| stack.input_eof(now));
-                }
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    shared.step(false, |_, _| {});
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.eof = true;
-                    shared.step(false, |stack, now| {
-                        stack.transport_error(now, Error::from_io(e))
-                    });
-                }
+            let r = self.read(shared);
+            self.after_read(shared, r);
+        }
+    }
+
+    /// Hands the outcome of a read to the core: the end of the stream, a
+    /// timeout (the timers run), or a failure.
+    fn after_read(&mut self, shared: &Shared, r: io::Result<usize>) {
+        match r {
+            Ok(0) => {
+                self.eof = true;
+                shared.step(false, |stack, now| stack.input_eof(now));
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                shared.step(false, |_, _| {});
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.eof = true;
+                shared.step(false, |stack, now| {
+                    stack.transport_error(now, Error::from_io(e))
+                });
             }
         }
     }
@@ -633,19 +660,41 @@ impl Reader {
     /// the end of the stream. Small reads go to the reader's buffer outside
     /// every lock, then are copied into the core. During a bulk transfer on
     /// a plain connection, the reader waits for bytes with a one-byte `peek`
-    /// (outside every lock), then reads them straight into the core's
-    /// receive buffer under the stack lock: a read that cannot block, since
-    /// only this reader reads the socket.
+    /// (outside every lock), or with `poll` while the low-water mark is
+    /// raised, then reads them straight into the core's receive buffer under
+    /// the stack lock: a read that cannot block, since only this reader
+    /// reads the socket.
     fn read(&mut self, shared: &Shared) -> io::Result<usize> {
         if self.lend && shared.plain {
-            if self.sock.peek(&mut [0u8; 1])? == 0 {
+            let fd = self.sock.as_fd();
+            if self.low_water.is_raised() {
+                // A one-byte `peek` would ignore the mark: `poll` honours it.
+                let wait = self.timeout_set.flatten();
+                if !low_water::wait_readable(fd, wait)? {
+                    // The deadline came first: lower the mark and take what
+                    // arrived under it (the timers then see it), or time out.
+                    self.low_water.reset(fd);
+                    if !low_water::wait_readable(fd, Some(Duration::ZERO))? {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+            } else if self.sock.peek(&mut [0u8; 1])? == 0 {
                 return Ok(0);
             }
             let sock = &self.sock;
-            let (r, mid_frame) = shared.step(false, |stack, now| {
-                (stack.read_into_core(now, sock), stack.mid_frame)
+            let (r, mid_frame, missing) = shared.step(false, |stack, now| {
+                let r = stack.read_into_core(now, sock);
+                (r, stack.mid_frame, stack.conn.frame_remaining())
             });
             let n = r?;
+            // The next wait ends when the rest of a large frame is there, not
+            // at its next piece. Not while other threads use the connection:
+            // their drives run the timers, which must see every byte.
+            if n > 0 && !shared.concurrent.load(Ordering::Relaxed) {
+                self.low_water.after_empty_read(fd, missing);
+            } else {
+                self.low_water.reset(fd);
+            }
             self.lend = n >= CHUNK / 2 || mid_frame;
             return Ok(n);
         }

@@ -302,3 +302,35 @@ fn a_panicking_upgrade_callback_answers_500_and_the_server_serves_on() {
     assert!(matches!(ws.recv().unwrap(), Received::Message(_)));
     assert!(server.shutdown());
 }
+
+/// A large frame that arrives slowly, in pieces far apart, is not silence: while the reader
+/// waits until the rest of the frame is there (the socket's receive low-water mark,
+/// `ws_net::low_water`), the idle timer first lowers the mark and reads what came, which counts
+/// as activity. Each piece is far smaller than the rest of the frame, and the frame takes longer
+/// than the idle timeout.
+#[test]
+fn a_large_frame_trickling_in_is_not_taken_for_silence() {
+    use std::io::Write;
+    use ws_testkit::attacker::{frame, read_frame, upgrade, BINARY, FIN};
+    let idle = Duration::from_millis(1500);
+    let server =
+        echo_server(ServerOptions::default().config(Config::default().idle_timeout(Some(idle))));
+    let mut raw = upgrade(server.local_addr(), "/slow", "");
+    let payload: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let whole = frame(FIN | BINARY, true, &payload);
+    let started = Instant::now();
+    for piece in whole.chunks(50_000) {
+        raw.write_all(piece).unwrap();
+        // The sender's pace (the scenario), not a wait for the server.
+        thread::sleep(Duration::from_millis(300));
+    }
+    assert!(started.elapsed() > idle * 2, "{:?}", started.elapsed());
+    let echo = read_frame(&mut raw).expect("the echo, not a closed connection");
+    assert_eq!(
+        echo.opcode(),
+        BINARY,
+        "the echo, not a close: {:?}",
+        echo.payload.get(..2)
+    );
+    assert!(echo.payload == payload, "echo differs");
+}
