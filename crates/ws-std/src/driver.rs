@@ -607,10 +607,7 @@ impl Reader {
             if timeout.is_some_and(|t| t.is_zero()) {
                 // A slow sender's bytes under a raised mark are not silence:
                 // lower it and read them before the timers run.
-                if self.low_water.reset(self.sock.as_fd())
-                    && low_water::wait_readable(self.sock.as_fd(), Some(Duration::ZERO))
-                        .unwrap_or(false)
-                {
+                if self.lower_mark().unwrap_or(false) {
                     let r = self.read(shared);
                     self.after_read(shared, r);
                 }
@@ -627,6 +624,16 @@ impl Reader {
             let r = self.read(shared);
             self.after_read(shared, r);
         }
+    }
+
+    /// Lowers a raised low-water mark (before the core's timers run); returns
+    /// whether bytes that sat under it are queued, to be read first.
+    fn lower_mark(&mut self) -> io::Result<bool> {
+        let fd = self.sock.as_fd();
+        if !self.low_water.reset(fd) {
+            return Ok(false);
+        }
+        low_water::wait_readable(fd, Some(Duration::ZERO))
     }
 
     /// Hands the outcome of a read to the core: the end of the stream, a
@@ -666,17 +673,13 @@ impl Reader {
     /// reads the socket.
     fn read(&mut self, shared: &Shared) -> io::Result<usize> {
         if self.lend && shared.plain {
-            let fd = self.sock.as_fd();
             if self.low_water.is_raised() {
                 // A one-byte `peek` would ignore the mark: `poll` honours it.
                 let wait = self.timeout_set.flatten();
-                if !low_water::wait_readable(fd, wait)? {
-                    // The deadline came first: lower the mark and take what
-                    // arrived under it (the timers then see it), or time out.
-                    self.low_water.reset(fd);
-                    if !low_water::wait_readable(fd, Some(Duration::ZERO))? {
-                        return Err(io::ErrorKind::TimedOut.into());
-                    }
+                // The deadline came first: take what arrived under the mark
+                // (the timers then see it), or time out.
+                if !low_water::wait_readable(self.sock.as_fd(), wait)? && !self.lower_mark()? {
+                    return Err(io::ErrorKind::TimedOut.into());
                 }
             } else if self.sock.peek(&mut [0u8; 1])? == 0 {
                 return Ok(0);
@@ -687,6 +690,7 @@ impl Reader {
                 (r, stack.mid_frame, stack.conn.frame_remaining())
             });
             let n = r?;
+            let fd = self.sock.as_fd();
             // The next wait ends when the rest of a large frame is there, not
             // at its next piece. Not while other threads use the connection:
             // their drives run the timers, which must see every byte.

@@ -455,13 +455,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// connection keeps it (no allocation per message).
     fn release_if_quiet(&mut self) {
         if self.conn.retained_bytes() == 0 {
-            self.release_write_buffer();
+            self.out.release();
         }
     }
 
-    /// Frees the write buffer if everything in it is written: after the opening handshake
-    /// (its response or request is out, and an idle connection should not keep the buffer),
-    /// and when the connection has been quiet.
+    /// Frees the write buffer if everything in it is written (once the opening handshake is
+    /// out: an idle connection should not keep it).
     pub(crate) fn release_write_buffer(&mut self) {
         self.out.release();
     }

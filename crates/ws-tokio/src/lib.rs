@@ -354,7 +354,6 @@ where
     }
     // The 101 goes out now; a peer that leaves at once shows as the stream's end.
     poll_fn(|cx| inner.poll_until(cx, Until::Flushed, Role::Write)).await;
-    inner.release_write_buffer();
     Ok(WebSocketStream::from_inner(*inner))
 }
 
@@ -386,6 +385,5 @@ pub(crate) async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     if inner.open.is_none() {
         return Err(inner.failure());
     }
-    inner.release_write_buffer();
     Ok(WebSocketStream::from_inner(*inner))
 }

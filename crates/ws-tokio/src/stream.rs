@@ -207,7 +207,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         f(&mut self.shared.lock())
     }
 
-    pub(crate) fn from_inner(inner: Inner<S>) -> Self {
+    /// The stream over a connection whose handshake is done: the write buffer that carried
+    /// the handshake is freed (an idle connection holds none; the first message makes it).
+    pub(crate) fn from_inner(mut inner: Inner<S>) -> Self {
+        inner.release_write_buffer();
         WebSocketStream {
             shared: Shared(Arc::new(Mutex::new(inner))),
         }
